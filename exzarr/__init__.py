@@ -1,0 +1,53 @@
+"""exzarr: chunked, compressed N-dimensional arrays in the Zarr v2 format.
+
+The data path (decompression, filters, chunk copies) runs in a Cython core with the
+GIL released, linked directly to libzstd, liblz4, libdeflate and libblosc.
+
+>>> import exzarr
+>>> a = exzarr.create(shape=(1000, 1000), chunks=(100, 100), dtype="float64")
+>>> a[0, :3] = 1.5
+>>> a[0, :4]
+array([1.5, 1.5, 1.5, 0. ])
+"""
+
+from exzarr import config, errors
+from exzarr.api import create, load, open, save
+from exzarr.array import Array
+from exzarr.errors import (
+    ChunksRequiredError,
+    CorruptChunkError,
+    ExZarrError,
+    InvalidChunksError,
+    InvalidFilterConfigError,
+    InvalidShapeError,
+    MetadataNotFoundError,
+    PathNotFoundError,
+    ReadOnlyError,
+    ShapeRequiredError,
+    UnknownCodecError,
+    UnknownFilterError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Array",
+    "ChunksRequiredError",
+    "CorruptChunkError",
+    "ExZarrError",
+    "InvalidChunksError",
+    "InvalidFilterConfigError",
+    "InvalidShapeError",
+    "MetadataNotFoundError",
+    "PathNotFoundError",
+    "ReadOnlyError",
+    "ShapeRequiredError",
+    "UnknownCodecError",
+    "UnknownFilterError",
+    "config",
+    "create",
+    "errors",
+    "load",
+    "open",
+    "save",
+]

@@ -1,0 +1,1091 @@
+# cython: language_level=3
+"""GIL-free data path of exzarr: decode and encode batches of Zarr chunks.
+
+The Python layers decide *what* moves (chunk keys, regions, the codec chain); this
+module moves the bytes. One call handles a whole batch of chunks with the GIL
+released: decompress (straight into the output when a chunk maps onto one
+contiguous block of it), undo filters in place, copy the selected region; or the
+reverse on write. Every length and offset handed in is checked, and a failure is
+reported as a status code for one chunk, which :func:`_raise_for_status` turns into
+the matching exception with the chunk's position in the batch.
+"""
+
+from cpython.buffer cimport PyBUF_SIMPLE, PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdlib cimport calloc, free, malloc, realloc
+from libc.string cimport memcmp, memcpy, memset, strncpy
+
+cimport numpy as cnp
+
+from exzarr._lib.blosc cimport *
+from exzarr._lib.deflate cimport *
+from exzarr._lib.lz4 cimport *
+from exzarr._lib.zstd cimport *
+
+cnp.import_array()
+
+DEF MAX_NDIM = 32
+
+# --------------------------------------------------------------------------------------
+# Codec steps
+# --------------------------------------------------------------------------------------
+
+cdef enum StepKind:
+    STEP_RAW = 0        # no compressor: the chunk bytes as they are
+    STEP_ZLIB = 1
+    STEP_GZIP = 2
+    STEP_ZSTD = 3
+    STEP_LZ4 = 4
+    STEP_BLOSC = 5
+    STEP_DELTA = 16     # size-preserving filter over native-endian numbers
+
+cdef enum ElemType:
+    E_I1 = 1
+    E_I2
+    E_I4
+    E_I8
+    E_U1
+    E_U2
+    E_U4
+    E_U8
+    E_F4
+    E_F8
+
+cdef struct Step:
+    int kind
+    int level           # zlib/gzip/zstd level, blosc clevel
+    int option          # zstd checksum flag, lz4 acceleration, blosc shuffle
+    int elem            # delta element type (ElemType)
+    size_t typesize     # blosc typesize
+    size_t blocksize    # blosc blocksize (0 = automatic)
+    char cname[16]      # blosc compressor name
+
+# Status codes reported per chunk.
+cdef enum Status:
+    ST_OK = 0
+    ST_CORRUPT = 1      # the compressed stream is not valid for this codec
+    ST_SIZE = 2         # it decoded to a size other than the chunk's
+    ST_NOMEM = 3
+    ST_ENCODE = 4       # the compression library failed
+
+_STEP_KINDS = {"raw": STEP_RAW, "zlib": STEP_ZLIB, "gzip": STEP_GZIP, "zstd": STEP_ZSTD,
+               "lz4": STEP_LZ4, "blosc": STEP_BLOSC, "delta": STEP_DELTA}
+_ELEM_TYPES = {"i1": E_I1, "i2": E_I2, "i4": E_I4, "i8": E_I8, "u1": E_U1, "u2": E_U2,
+               "u4": E_U4, "u8": E_U8, "f4": E_F4, "f8": E_F8}
+_COMPRESSOR_KINDS = frozenset({STEP_RAW, STEP_ZLIB, STEP_GZIP, STEP_ZSTD, STEP_LZ4, STEP_BLOSC})
+
+
+cdef class Pipeline:
+    """A codec chain the core runs without the GIL: filters, then one compressor.
+
+    Parameters
+    ----------
+    filters : list of dict
+        Size-preserving filters in encode order, each ``{"kind": "delta", "elem": "i8"}``.
+    compressor : dict or None
+        ``{"kind": "zstd", "level": 1, "checksum": False}`` and the like; ``None`` stores
+        chunk bytes as they are.
+    """
+
+    cdef Step* steps        # steps[0] is the compressor, then the filters in encode order
+    cdef int nsteps
+    cdef readonly object description
+
+    def __cinit__(self, list filters not None, compressor):
+        self.nsteps = 1 + len(filters)
+        self.steps = <Step*>calloc(self.nsteps, sizeof(Step))
+        if self.steps == NULL:
+            raise MemoryError()
+        self._set_step(0, compressor if compressor is not None else {"kind": "raw"})
+        for i, f in enumerate(filters):
+            self._set_step(1 + i, f)
+        self.description = (compressor, tuple(filters))
+
+    def __dealloc__(self):
+        free(self.steps)
+
+    cdef _set_step(self, int i, dict spec):
+        cdef Step* s = &self.steps[i]
+        kind = _STEP_KINDS.get(spec.get("kind"))
+        if kind is None:
+            raise ValueError(f"the core has no codec step {spec.get('kind')!r}")
+        if (i == 0) != (kind in _COMPRESSOR_KINDS):
+            raise ValueError(f"codec step {spec['kind']!r} is not allowed at position {i}")
+        s.kind = kind
+        if kind == STEP_ZSTD:
+            level = int(spec.get("level", 0))
+            if not ZSTD_minCLevel() <= level <= ZSTD_maxCLevel():
+                raise ValueError(f"zstd level {level} is outside "
+                                 f"[{ZSTD_minCLevel()}, {ZSTD_maxCLevel()}]")
+            s.level = level
+            s.option = 1 if spec.get("checksum") else 0
+        elif kind == STEP_ZLIB or kind == STEP_GZIP:
+            level = int(spec.get("level", 1))
+            if not 0 <= level <= 9:
+                raise ValueError(f"zlib/gzip level {level} is outside [0, 9]")
+            s.level = level
+        elif kind == STEP_LZ4:
+            s.option = max(1, int(spec.get("acceleration", 1)))
+        elif kind == STEP_BLOSC:
+            cname = spec.get("cname", "lz4").encode("ascii")
+            if len(cname) >= 16 or cname.decode() not in blosc_compressors():
+                raise ValueError(f"blosc has no compressor {cname.decode()!r}; "
+                                 f"available: {', '.join(blosc_compressors())}")
+            strncpy(s.cname, cname, 15)
+            s.level = int(spec.get("clevel", 5))
+            if not 0 <= s.level <= 9:
+                raise ValueError(f"blosc clevel {s.level} is outside [0, 9]")
+            s.option = int(spec.get("shuffle", 1))
+            if s.option not in (0, 1, 2):
+                raise ValueError(f"blosc shuffle {s.option} is not 0, 1 or 2")
+            s.typesize = int(spec.get("typesize", 1))
+            if s.typesize < 1:
+                s.typesize = 1
+            s.blocksize = int(spec.get("blocksize", 0))
+        elif kind == STEP_DELTA:
+            elem = _ELEM_TYPES.get(spec.get("elem"))
+            if elem is None:
+                raise ValueError(f"delta has no C path for element type {spec.get('elem')!r}")
+            s.elem = elem
+
+    def __repr__(self):
+        return f"<exzarr._core.Pipeline compressor={self.description[0]!r} filters={list(self.description[1])!r}>"
+
+
+def blosc_compressors():
+    """Names of the compressors the linked c-blosc was built with."""
+    return (<bytes>blosc_list_compressors()).decode().split(",")
+
+
+def library_versions():
+    """Versions of the linked compression libraries, as a dict."""
+    zv = ZSTD_versionNumber()
+    lv = LZ4_versionNumber()
+    return {
+        "zstd": f"{zv // 10000}.{zv // 100 % 100}.{zv % 100}",
+        "lz4": f"{lv // 10000}.{lv // 100 % 100}.{lv % 100}",
+        "libdeflate": (<bytes>LIBDEFLATE_VERSION_STRING).decode(),
+        "blosc": (<bytes>BLOSC_VERSION_STRING).decode(),
+    }
+
+
+# --------------------------------------------------------------------------------------
+# Per-call state: codec contexts are created lazily, once per batch, never shared
+# between threads.
+# --------------------------------------------------------------------------------------
+
+cdef struct Ctx:
+    ZSTD_DCtx* zd
+    ZSTD_CCtx* zc
+    libdeflate_decompressor* dd
+    libdeflate_compressor* dc
+    int dc_level
+    const char* detail     # static text describing the last failure
+
+
+cdef void ctx_free(Ctx* c) noexcept nogil:
+    if c.zd != NULL:
+        ZSTD_freeDCtx(c.zd)
+    if c.zc != NULL:
+        ZSTD_freeCCtx(c.zc)
+    if c.dd != NULL:
+        libdeflate_free_decompressor(c.dd)
+    if c.dc != NULL:
+        libdeflate_free_compressor(c.dc)
+
+
+# --------------------------------------------------------------------------------------
+# Decompression: src -> dst, which must come out at exactly `expected` bytes.
+# --------------------------------------------------------------------------------------
+
+cdef inline uint32_t load_le32(const uint8_t* p) noexcept nogil:
+    return <uint32_t>p[0] | (<uint32_t>p[1] << 8) | (<uint32_t>p[2] << 16) | (<uint32_t>p[3] << 24)
+
+
+cdef inline void store_le32(uint8_t* p, uint32_t v) noexcept nogil:
+    p[0] = v & 0xFF
+    p[1] = (v >> 8) & 0xFF
+    p[2] = (v >> 16) & 0xFF
+    p[3] = (v >> 24) & 0xFF
+
+
+cdef int decompress_any(Ctx* c, const Step* s, const uint8_t* src, size_t srclen,
+                        uint8_t* dst, size_t cap, size_t* outlen) noexcept nogil:
+    """Decompress into at most ``cap`` bytes; ST_SIZE when that is too little."""
+    cdef size_t r, actual_in = 0, actual_out = 0, nbytes = 0
+    cdef int n
+    cdef libdeflate_result lr
+    outlen[0] = 0
+    if s.kind == STEP_RAW:
+        if srclen > cap:
+            c.detail = "stored size exceeds the chunk size"
+            return ST_SIZE
+        memcpy(dst, src, srclen)
+        outlen[0] = srclen
+        return ST_OK
+    if s.kind == STEP_ZSTD:
+        if c.zd == NULL:
+            c.zd = ZSTD_createDCtx()
+            if c.zd == NULL:
+                return ST_NOMEM
+        # Handles frames with no content size and several concatenated frames.
+        r = ZSTD_decompressDCtx(c.zd, dst, cap, src, srclen)
+        if ZSTD_isError(r):
+            c.detail = ZSTD_getErrorName(r)
+            return ST_SIZE if ZSTD_getErrorCode(r) == ZSTD_error_dstSize_tooSmall else ST_CORRUPT
+        outlen[0] = r
+        return ST_OK
+    if s.kind == STEP_ZLIB or s.kind == STEP_GZIP:
+        if c.dd == NULL:
+            c.dd = libdeflate_alloc_decompressor()
+            if c.dd == NULL:
+                return ST_NOMEM
+        if s.kind == STEP_ZLIB:
+            lr = libdeflate_zlib_decompress_ex(c.dd, src, srclen, dst, cap,
+                                               &actual_in, &actual_out)
+        else:
+            lr = libdeflate_gzip_decompress_ex(c.dd, src, srclen, dst, cap,
+                                               &actual_in, &actual_out)
+        if lr == LIBDEFLATE_INSUFFICIENT_SPACE:
+            c.detail = "deflate data decodes to more than the chunk size"
+            return ST_SIZE
+        if lr != LIBDEFLATE_SUCCESS:
+            c.detail = "invalid deflate stream"
+            return ST_CORRUPT
+        outlen[0] = actual_out
+        return ST_OK
+    if s.kind == STEP_LZ4:
+        if srclen < 4:
+            c.detail = "lz4 chunk shorter than its 4-byte size header"
+            return ST_CORRUPT
+        nbytes = load_le32(src)
+        if nbytes > cap or nbytes > <size_t>LZ4_MAX_INPUT_SIZE or srclen - 4 > <size_t>LZ4_MAX_INPUT_SIZE:
+            c.detail = "lz4 size header exceeds the chunk size"
+            return ST_SIZE
+        n = LZ4_decompress_safe(<const char*>src + 4, <char*>dst, <int>(srclen - 4),
+                                <int>nbytes)
+        if n < 0 or <size_t>n != nbytes:
+            c.detail = "invalid lz4 block"
+            return ST_CORRUPT
+        outlen[0] = nbytes
+        return ST_OK
+    if s.kind == STEP_BLOSC:
+        # c-blosc reads its own header for the compressed length: check it against
+        # what we actually hold before letting it look past the header.
+        if srclen < <size_t>BLOSC_MIN_HEADER_LENGTH or blosc_cbuffer_validate(src, srclen, &nbytes) != 0:
+            c.detail = "invalid blosc header"
+            return ST_CORRUPT
+        if nbytes > cap:
+            c.detail = "blosc header size exceeds the chunk size"
+            return ST_SIZE
+        if nbytes > 0:
+            n = blosc_decompress_ctx(src, dst, nbytes, 1)
+            if n <= 0 or <size_t>n != nbytes:
+                c.detail = "invalid blosc data"
+                return ST_CORRUPT
+        outlen[0] = nbytes
+        return ST_OK
+    c.detail = "unknown compressor step"
+    return ST_CORRUPT
+
+
+cdef int decompress_step(Ctx* c, const Step* s, const uint8_t* src, size_t srclen,
+                         uint8_t* dst, size_t expected) noexcept nogil:
+    """Decompress into exactly ``expected`` bytes."""
+    cdef size_t outlen = 0
+    cdef int st = decompress_any(c, s, src, srclen, dst, expected, &outlen)
+    if st == ST_OK and outlen != expected:
+        c.detail = "the chunk decodes to fewer bytes than the chunk size"
+        return ST_SIZE
+    return st
+
+
+cdef size_t compress_bound(const Step* s, size_t n) noexcept nogil:
+    if s.kind == STEP_RAW:
+        return n
+    if s.kind == STEP_ZSTD:
+        return ZSTD_compressBound(n)
+    if s.kind == STEP_ZLIB or s.kind == STEP_GZIP:
+        # libdeflate's bound for any level, computed without a compressor at hand:
+        # stored blocks cost 5 bytes per 10,000 or so, plus the stream wrapper.
+        return n + (n // 10000 + 1) * 5 + 64
+    if s.kind == STEP_LZ4:
+        return 4 + <size_t>LZ4_compressBound(<int>n)
+    if s.kind == STEP_BLOSC:
+        return n + BLOSC_MAX_OVERHEAD
+    return 0
+
+
+cdef int compress_step(Ctx* c, const Step* s, const uint8_t* src, size_t n,
+                       uint8_t* dst, size_t cap, size_t* outlen) noexcept nogil:
+    cdef size_t r
+    cdef int k
+    if s.kind == STEP_RAW:
+        memcpy(dst, src, n)
+        outlen[0] = n
+        return ST_OK
+    if s.kind == STEP_ZSTD:
+        if c.zc == NULL:
+            c.zc = ZSTD_createCCtx()
+            if c.zc == NULL:
+                return ST_NOMEM
+        ZSTD_CCtx_reset(c.zc, ZSTD_reset_session_and_parameters)
+        ZSTD_CCtx_setParameter(c.zc, ZSTD_c_compressionLevel, s.level)
+        ZSTD_CCtx_setParameter(c.zc, ZSTD_c_checksumFlag, s.option)
+        r = ZSTD_compress2(c.zc, dst, cap, src, n)
+        if ZSTD_isError(r):
+            c.detail = ZSTD_getErrorName(r)
+            return ST_ENCODE
+        outlen[0] = r
+        return ST_OK
+    if s.kind == STEP_ZLIB or s.kind == STEP_GZIP:
+        if c.dc == NULL or c.dc_level != s.level:
+            if c.dc != NULL:
+                libdeflate_free_compressor(c.dc)
+            c.dc = libdeflate_alloc_compressor(s.level)
+            c.dc_level = s.level
+            if c.dc == NULL:
+                return ST_NOMEM
+        if s.kind == STEP_ZLIB:
+            r = libdeflate_zlib_compress(c.dc, src, n, dst, cap)
+        else:
+            r = libdeflate_gzip_compress(c.dc, src, n, dst, cap)
+        if r == 0:
+            c.detail = "libdeflate output exceeded its bound"
+            return ST_ENCODE
+        outlen[0] = r
+        return ST_OK
+    if s.kind == STEP_LZ4:
+        if n > <size_t>LZ4_MAX_INPUT_SIZE:
+            c.detail = "chunk too large for an lz4 block"
+            return ST_ENCODE
+        store_le32(dst, <uint32_t>n)
+        k = LZ4_compress_fast(<const char*>src, <char*>dst + 4, <int>n, <int>(cap - 4), s.option)
+        if k <= 0 and n > 0:
+            c.detail = "lz4 compression failed"
+            return ST_ENCODE
+        outlen[0] = 4 + <size_t>k
+        return ST_OK
+    if s.kind == STEP_BLOSC:
+        if n > BLOSC_MAX_BUFFERSIZE:
+            c.detail = "chunk too large for blosc"
+            return ST_ENCODE
+        k = blosc_compress_ctx(s.level, s.option, s.typesize, n, src, dst, cap,
+                               s.cname, s.blocksize, 1)
+        if k <= 0:
+            c.detail = "blosc compression failed"
+            return ST_ENCODE
+        outlen[0] = <size_t>k
+        return ST_OK
+    c.detail = "unknown compressor step"
+    return ST_ENCODE
+
+
+# --------------------------------------------------------------------------------------
+# Filters (in place, size-preserving). Integer arithmetic wraps, as NumPy's does.
+# --------------------------------------------------------------------------------------
+
+ctypedef fused delta_t:
+    uint8_t
+    uint16_t
+    uint32_t
+    uint64_t
+    float
+    double
+
+
+cdef void delta_decode_t(delta_t* x, size_t n) noexcept nogil:
+    cdef size_t i
+    for i in range(1, n):
+        x[i] = x[i] + x[i - 1]
+
+
+cdef void delta_encode_t(delta_t* x, size_t n) noexcept nogil:
+    cdef size_t i = n
+    while i > 1:
+        i -= 1
+        x[i] = x[i] - x[i - 1]
+
+
+cdef void filter_step(const Step* s, uint8_t* buf, size_t nbytes, bint encode) noexcept nogil:
+    if s.kind != STEP_DELTA:
+        return
+    if s.elem == E_I1 or s.elem == E_U1:
+        if encode: delta_encode_t(<uint8_t*>buf, nbytes)
+        else: delta_decode_t(<uint8_t*>buf, nbytes)
+    elif s.elem == E_I2 or s.elem == E_U2:
+        if encode: delta_encode_t(<uint16_t*>buf, nbytes // 2)
+        else: delta_decode_t(<uint16_t*>buf, nbytes // 2)
+    elif s.elem == E_I4 or s.elem == E_U4:
+        if encode: delta_encode_t(<uint32_t*>buf, nbytes // 4)
+        else: delta_decode_t(<uint32_t*>buf, nbytes // 4)
+    elif s.elem == E_I8 or s.elem == E_U8:
+        if encode: delta_encode_t(<uint64_t*>buf, nbytes // 8)
+        else: delta_decode_t(<uint64_t*>buf, nbytes // 8)
+    elif s.elem == E_F4:
+        if encode: delta_encode_t(<float*>buf, nbytes // 4)
+        else: delta_decode_t(<float*>buf, nbytes // 4)
+    elif s.elem == E_F8:
+        if encode: delta_encode_t(<double*>buf, nbytes // 8)
+        else: delta_decode_t(<double*>buf, nbytes // 8)
+
+
+cdef int decode_chain(Ctx* c, const Step* steps, int nsteps, const uint8_t* src,
+                      size_t srclen, uint8_t* dst, size_t nbytes) noexcept nogil:
+    cdef int st = decompress_step(c, &steps[0], src, srclen, dst, nbytes)
+    cdef int i
+    if st != ST_OK:
+        return st
+    for i in range(nsteps - 1, 0, -1):
+        filter_step(&steps[i], dst, nbytes, False)
+    return ST_OK
+
+
+cdef int encode_chain(Ctx* c, const Step* steps, int nsteps, const uint8_t* src,
+                      size_t nbytes, uint8_t* work, uint8_t* dst, size_t cap,
+                      size_t* outlen) noexcept nogil:
+    """Filters (into `work` when there are any), then the compressor into `dst`."""
+    cdef int i
+    if nsteps > 1:
+        if work != src:
+            memcpy(work, src, nbytes)
+        for i in range(1, nsteps):
+            filter_step(&steps[i], work, nbytes, True)
+        src = work
+    return compress_step(c, &steps[0], src, nbytes, dst, cap, outlen)
+
+
+# --------------------------------------------------------------------------------------
+# Strided N-d copies and fills over byte strides.
+# --------------------------------------------------------------------------------------
+
+cdef int coalesce(Py_ssize_t* counts, Py_ssize_t* a, Py_ssize_t* b, int ndim) noexcept nogil:
+    """Drop unit dimensions and merge neighbours contiguous in both a and b."""
+    cdef int i, m = 0
+    for i in range(ndim):
+        if counts[i] == 1:
+            continue
+        if m > 0 and a[m - 1] == a[i] * counts[i] and b[m - 1] == b[i] * counts[i]:
+            counts[m - 1] *= counts[i]
+            a[m - 1] = a[i]
+            b[m - 1] = b[i]
+            continue
+        counts[m] = counts[i]
+        a[m] = a[i]
+        b[m] = b[i]
+        m += 1
+    return m
+
+
+cdef inline void copy_row(char* dst, Py_ssize_t ds, const char* src, Py_ssize_t ss,
+                          Py_ssize_t n, Py_ssize_t itemsize) noexcept nogil:
+    cdef Py_ssize_t i
+    if ds == itemsize and ss == itemsize:
+        memcpy(dst, src, n * itemsize)
+    elif itemsize == 1:
+        for i in range(n):
+            dst[i * ds] = src[i * ss]
+    elif itemsize == 2:
+        for i in range(n):
+            (<uint16_t*>(dst + i * ds))[0] = (<const uint16_t*>(src + i * ss))[0]
+    elif itemsize == 4:
+        for i in range(n):
+            (<uint32_t*>(dst + i * ds))[0] = (<const uint32_t*>(src + i * ss))[0]
+    elif itemsize == 8:
+        for i in range(n):
+            (<uint64_t*>(dst + i * ds))[0] = (<const uint64_t*>(src + i * ss))[0]
+    else:
+        for i in range(n):
+            memcpy(dst + i * ds, src + i * ss, itemsize)
+
+
+cdef void copy_nd(char* dst, const Py_ssize_t* dst_strides, const char* src,
+                  const Py_ssize_t* src_strides, const Py_ssize_t* counts_in, int ndim,
+                  Py_ssize_t itemsize) noexcept nogil:
+    cdef Py_ssize_t counts[MAX_NDIM]
+    cdef Py_ssize_t ds[MAX_NDIM]
+    cdef Py_ssize_t ss[MAX_NDIM]
+    cdef Py_ssize_t idx[MAX_NDIM]
+    cdef int i, m, d
+    for i in range(ndim):
+        if counts_in[i] == 0:
+            return
+        counts[i] = counts_in[i]
+        ds[i] = dst_strides[i]
+        ss[i] = src_strides[i]
+    m = coalesce(counts, ds, ss, ndim)
+    if m == 0:
+        memcpy(dst, src, itemsize)
+        return
+    for i in range(m):
+        idx[i] = 0
+    while True:
+        copy_row(dst, ds[m - 1], src, ss[m - 1], counts[m - 1], itemsize)
+        d = m - 2
+        while d >= 0:
+            idx[d] += 1
+            dst += ds[d]
+            src += ss[d]
+            if idx[d] < counts[d]:
+                break
+            dst -= ds[d] * counts[d]
+            src -= ss[d] * counts[d]
+            idx[d] = 0
+            d -= 1
+        if d < 0:
+            return
+
+
+cdef void fill_row(char* dst, Py_ssize_t ds, Py_ssize_t n, const char* pattern,
+                   Py_ssize_t itemsize, bint zero) noexcept nogil:
+    cdef Py_ssize_t i, done, step
+    if zero and ds == itemsize:
+        memset(dst, 0, n * itemsize)
+        return
+    if ds == itemsize and n > 0:
+        # Write one element, then double the filled run with memcpy.
+        memcpy(dst, pattern, itemsize)
+        done = 1
+        while done < n:
+            step = done if done <= n - done else n - done
+            memcpy(dst + done * itemsize, dst, step * itemsize)
+            done += step
+        return
+    for i in range(n):
+        memcpy(dst + i * ds, pattern, itemsize)
+
+
+cdef void fill_nd(char* dst, const Py_ssize_t* dst_strides, const Py_ssize_t* counts_in,
+                  int ndim, const char* pattern, Py_ssize_t itemsize) noexcept nogil:
+    cdef Py_ssize_t counts[MAX_NDIM]
+    cdef Py_ssize_t ds[MAX_NDIM]
+    cdef Py_ssize_t dummy[MAX_NDIM]
+    cdef Py_ssize_t idx[MAX_NDIM]
+    cdef int i, m, d
+    cdef bint zero = True
+    for i in range(itemsize):
+        if pattern[i] != 0:
+            zero = False
+    for i in range(ndim):
+        if counts_in[i] == 0:
+            return
+        counts[i] = counts_in[i]
+        ds[i] = dst_strides[i]
+        dummy[i] = dst_strides[i]
+    m = coalesce(counts, ds, dummy, ndim)
+    if m == 0:
+        memcpy(dst, pattern, itemsize)
+        return
+    for i in range(m):
+        idx[i] = 0
+    while True:
+        fill_row(dst, ds[m - 1], counts[m - 1], pattern, itemsize, zero)
+        d = m - 2
+        while d >= 0:
+            idx[d] += 1
+            dst += ds[d]
+            if idx[d] < counts[d]:
+                break
+            dst -= ds[d] * counts[d]
+            idx[d] = 0
+            d -= 1
+        if d < 0:
+            return
+
+
+cdef bint all_equal_fill(const uint8_t* buf, size_t nbytes, const char* pattern,
+                         Py_ssize_t itemsize, int nan_kind) noexcept nogil:
+    """True when every element equals the fill value (NaN fill: every element is NaN)."""
+    cdef size_t i, n
+    cdef const float* f4
+    cdef const double* f8
+    if nan_kind == 4:
+        f4 = <const float*>buf
+        n = nbytes // 4
+        for i in range(n):
+            if f4[i] == f4[i]:
+                return False
+        return True
+    if nan_kind == 8:
+        f8 = <const double*>buf
+        n = nbytes // 8
+        for i in range(n):
+            if f8[i] == f8[i]:
+                return False
+        return True
+    if nbytes == 0:
+        return True
+    if memcmp(buf, pattern, itemsize) != 0:
+        return False
+    # buf == pattern repeated iff buf[itemsize:] == buf[:-itemsize].
+    return memcmp(buf + itemsize, buf, nbytes - itemsize) == 0
+
+
+# --------------------------------------------------------------------------------------
+# Chunk geometry shared by the batch calls.
+# --------------------------------------------------------------------------------------
+
+cdef struct Geometry:
+    int ndim
+    Py_ssize_t itemsize
+    size_t chunk_nbytes
+    Py_ssize_t chunk_shape[MAX_NDIM]
+    Py_ssize_t chunk_strides[MAX_NDIM]   # byte strides inside a decoded chunk
+    Py_ssize_t arr_shape[MAX_NDIM]       # shape of the user's output / value array
+    Py_ssize_t arr_strides[MAX_NDIM]
+    bint arr_c_contiguous
+    bint chunk_c_order
+
+
+cdef int setup_geometry(Geometry* g, tuple chunk_shape, bint f_order, cnp.ndarray arr,
+                        const int64_t[:, :, ::1] plan) except -1:
+    cdef int d, ndim = len(chunk_shape)
+    cdef Py_ssize_t stride
+    if ndim > MAX_NDIM:
+        raise ValueError(f"exzarr supports at most {MAX_NDIM} dimensions, not {ndim}")
+    if arr.ndim != ndim:
+        raise ValueError(f"array has {arr.ndim} dimensions, the chunk grid {ndim}")
+    if plan.shape[0] > 0 and (plan.shape[1] != ndim or plan.shape[2] != 4):
+        raise ValueError("plan must have shape (nchunks, ndim, 4)")
+    g.ndim = ndim
+    g.itemsize = arr.itemsize
+    g.chunk_c_order = not f_order or ndim <= 1
+    stride = g.itemsize
+    for d in range(ndim):
+        g.chunk_shape[d] = chunk_shape[d]
+        if g.chunk_shape[d] <= 0:
+            raise ValueError("chunk dimensions must be positive")
+    if f_order:
+        for d in range(ndim):
+            g.chunk_strides[d] = stride
+            stride *= g.chunk_shape[d]
+    else:
+        for d in range(ndim - 1, -1, -1):
+            g.chunk_strides[d] = stride
+            stride *= g.chunk_shape[d]
+    g.chunk_nbytes = stride
+    for d in range(ndim):
+        g.arr_shape[d] = arr.shape[d]
+        g.arr_strides[d] = arr.strides[d]
+    g.arr_c_contiguous = cnp.PyArray_IS_C_CONTIGUOUS(arr)
+    # Every region of the plan must lie inside its chunk and inside the array.
+    cdef Py_ssize_t i, cs, step, os, cnt, last
+    for i in range(plan.shape[0]):
+        for d in range(ndim):
+            cs = plan[i, d, 0]
+            step = plan[i, d, 1]
+            os = plan[i, d, 2]
+            cnt = plan[i, d, 3]
+            last = cs + (cnt - 1) * step
+            if (cnt < 0 or step == 0 or os < 0 or os + cnt > g.arr_shape[d]
+                    or (cnt > 0 and (cs < 0 or cs >= g.chunk_shape[d]
+                                     or last < 0 or last >= g.chunk_shape[d]))):
+                raise ValueError(f"plan entry {i} dimension {d} lies outside its chunk or array")
+    return 0
+
+
+cdef bint region_is_whole_contiguous(const Geometry* g, const int64_t[:, :, ::1] plan,
+                                     Py_ssize_t i, char** start) noexcept nogil:
+    """True when chunk i is selected whole and maps onto one contiguous block of arr."""
+    cdef int d
+    cdef bint inner_full = True
+    cdef Py_ssize_t off = 0
+    if not (g.chunk_c_order and g.arr_c_contiguous):
+        return False
+    for d in range(g.ndim - 1, -1, -1):
+        if plan[i, d, 0] != 0 or plan[i, d, 1] != 1 or plan[i, d, 3] != g.chunk_shape[d]:
+            return False
+        if not inner_full and plan[i, d, 3] != 1:
+            return False
+        if plan[i, d, 3] != g.arr_shape[d]:
+            inner_full = False
+        off += plan[i, d, 2] * g.arr_strides[d]
+    start[0] += off
+    return True
+
+
+cdef void region_pointers(const Geometry* g, const int64_t[:, :, ::1] plan, Py_ssize_t i,
+                          char* chunk, char* arr, char** cptr, char** aptr,
+                          Py_ssize_t* cstrides, Py_ssize_t* astrides,
+                          Py_ssize_t* counts) noexcept nogil:
+    cdef int d
+    cdef Py_ssize_t coff = 0, aoff = 0
+    for d in range(g.ndim):
+        coff += plan[i, d, 0] * g.chunk_strides[d]
+        aoff += plan[i, d, 2] * g.arr_strides[d]
+        cstrides[d] = g.chunk_strides[d] * plan[i, d, 1]
+        astrides[d] = g.arr_strides[d]
+        counts[d] = plan[i, d, 3]
+    cptr[0] = chunk + coff
+    aptr[0] = arr + aoff
+
+
+cdef class _Buffers:
+    """Read-only views of a list of bytes-like objects (None allowed), held for a call."""
+    cdef Py_buffer* views
+    cdef char* present
+    cdef Py_ssize_t n
+
+    def __cinit__(self, list objs):
+        self.n = len(objs)
+        self.views = <Py_buffer*>calloc(max(self.n, 1), sizeof(Py_buffer))
+        self.present = <char*>calloc(max(self.n, 1), 1)
+        if self.views == NULL or self.present == NULL:
+            raise MemoryError()
+        for i in range(self.n):
+            if objs[i] is not None:
+                PyObject_GetBuffer(objs[i], &self.views[i], PyBUF_SIMPLE)
+                self.present[i] = 1
+
+    def __dealloc__(self):
+        if self.views != NULL:
+            for i in range(self.n):
+                if self.present[i]:
+                    PyBuffer_Release(&self.views[i])
+        free(self.views)
+        free(self.present)
+
+
+def _raise_for_status(int status, Py_ssize_t index, detail):
+    from exzarr.errors import _ChunkFailure
+    raise _ChunkFailure(status, index, detail)
+
+
+# --------------------------------------------------------------------------------------
+# Batch calls
+# --------------------------------------------------------------------------------------
+
+def decode_into(Pipeline pipe not None, list sources not None, cnp.ndarray out not None,
+                const int64_t[:, :, ::1] plan, tuple chunk_shape not None, bint f_order,
+                bytes fill not None):
+    """Decode a batch of chunks into regions of ``out``, with the GIL released.
+
+    Parameters
+    ----------
+    pipe : Pipeline
+        The codec chain.
+    sources : list of bytes-like or None
+        Encoded chunk bytes, one per plan entry; ``None`` for a missing chunk, whose
+        region is filled with ``fill``.
+    out : numpy.ndarray
+        Writable output with the array's number of dimensions and dtype.
+    plan : int64 array of shape (nchunks, ndim, 4)
+        Per chunk and dimension: start and step inside the chunk, start inside
+        ``out``, and count.
+    chunk_shape : tuple of int
+        The stored (padded) chunk shape.
+    f_order : bool
+        Whether elements inside a chunk are in Fortran order.
+    fill : bytes
+        One element of fill value in the array's dtype.
+
+    Raises
+    ------
+    exzarr.errors._ChunkFailure
+        With the status, the failing chunk's index in ``sources`` and a detail text;
+        the array layer turns it into :class:`~exzarr.errors.CorruptChunkError`.
+    """
+    cdef Geometry g
+    cdef Ctx c
+    cdef Py_ssize_t i, n = len(sources)
+    cdef int st = ST_OK
+    cdef Py_ssize_t failed = -1
+    cdef uint8_t* scratch = NULL
+    cdef char* base
+    cdef char* target
+    cdef char* cptr
+    cdef char* aptr
+    cdef Py_ssize_t cstrides[MAX_NDIM]
+    cdef Py_ssize_t astrides[MAX_NDIM]
+    cdef Py_ssize_t counts[MAX_NDIM]
+    cdef const char* pattern = PyBytes_AS_STRING(fill)
+    if plan.shape[0] != n:
+        raise ValueError("plan and sources differ in length")
+    if not cnp.PyArray_ISWRITEABLE(out):
+        raise ValueError("output array is read-only")
+    setup_geometry(&g, chunk_shape, f_order, out, plan)
+    if len(fill) != g.itemsize:
+        raise ValueError("fill must be one element")
+    cdef _Buffers bufs = _Buffers(sources)
+    memset(&c, 0, sizeof(Ctx))
+    base = <char*>cnp.PyArray_DATA(out)
+    with nogil:
+        for i in range(n):
+            if not bufs.present[i]:
+                region_pointers(&g, plan, i, NULL, base, &cptr, &aptr, cstrides, astrides, counts)
+                fill_nd(aptr, astrides, counts, g.ndim, pattern, g.itemsize)
+                continue
+            target = base
+            if region_is_whole_contiguous(&g, plan, i, &target):
+                st = decode_chain(&c, pipe.steps, pipe.nsteps, <const uint8_t*>bufs.views[i].buf,
+                                  bufs.views[i].len, <uint8_t*>target, g.chunk_nbytes)
+            else:
+                if scratch == NULL:
+                    scratch = <uint8_t*>malloc(g.chunk_nbytes if g.chunk_nbytes else 1)
+                    if scratch == NULL:
+                        st = ST_NOMEM
+                        failed = i
+                        break
+                st = decode_chain(&c, pipe.steps, pipe.nsteps, <const uint8_t*>bufs.views[i].buf,
+                                  bufs.views[i].len, scratch, g.chunk_nbytes)
+                if st == ST_OK:
+                    region_pointers(&g, plan, i, <char*>scratch, base, &cptr, &aptr,
+                                    cstrides, astrides, counts)
+                    copy_nd(aptr, astrides, cptr, cstrides, counts, g.ndim, g.itemsize)
+            if st != ST_OK:
+                failed = i
+                break
+        free(scratch)
+        ctx_free(&c)
+    if st != ST_OK:
+        _raise_for_status(st, failed, (<bytes>c.detail).decode() if c.detail != NULL else "")
+
+
+def encode_from(Pipeline pipe not None, cnp.ndarray value not None,
+                const int64_t[:, :, ::1] plan, list existing not None,
+                tuple chunk_shape not None, bint f_order, bytes fill not None,
+                bint write_empty, int nan_kind=0):
+    """Encode a batch of chunks from regions of ``value``, with the GIL released.
+
+    Parameters
+    ----------
+    pipe : Pipeline
+        The codec chain.
+    value : numpy.ndarray
+        The data to store, with the array's number of dimensions and dtype.
+    plan : int64 array of shape (nchunks, ndim, 4)
+        As for :func:`decode_into`, with ``value`` in the place of ``out``.
+    existing : list of bytes-like or None
+        For a chunk only partly covered by the plan, its current encoded bytes
+        (``None``: start from fill). Ignored for chunks covered whole.
+    chunk_shape, f_order, fill
+        As for :func:`decode_into`.
+    write_empty : bool
+        Store chunks equal to the fill value everywhere; otherwise they come back
+        as ``None`` so the caller deletes them.
+    nan_kind : int
+        4 or 8 when the fill value is NaN in a native float dtype of that size.
+
+    Returns
+    -------
+    list of bytes or None
+        Encoded chunks, ``None`` where the chunk is all fill.
+    """
+    cdef Geometry g
+    cdef Ctx c
+    cdef Py_ssize_t i, d, n = plan.shape[0]
+    cdef int st = ST_OK
+    cdef Py_ssize_t failed = -1
+    cdef bint whole
+    cdef uint8_t* scratch = NULL
+    cdef uint8_t* work = NULL
+    cdef const uint8_t* data
+    cdef char* base
+    cdef char* start
+    cdef char* cptr
+    cdef char* aptr
+    cdef size_t cap
+    cdef Py_ssize_t cstrides[MAX_NDIM]
+    cdef Py_ssize_t astrides[MAX_NDIM]
+    cdef Py_ssize_t counts[MAX_NDIM]
+    cdef const char* pattern = PyBytes_AS_STRING(fill)
+    if len(existing) != n:
+        raise ValueError("plan and existing differ in length")
+    setup_geometry(&g, chunk_shape, f_order, value, plan)
+    if len(fill) != g.itemsize:
+        raise ValueError("fill must be one element")
+    cdef _Buffers bufs = _Buffers(existing)
+    cdef uint8_t** outs = <uint8_t**>calloc(max(n, 1), sizeof(uint8_t*))
+    cdef size_t* lens = <size_t*>calloc(max(n, 1), sizeof(size_t))
+    cdef char* empty = <char*>calloc(max(n, 1), 1)
+    if outs == NULL or lens == NULL or empty == NULL:
+        free(outs); free(lens); free(empty)
+        raise MemoryError()
+    memset(&c, 0, sizeof(Ctx))
+    base = <char*>cnp.PyArray_DATA(value)
+    cap = compress_bound(&pipe.steps[0], g.chunk_nbytes)
+    with nogil:
+        scratch = <uint8_t*>malloc(g.chunk_nbytes if g.chunk_nbytes else 1)
+        if pipe.nsteps > 1:
+            work = <uint8_t*>malloc(g.chunk_nbytes if g.chunk_nbytes else 1)
+        if scratch == NULL or (pipe.nsteps > 1 and work == NULL):
+            st = ST_NOMEM
+            failed = 0
+        for i in range(n):
+            if st != ST_OK:
+                break
+            start = base
+            whole = True
+            for d in range(g.ndim):
+                if plan[i, d, 0] != 0 or plan[i, d, 1] != 1 or plan[i, d, 3] != g.chunk_shape[d]:
+                    whole = False
+            if whole and region_is_whole_contiguous(&g, plan, i, &start):
+                data = <const uint8_t*>start
+            else:
+                if not whole and bufs.present[i]:
+                    st = decode_chain(&c, pipe.steps, pipe.nsteps,
+                                      <const uint8_t*>bufs.views[i].buf, bufs.views[i].len,
+                                      scratch, g.chunk_nbytes)
+                    if st != ST_OK:
+                        failed = i
+                        break
+                elif not whole:
+                    fill_nd(<char*>scratch, g.chunk_strides, g.chunk_shape, g.ndim,
+                            pattern, g.itemsize)
+                region_pointers(&g, plan, i, <char*>scratch, base, &cptr, &aptr,
+                                cstrides, astrides, counts)
+                copy_nd(cptr, cstrides, aptr, astrides, counts, g.ndim, g.itemsize)
+                data = scratch
+            if not write_empty and all_equal_fill(data, g.chunk_nbytes, pattern,
+                                                  g.itemsize, nan_kind):
+                empty[i] = 1
+                continue
+            outs[i] = <uint8_t*>malloc(cap if cap else 1)
+            if outs[i] == NULL:
+                st = ST_NOMEM
+                failed = i
+                break
+            st = encode_chain(&c, pipe.steps, pipe.nsteps, data, g.chunk_nbytes,
+                              work, outs[i], cap, &lens[i])
+            if st != ST_OK:
+                failed = i
+                break
+        free(scratch)
+        free(work)
+        ctx_free(&c)
+    result = []
+    try:
+        if st != ST_OK:
+            _raise_for_status(st, failed, (<bytes>c.detail).decode() if c.detail != NULL else "")
+        for i in range(n):
+            if empty[i]:
+                result.append(None)
+            else:
+                result.append(PyBytes_FromStringAndSize(<char*>outs[i], lens[i]))
+    finally:
+        for i in range(n):
+            free(outs[i])
+        free(outs)
+        free(lens)
+        free(empty)
+    return result
+
+
+# --------------------------------------------------------------------------------------
+# Single buffers, for the Codec objects (numcodecs-style encode / decode).
+# --------------------------------------------------------------------------------------
+
+def encode_buffer(Pipeline pipe not None, data):
+    """Run the whole chain over one buffer and return the encoded bytes."""
+    cdef Ctx c
+    cdef Py_buffer view
+    cdef int st
+    cdef size_t outlen = 0, cap
+    cdef uint8_t* work = NULL
+    cdef uint8_t* dst = NULL
+    PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+    memset(&c, 0, sizeof(Ctx))
+    try:
+        cap = compress_bound(&pipe.steps[0], view.len)
+        with nogil:
+            dst = <uint8_t*>malloc(cap if cap else 1)
+            if pipe.nsteps > 1:
+                work = <uint8_t*>malloc(view.len if view.len else 1)
+            if dst == NULL or (pipe.nsteps > 1 and work == NULL):
+                st = ST_NOMEM
+            else:
+                st = encode_chain(&c, pipe.steps, pipe.nsteps, <const uint8_t*>view.buf,
+                                  view.len, work, dst, cap, &outlen)
+            ctx_free(&c)
+        if st != ST_OK:
+            _raise_for_status(st, 0, (<bytes>c.detail).decode() if c.detail != NULL else "")
+        return PyBytes_FromStringAndSize(<char*>dst, outlen)
+    finally:
+        free(dst)
+        free(work)
+        PyBuffer_Release(&view)
+
+
+def decoded_size(Pipeline pipe not None, data):
+    """The decoded size the stream announces in its header, or -1 if it has none."""
+    cdef Py_buffer view
+    cdef size_t nbytes = 0
+    cdef const uint8_t* p
+    cdef int kind = pipe.steps[0].kind
+    PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+    try:
+        p = <const uint8_t*>view.buf
+        if kind == STEP_RAW:
+            return view.len
+        if kind == STEP_LZ4 and view.len >= 4:
+            return load_le32(p)
+        if kind == STEP_BLOSC and view.len >= BLOSC_MIN_HEADER_LENGTH:
+            if blosc_cbuffer_validate(p, view.len, &nbytes) == 0:
+                return nbytes
+        return -1
+    finally:
+        PyBuffer_Release(&view)
+
+
+def decode_buffer(Pipeline pipe not None, data, out):
+    """Decode one buffer into the writable buffer ``out``, which must be exactly its size."""
+    cdef Ctx c
+    cdef Py_buffer src, dst
+    cdef int st
+    PyObject_GetBuffer(data, &src, PyBUF_SIMPLE)
+    try:
+        PyObject_GetBuffer(out, &dst, PyBUF_SIMPLE | PyBUF_WRITABLE)
+    except BaseException:
+        PyBuffer_Release(&src)
+        raise
+    memset(&c, 0, sizeof(Ctx))
+    try:
+        with nogil:
+            st = decode_chain(&c, pipe.steps, pipe.nsteps, <const uint8_t*>src.buf, src.len,
+                              <uint8_t*>dst.buf, dst.len)
+            ctx_free(&c)
+        if st != ST_OK:
+            _raise_for_status(st, 0, (<bytes>c.detail).decode() if c.detail != NULL else "")
+    finally:
+        PyBuffer_Release(&dst)
+        PyBuffer_Release(&src)
+
+
+def decode_buffer_unsized(Pipeline pipe not None, data, Py_ssize_t max_size):
+    """Decode one buffer of unknown decoded size (at most ``max_size`` bytes)."""
+    cdef Ctx c
+    cdef Py_buffer src
+    cdef int st = ST_SIZE
+    cdef size_t cap, outlen = 0
+    cdef uint8_t* dst = NULL
+    cdef uint8_t* grown
+    cdef int i
+    PyObject_GetBuffer(data, &src, PyBUF_SIMPLE)
+    memset(&c, 0, sizeof(Ctx))
+    try:
+        with nogil:
+            cap = <size_t>src.len * 4 + 1024
+            while True:
+                if cap > <size_t>max_size:
+                    cap = <size_t>max_size
+                grown = <uint8_t*>realloc(dst, cap if cap else 1)
+                if grown == NULL:
+                    st = ST_NOMEM
+                    break
+                dst = grown
+                st = decompress_any(&c, &pipe.steps[0], <const uint8_t*>src.buf, src.len,
+                                    dst, cap, &outlen)
+                if st != ST_SIZE or cap >= <size_t>max_size:
+                    break
+                cap *= 2
+            if st == ST_OK:
+                for i in range(pipe.nsteps - 1, 0, -1):
+                    filter_step(&pipe.steps[i], dst, outlen, False)
+            ctx_free(&c)
+        if st != ST_OK:
+            _raise_for_status(st, 0, (<bytes>c.detail).decode() if c.detail != NULL else "")
+        return PyBytes_FromStringAndSize(<char*>dst, outlen)
+    finally:
+        free(dst)
+        PyBuffer_Release(&src)

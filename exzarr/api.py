@@ -1,0 +1,276 @@
+"""The top-level functions: create, open, save, load."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from exzarr.array import Array
+from exzarr.codecs.abc import Codec
+from exzarr.codecs.registry import get_codec
+from exzarr.errors import (
+    ChunksRequiredError,
+    ContainsArrayError,
+    ExZarrError,
+    InvalidFilterConfigError,
+    MetadataNotFoundError,
+    PathNotFoundError,
+    ShapeRequiredError,
+)
+from exzarr.metadata import (
+    ZARRAY,
+    ZATTRS,
+    ZGROUP,
+    ArrayMeta,
+    json_dumps,
+    normalize_chunks,
+    normalize_dtype,
+    normalize_shape,
+)
+from exzarr.storage.base import Store
+from exzarr.storage.registry import open_store
+
+_MISSING: Any = object()
+
+
+def normalize_compressor(compressor: Any) -> Codec | None:
+    """A Codec (or None) from a name, a numcodecs config dict, a Codec, or None/"none"."""
+    if compressor is None or (isinstance(compressor, str) and compressor.lstrip(":") in ("none", "")):
+        return None
+    if isinstance(compressor, Codec):
+        return compressor
+    if isinstance(compressor, str):
+        return get_codec({"id": compressor.lstrip(":")})
+    if isinstance(compressor, dict):
+        return get_codec(compressor)
+    if hasattr(compressor, "get_config"):  # a numcodecs codec object
+        return get_codec(compressor.get_config())
+    raise InvalidFilterConfigError(repr(compressor), "compressor must be a name, a config dict or a Codec")
+
+
+def normalize_filters(filters: Any) -> list[Codec]:
+    """Codecs from the original's tuples ``("delta", {"dtype": "int64"})``, dicts or Codecs."""
+    if not filters:
+        return []
+    out: list[Codec] = []
+    for f in filters:
+        if isinstance(f, Codec):
+            out.append(f)
+        elif isinstance(f, (tuple, list)) and len(f) == 2 and isinstance(f[0], str):
+            opts = dict(f[1]) if f[1] else {}
+            out.append(get_codec({"id": f[0].lstrip(":"), **opts}, kind="filter"))
+        elif isinstance(f, str):
+            out.append(get_codec({"id": f.lstrip(":")}, kind="filter"))
+        elif isinstance(f, dict):
+            out.append(get_codec(f, kind="filter"))
+        elif hasattr(f, "get_config"):
+            out.append(get_codec(f.get_config(), kind="filter"))
+        else:
+            raise InvalidFilterConfigError(repr(f), "a filter is a (name, options) tuple, a config dict or a Codec")
+    return out
+
+
+def _split_path(storage: Any, path: Any) -> tuple[Store, str]:
+    """The store and the array's path inside it."""
+    if isinstance(storage, Store):
+        return storage, "" if path is None else str(path).strip("/")
+    return open_store(storage, path), ""
+
+
+def create(
+    *,
+    shape: Any = _MISSING,
+    chunks: Any = _MISSING,
+    dtype: Any = "float64",
+    compressor: Any = "zstd",
+    filters: Any = None,
+    fill_value: Any = 0,
+    order: str = "C",
+    dimension_separator: str = ".",
+    storage: Any = "memory",
+    path: str | os.PathLike[str] | None = None,
+    attrs: dict[str, Any] | None = None,
+    overwrite: bool = False,
+    write_empty_chunks: bool = False,
+) -> Array:
+    """Create a new Zarr v2 array.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Array dimensions (required).
+    chunks : tuple of int
+        Chunk dimensions, one per dimension of ``shape`` (required).
+    dtype : str or numpy.dtype
+        ``"int8"`` .. ``"float64"``, ``"bool"``, ``"complex128"``, or any NumPy dtype
+        string with byte order (``"<f8"``, ``">i4"``).
+    compressor : str, dict, Codec or None
+        ``"zstd"`` (default), ``"zlib"``, ``"gzip"``, ``"lz4"``, ``"blosc"``, ``None``;
+        or a numcodecs config such as ``{"id": "zstd", "level": 3}``.
+    filters : list, optional
+        ``[("delta", {"dtype": "int64"})]``, config dicts or Codec objects.
+    fill_value : scalar or None
+        Value of chunks never written (default 0).
+    order : {"C", "F"}
+        Element order inside each chunk.
+    dimension_separator : {".", "/"}
+        Separator of chunk indices in keys.
+    storage : str or Store
+        ``"memory"`` (default), ``"filesystem"``, a registered backend, or a Store.
+    path : str, optional
+        Directory for ``"filesystem"``; the path inside the store for a Store.
+    attrs : dict, optional
+        Initial attributes.
+    overwrite : bool
+        Replace an array or group already at the location.
+    write_empty_chunks : bool
+        Store chunks that equal ``fill_value`` everywhere (default: delete them).
+
+    Returns
+    -------
+    Array
+
+    Raises
+    ------
+    ShapeRequiredError, ChunksRequiredError, InvalidShapeError, InvalidChunksError
+        ``shape`` or ``chunks`` is missing or malformed.
+    UnknownCodecError, UnknownFilterError, InvalidFilterConfigError
+        A codec is unknown or badly configured; nothing has been written.
+    ContainsArrayError
+        Something is stored at the location and ``overwrite`` is false.
+    """
+    if shape is _MISSING or shape is None:
+        raise ShapeRequiredError("create() needs shape=..., e.g. shape=(1000, 1000)")
+    if chunks is _MISSING or chunks is None:
+        raise ChunksRequiredError("create() needs chunks=..., e.g. chunks=(100, 100)")
+    shape_t = normalize_shape(shape)
+    chunks_t = normalize_chunks(chunks, shape_t)
+    dt = normalize_dtype(dtype)
+    if order not in ("C", "F"):
+        raise ExZarrError(f"order must be 'C' or 'F', not {order!r}")
+    if dimension_separator not in (".", "/"):
+        raise ExZarrError(f"dimension_separator must be '.' or '/', not {dimension_separator!r}")
+    comp = normalize_compressor(compressor)
+    filts = normalize_filters(filters)
+    if fill_value is not None:
+        try:
+            np.array(fill_value).astype(dt, casting="unsafe")
+        except (TypeError, ValueError) as exc:
+            raise ExZarrError(f"fill_value {fill_value!r} does not fit dtype {dt}: {exc}") from None
+    meta = ArrayMeta(
+        shape=shape_t,
+        chunks=chunks_t,
+        dtype=dt,
+        compressor=comp.get_config() if comp else None,
+        fill_value=fill_value,
+        order=order,
+        filters=[f.get_config() for f in filts] or None,
+        dimension_separator=dimension_separator,
+    )
+    # Check the pipeline is buildable before anything is written.
+    from exzarr.array import build_codecs
+
+    build_codecs(meta)
+    store, inner = _split_path(storage, path)
+    prefix = inner + "/" if inner else ""
+    if store.contains(prefix + ZARRAY) or store.contains(prefix + ZGROUP):
+        if not overwrite:
+            raise ContainsArrayError(
+                f"an array or group already exists at {path!s}; pass overwrite=True to replace it")
+        store.delete_many(list(store.list_prefix(prefix)))
+    store.set(prefix + ZARRAY, meta.encode())
+    if attrs:
+        store.set(prefix + ZATTRS, json_dumps(attrs))
+    return Array(store, inner, meta=meta, write_empty_chunks=write_empty_chunks)
+
+
+def _open_store_for(path: Any, storage: Any, mode: str, storage_options: Any) -> tuple[Store, str]:
+    if isinstance(storage, Store):
+        return storage, "" if path is None else str(path).strip("/")
+    if path is None:
+        raise ExZarrError("open() needs path=...")
+    store = open_store(storage, path, read_only=(mode == "r"), storage_options=storage_options)
+    if not store.exists():
+        raise PathNotFoundError(f"no such path: {os.fspath(path)!r}")
+    return store, ""
+
+
+def open(  # noqa: A001 - the original's name
+    path: Any = None,
+    *,
+    mode: str = "r+",
+    storage: Any = "filesystem",
+    storage_options: dict[str, Any] | None = None,
+    write_empty_chunks: bool = False,
+) -> Array:
+    """Open an existing Zarr v2 array.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The array's directory (or its path inside ``storage`` when that is a Store).
+    mode : {"r", "r+", "a"}
+        ``"r"`` read-only; ``"r+"`` and ``"a"`` read and write.
+    storage : str or Store
+        ``"filesystem"`` (default), another backend name, or a Store.
+    storage_options : dict, optional
+        Passed to the backend.
+
+    Raises
+    ------
+    PathNotFoundError
+        Nothing exists at ``path``.
+    MetadataNotFoundError
+        ``path`` exists but holds no ``.zarray`` (a group, or not Zarr at all).
+    """
+    if mode not in ("r", "r+", "a"):
+        raise ExZarrError(f"mode must be 'r', 'r+' or 'a' to open an array, not {mode!r}; "
+                          "use exzarr.create() to make a new one")
+    store, inner = _open_store_for(path, storage, mode, storage_options)
+    prefix = inner + "/" if inner else ""
+    if not store.contains(prefix + ZARRAY):
+        if store.contains(prefix + ZGROUP):
+            raise MetadataNotFoundError(
+                f"{path!s} holds a Zarr group, not an array; open it with exzarr.open_group()")
+        raise MetadataNotFoundError(f"{path!s} exists but has no .zarray: it is not a Zarr array")
+    return Array(store, inner, read_only=(mode == "r"), write_empty_chunks=write_empty_chunks)
+
+
+def save(array: Array, path: Any = None, *, storage: Any = "filesystem") -> None:
+    """Write ``array`` (metadata, attributes and every stored chunk) to ``path``.
+
+    A NumPy array is accepted too: it is stored with default chunks and compressor.
+    """
+    if not isinstance(array, Array):
+        data = np.asarray(array)
+        from exzarr.metadata import guess_chunks
+
+        create(shape=data.shape, chunks=guess_chunks(data.shape, data.dtype.itemsize),
+               dtype=data.dtype, storage=storage, path=path, overwrite=True)[...] = data
+        return
+    target = open_store(storage, path)
+    if (isinstance(target, type(array.store)) and getattr(target, "root", None) is not None
+            and getattr(target, "root", None) == getattr(array.store, "root", None)
+            and not array.path):
+        array._write_meta()  # already there: just make sure the metadata is current
+        return
+    src_prefix = array.path + "/" if array.path else ""
+    keys = [k for k in array.store.list_prefix(src_prefix)
+            if "/" not in k[len(src_prefix):].replace(array.dimension_separator, "")
+            or k[len(src_prefix):] in (ZARRAY, ZATTRS)]
+    old = [k for k in target.list_prefix("")]
+    target.delete_many(old)
+    values = array.store.get_many(keys)
+    target.set_many([(k[len(src_prefix):], v) for k, v in zip(keys, values) if v is not None])
+    target.set(ZARRAY, array.meta.encode())
+
+
+def load(path: Any = None, *, storage: Any = "filesystem") -> np.ndarray:
+    """Read a whole array into memory as a ``numpy.ndarray``.
+
+    ``load(path).tobytes()`` is the array's C-order binary in its dtype, as the original
+    returns it.
+    """
+    return np.asarray(open(path, mode="r", storage=storage)[...])

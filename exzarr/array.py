@@ -1,0 +1,478 @@
+"""The Array: metadata, a store and a codec pipeline; ``a[sel]`` becomes a chunk plan."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, MutableMapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from exzarr import config
+from exzarr.codecs.abc import Codec
+from exzarr.codecs.registry import get_codec
+from exzarr.errors import ReadOnlyError, _ChunkFailure
+from exzarr.indexing import Plan, plan_selection
+from exzarr.metadata import ZARRAY, ZATTRS, ArrayMeta, fill_bytes, json_dumps, json_loads
+from exzarr.storage.base import Store
+
+# Below this many chunks a batch runs on the calling thread: a pool hop costs more.
+_MIN_CHUNKS_PER_TASK = 2
+
+
+class Attributes(MutableMapping[str, Any]):
+    """The ``.zattrs`` of an array or group: a dict persisted on every change."""
+
+    def __init__(self, store: Store, key: str, read_only: bool = False) -> None:
+        self._store = store
+        self._key = key
+        self._read_only = read_only
+        self._cache: dict[str, Any] | None = None
+
+    def _load(self) -> dict[str, Any]:
+        if self._cache is None:
+            raw = self._store.get(self._key)
+            self._cache = json_loads(raw, self._key) if raw else {}
+        return self._cache
+
+    def _save(self, data: dict[str, Any]) -> None:
+        if self._read_only:
+            raise ReadOnlyError("attributes are read-only; open with mode='r+' or 'a'")
+        self._store.set(self._key, json_dumps(data))
+        self._cache = data
+
+    def __getitem__(self, name: str) -> Any:
+        return self._load()[name]
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        data = dict(self._load())
+        data[name] = value
+        self._save(data)
+
+    def __delitem__(self, name: str) -> None:
+        data = dict(self._load())
+        del data[name]
+        self._save(data)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:  # one write, not one per key
+        data = dict(self._load())
+        data.update(*args, **kwargs)
+        self._save(data)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._load())
+
+    def __len__(self) -> int:
+        return len(self._load())
+
+    def asdict(self) -> dict[str, Any]:
+        return dict(self._load())
+
+    def refresh(self) -> None:
+        self._cache = None
+
+    def __repr__(self) -> str:
+        return f"Attributes({self._load()!r})"
+
+
+def build_codecs(meta: ArrayMeta) -> tuple[list[Codec], Codec | None]:
+    filters = [get_codec(f, kind="filter") for f in meta.filters or []]
+    compressor = get_codec(meta.compressor) if meta.compressor else None
+    return filters, compressor
+
+
+class Array:
+    """A chunked, compressed N-dimensional array stored in Zarr v2 format.
+
+    Index it like a NumPy array (ints, negative ints, slices with any step, Ellipsis,
+    None); reads return ``numpy.ndarray`` and writes take anything NumPy broadcasts to
+    the selection. Build one with :func:`exzarr.create` or :func:`exzarr.open`.
+    """
+
+    def __init__(self, store: Store, path: str = "", *, meta: ArrayMeta | None = None,
+                 read_only: bool = False, write_empty_chunks: bool = False) -> None:
+        self._store = store
+        self._path = path.strip("/")
+        self._prefix = self._path + "/" if self._path else ""
+        self._read_only = read_only or store.read_only
+        self._write_empty = write_empty_chunks
+        if meta is None:
+            raw = store.get(self._prefix + ZARRAY)
+            if raw is None:
+                from exzarr.errors import MetadataNotFoundError
+
+                raise MetadataNotFoundError(f"no array at {self._path or '/'!r} in {store!r}")
+            meta = ArrayMeta.decode(raw)
+        self._set_meta(meta)
+        self.attrs = Attributes(store, self._prefix + ZATTRS, self._read_only)
+
+    def _set_meta(self, meta: ArrayMeta) -> None:
+        self._meta = meta
+        self._filters, self._compressor = build_codecs(meta)
+        self._fill = fill_bytes(meta.fill_value, meta.dtype)
+        self._nan_kind = 0
+        dt = meta.dtype
+        if (dt.kind == "f" and dt.isnative and dt.itemsize in (4, 8)
+                and meta.fill_value is not None and math.isnan(meta.fill_value)):
+            self._nan_kind = dt.itemsize
+        self._pipeline, self._python_codecs = self._build_pipeline()
+
+    def _build_pipeline(self) -> tuple[Any, bool]:
+        """The core pipeline, and whether some codec must run in Python instead."""
+        from exzarr import _core
+
+        dtype = self._meta.dtype
+        steps = [f.core_step(dtype) for f in self._filters]
+        comp = self._compressor.core_step(dtype) if self._compressor else None
+        if all(s is not None for s in steps) and (self._compressor is None or comp is not None):
+            return _core.Pipeline(steps, comp), False
+        return _core.Pipeline([], None), True
+
+    # -- properties -------------------------------------------------------------------
+    @property
+    def store(self) -> Store:
+        return self._store
+
+    @property
+    def path(self) -> str:
+        return self._path
+
+    @property
+    def meta(self) -> ArrayMeta:
+        return self._meta
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self._meta.shape
+
+    @property
+    def chunks(self) -> tuple[int, ...]:
+        return self._meta.chunks
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._meta.dtype
+
+    @property
+    def ndim(self) -> int:
+        return len(self._meta.shape)
+
+    @property
+    def size(self) -> int:
+        return math.prod(self._meta.shape)
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * self.dtype.itemsize
+
+    @property
+    def itemsize(self) -> int:
+        return self.dtype.itemsize
+
+    @property
+    def fill_value(self) -> Any:
+        return self._meta.fill_value
+
+    @property
+    def order(self) -> str:
+        return self._meta.order
+
+    @property
+    def compressor(self) -> Codec | None:
+        return self._compressor
+
+    @property
+    def filters(self) -> list[Codec] | None:
+        return list(self._filters) or None
+
+    @property
+    def dimension_separator(self) -> str:
+        return self._meta.dimension_separator
+
+    @property
+    def read_only(self) -> bool:
+        return self._read_only
+
+    @property
+    def write_empty_chunks(self) -> bool:
+        return self._write_empty
+
+    @property
+    def cdata_shape(self) -> tuple[int, ...]:
+        """Number of chunks along each dimension."""
+        return tuple(-(-s // c) for s, c in zip(self.shape, self.chunks))
+
+    @property
+    def nchunks(self) -> int:
+        return math.prod(self.cdata_shape)
+
+    def _chunk_keys_stored(self) -> list[str]:
+        sep = self.dimension_separator
+        keys = []
+        for key in self._store.list_prefix(self._prefix):
+            rel = key[len(self._prefix):]
+            parts = rel.split(sep)
+            if len(parts) == max(self.ndim, 1) and all(p.isdigit() for p in parts):
+                keys.append(key)
+        return keys
+
+    @property
+    def nchunks_initialized(self) -> int:
+        """How many chunks are stored (the others read as fill_value)."""
+        return len(self._chunk_keys_stored())
+
+    @property
+    def nbytes_stored(self) -> int:
+        """Bytes stored for this array: metadata, attributes and every chunk."""
+        total = self._store.getsize(self._prefix + ZARRAY) + self._store.getsize(self._prefix + ZATTRS)
+        return total + sum(self._store.getsize(k) for k in self._chunk_keys_stored())
+
+    @property
+    def info(self) -> ArrayInfo:
+        """A summary: shape, dtype, chunks, codecs, stored bytes and compression ratio."""
+        return ArrayInfo(self)
+
+    # -- chunk keys -------------------------------------------------------------------
+    def chunk_key(self, coords: Sequence[int]) -> str:
+        """The store key of the chunk at grid position ``coords``."""
+        if not coords:
+            return self._prefix + "0"
+        return self._prefix + self.dimension_separator.join(map(str, coords))
+
+    # -- reading ----------------------------------------------------------------------
+    def __getitem__(self, selection: Any) -> Any:
+        return self.get_basic_selection(selection)
+
+    def get_basic_selection(self, selection: Any = Ellipsis) -> Any:
+        """Read ``selection`` (NumPy basic indexing) into a new ``numpy.ndarray``."""
+        plan = plan_selection(selection, self.shape, self.chunks)
+        out = np.empty(plan.full_shape, dtype=self.dtype)
+        if plan.nchunks:
+            self._retrieve(plan, out)
+        result = out.reshape(plan.out_shape)
+        return result[()] if result.ndim == 0 else result
+
+    def _batches(self, n: int) -> list[range]:
+        tasks = min(config.thread_count(), max(1, n // _MIN_CHUNKS_PER_TASK))
+        bounds = [n * i // tasks for i in range(tasks + 1)]
+        return [range(bounds[i], bounds[i + 1]) for i in range(tasks)]
+
+    def _run(self, fn: Any, n: int) -> list[Any]:
+        batches = self._batches(n)
+        if len(batches) == 1:
+            return [fn(batches[0])]
+        return list(config.pool().map(fn, batches))
+
+    def _retrieve(self, plan: Plan, out: np.ndarray) -> None:
+        from exzarr import _core
+
+        keys = [self.chunk_key(c) for c in plan.chunk_coords()]
+        regions = plan.regions()
+        f_order = self._meta.order == "F"
+
+        def work(batch: range) -> None:
+            sl = slice(batch.start, batch.stop)
+            bkeys = keys[sl]
+            sources = self._store.get_many(bkeys)
+            if self._python_codecs:
+                sources = [None if s is None else self._decode_python(k, s)
+                           for k, s in zip(bkeys, sources)]
+            try:
+                _core.decode_into(self._pipeline, sources, out, regions[sl], self.chunks,
+                                  f_order, self._fill)
+            except _ChunkFailure as failure:
+                raise failure.to_error(bkeys[failure.index]) from None
+
+        self._run(work, len(keys))
+
+    def _decode_python(self, key: str, data: bytes) -> bytes:
+        """Run the codec chain in Python (for codecs without a C path)."""
+        from exzarr.errors import CorruptChunkError
+
+        nbytes = math.prod(self.chunks) * self.dtype.itemsize
+        try:
+            buf: Any = data
+            if self._compressor is not None:
+                buf = self._compressor.decode(buf)
+            for f in reversed(self._filters):
+                buf = f.decode(buf)
+            raw = np.ascontiguousarray(buf).tobytes() if isinstance(buf, np.ndarray) else bytes(buf)
+        except CorruptChunkError as exc:
+            raise CorruptChunkError(f"chunk {key!r} is corrupt: {exc}", key) from None
+        except Exception as exc:  # a plugin codec may raise anything on bad bytes
+            raise CorruptChunkError(
+                f"chunk {key!r} could not be decoded ({type(exc).__name__}: {exc}); "
+                "rewrite it or delete it to read it as fill_value", key) from exc
+        if len(raw) != nbytes:
+            raise CorruptChunkError(
+                f"chunk {key!r} decodes to {len(raw)} bytes, expected {nbytes}", key)
+        return raw
+
+    def _encode_python(self, raw: bytes) -> bytes:
+        buf: Any = np.frombuffer(raw, dtype=self.dtype)
+        for f in self._filters:
+            buf = f.encode(buf)
+        if self._compressor is not None:
+            buf = self._compressor.encode(buf)
+        return bytes(buf)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        data = np.asarray(self[...])
+        return data.astype(dtype, copy=False) if dtype is not None else data
+
+    def __len__(self) -> int:
+        if not self.shape:
+            raise TypeError("len() of unsized object")
+        return self.shape[0]
+
+    # -- writing ----------------------------------------------------------------------
+    def _check_writable(self) -> None:
+        if self._read_only:
+            raise ReadOnlyError("array is read-only; open it with mode='r+' to write")
+
+    def __setitem__(self, selection: Any, value: Any) -> None:
+        self.set_basic_selection(selection, value)
+
+    def set_basic_selection(self, selection: Any, value: Any) -> None:
+        """Write ``value`` (broadcast NumPy-style, cast to the dtype) into ``selection``."""
+        self._check_writable()
+        plan = plan_selection(selection, self.shape, self.chunks)
+        if not plan.nchunks:
+            np.broadcast_to(np.asarray(value), plan.out_shape)  # still validate the shape
+            return
+        arr = np.asarray(value)
+        if arr.dtype != self.dtype:
+            arr = arr.astype(self.dtype, casting="unsafe")
+        try:
+            arr = np.broadcast_to(arr, plan.out_shape)
+        except ValueError:
+            raise ValueError(
+                f"could not broadcast input array from shape {np.shape(value)} into "
+                f"shape {plan.out_shape}") from None
+        arr = np.ascontiguousarray(arr.reshape(plan.full_shape))
+        self._store_plan(plan, arr)
+
+    def _store_plan(self, plan: Plan, value: np.ndarray) -> None:
+        from exzarr import _core
+
+        keys = [self.chunk_key(c) for c in plan.chunk_coords()]
+        covered = plan.covered()
+        regions = plan.regions()
+        f_order = self._meta.order == "F"
+
+        def work(batch: range) -> None:
+            sl = slice(batch.start, batch.stop)
+            bkeys = keys[sl]
+            need = [k for k, c in zip(bkeys, covered[sl]) if not c]
+            fetched = dict(zip(need, self._store.get_many(need))) if need else {}
+            existing = [fetched.get(k) for k in bkeys]
+            if self._python_codecs:
+                existing = [None if e is None else self._decode_python(k, e)
+                            for k, e in zip(bkeys, existing)]
+            try:
+                encoded = _core.encode_from(self._pipeline, value, regions[sl], existing,
+                                            self.chunks, f_order, self._fill,
+                                            self._write_empty, self._nan_kind)
+            except _ChunkFailure as failure:
+                raise failure.to_error(bkeys[failure.index]) from None
+            if self._python_codecs:
+                encoded = [None if e is None else self._encode_python(e) for e in encoded]
+            self._store.set_many([(k, e) for k, e in zip(bkeys, encoded) if e is not None])
+            empties = [k for k, e in zip(bkeys, encoded) if e is None]
+            if empties:
+                self._store.delete_many(empties)
+
+        self._run(work, len(keys))
+
+    def _write_meta(self) -> None:
+        self._store.set(self._prefix + ZARRAY, self._meta.encode())
+
+    def resize(self, *shape: Any) -> None:
+        """Change the shape; chunks wholly outside the new shape are deleted."""
+        self._check_writable()
+        from exzarr.metadata import normalize_shape
+
+        new_shape = normalize_shape(shape[0] if len(shape) == 1 and not isinstance(shape[0], int) else shape)
+        if len(new_shape) != self.ndim:
+            raise ValueError(f"resize keeps the number of dimensions ({self.ndim}), got {new_shape}")
+        new_grid = [-(-s // c) for s, c in zip(new_shape, self.chunks)]
+        doomed = []
+        sep = self.dimension_separator
+        for key in self._chunk_keys_stored():
+            coords = [int(p) for p in key[len(self._prefix):].split(sep)]
+            if any(k >= g for k, g in zip(coords, new_grid)):
+                doomed.append(key)
+        self._store.delete_many(doomed)
+        self._meta.shape = new_shape
+        self._write_meta()
+
+    def append(self, data: Any, axis: int = 0) -> tuple[int, ...]:
+        """Grow along ``axis`` and write ``data`` at the end; returns the new shape."""
+        self._check_writable()
+        data = np.asarray(data)
+        if data.ndim != self.ndim:
+            raise ValueError(f"data has {data.ndim} dimensions, the array {self.ndim}")
+        axis = axis % self.ndim
+        for d in range(self.ndim):
+            if d != axis and data.shape[d] != self.shape[d]:
+                raise ValueError(
+                    f"data shape {data.shape} does not match array shape {self.shape} "
+                    f"outside axis {axis}")
+        old = self.shape[axis]
+        new_shape = list(self.shape)
+        new_shape[axis] = old + data.shape[axis]
+        self.resize(tuple(new_shape))
+        sel = tuple(slice(old, None) if d == axis else slice(None) for d in range(self.ndim))
+        self[sel] = data
+        return self.shape
+
+    def __repr__(self) -> str:
+        where = f" {self._path!r}" if self._path else ""
+        comp = self._compressor.codec_id if self._compressor else "none"
+        return (f"<exzarr.Array{where} shape={self.shape} chunks={self.chunks} "
+                f"dtype={self.dtype.str} compressor={comp} store={self._store!r}>")
+
+
+class ArrayInfo:
+    """A printable summary of an :class:`Array` (``exzarr info`` prints it)."""
+
+    def __init__(self, array: Array) -> None:
+        self.array = array
+
+    def items(self) -> list[tuple[str, str]]:
+        a = self.array
+        stored = a.nbytes_stored
+        ratio = f"{a.nbytes / stored:.2f}" if stored else "-"
+        comp = repr(a.compressor) if a.compressor else "None"
+        filters = ", ".join(repr(f) for f in a.filters or []) or "None"
+        return [
+            ("Type", "exzarr.Array"),
+            ("Path", a.path or "/"),
+            ("Shape", str(a.shape)),
+            ("Chunk shape", str(a.chunks)),
+            ("Order", a.order),
+            ("Data type", f"{a.dtype} ({a.dtype.str})"),
+            ("Fill value", repr(a.fill_value)),
+            ("Filters", filters),
+            ("Compressor", comp),
+            ("Store", repr(a.store)),
+            ("No. bytes", f"{a.nbytes} ({_human(a.nbytes)})"),
+            ("No. bytes stored", f"{stored} ({_human(stored)})"),
+            ("Storage ratio", ratio),
+            ("Chunks initialized", f"{a.nchunks_initialized}/{a.nchunks}"),
+        ]
+
+    def __repr__(self) -> str:
+        rows = self.items()
+        width = max(len(k) for k, _ in rows)
+        return "\n".join(f"{k:<{width}} : {v}" for k, v in rows)
+
+    __str__ = __repr__
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+    return str(n)

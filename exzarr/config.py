@@ -1,0 +1,50 @@
+"""Runtime configuration and the shared worker pool.
+
+Nothing here runs at import time: the pool is created on first use, and re-created
+after a fork or when the thread count changes.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+_settings: dict[str, Any] = {"threads": None}
+_pool: ThreadPoolExecutor | None = None
+_pool_key: tuple[int, int] | None = None
+_lock = threading.Lock()
+
+
+def thread_count() -> int:
+    """Worker threads used for chunk decoding and encoding (default: CPU count)."""
+    n = _settings["threads"] or int(os.environ.get("EXZARR_THREADS", 0)) or (os.cpu_count() or 1)
+    return max(1, n)
+
+
+def set(**options: Any) -> None:  # noqa: A001 - mirrors dask.config.set / zarr.config.set
+    """Change settings: ``exzarr.config.set(threads=4)``."""
+    for name, value in options.items():
+        if name not in _settings:
+            raise KeyError(f"unknown exzarr setting {name!r}; known: {', '.join(_settings)}")
+        _settings[name] = value
+
+
+def get(name: str) -> Any:
+    """The current value of a setting."""
+    return _settings[name]
+
+
+def pool() -> ThreadPoolExecutor:
+    """The worker pool, created lazily; one per process and thread count."""
+    global _pool, _pool_key
+    key = (os.getpid(), thread_count())
+    with _lock:
+        if _pool is None or _pool_key != key:
+            old = _pool if _pool_key is not None and _pool_key[0] == key[0] else None
+            _pool = ThreadPoolExecutor(max_workers=key[1], thread_name_prefix="exzarr")
+            _pool_key = key
+            if old is not None:
+                old.shutdown(wait=False)
+        return _pool

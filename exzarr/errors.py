@@ -1,0 +1,157 @@
+"""The exzarr error hierarchy.
+
+Every error derives from :class:`ExZarrError` and from the builtin exception an
+idiomatic ``except`` clause would name (``ValueError``, ``KeyError``,
+``FileNotFoundError``...). Each carries ``.code``: the error atom of the original
+ExZarr library (``"shape_required"``, ``"path_not_found"``...) as a string.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ArrayNotFoundError",
+    "ChunksRequiredError",
+    "ContainsArrayError",
+    "ContainsGroupError",
+    "CorruptChunkError",
+    "ExZarrError",
+    "InvalidChunksError",
+    "InvalidFilterConfigError",
+    "InvalidShapeError",
+    "MetadataNotFoundError",
+    "PathNotFoundError",
+    "ReadOnlyError",
+    "ShapeRequiredError",
+    "UnknownCodecError",
+    "UnknownFilterError",
+]
+
+
+class ExZarrError(Exception):
+    """Base class of every exzarr error."""
+
+    code = "exzarr_error"
+
+
+class ShapeRequiredError(ExZarrError, ValueError):
+    """``create`` was called without ``shape``."""
+
+    code = "shape_required"
+
+
+class ChunksRequiredError(ExZarrError, ValueError):
+    """``create`` was called without ``chunks``."""
+
+    code = "chunks_required"
+
+
+class InvalidShapeError(ExZarrError, ValueError):
+    """The shape is not a sequence of non-negative integers."""
+
+    code = "invalid_shape"
+
+
+class InvalidChunksError(ExZarrError, ValueError):
+    """The chunks are not positive integers, one per dimension of the shape."""
+
+    code = "invalid_chunks"
+
+
+class UnknownCodecError(ExZarrError, ValueError):
+    """No codec is registered under this id."""
+
+    code = "unknown_codec"
+
+    def __init__(self, message: str, codec_id: str | None = None) -> None:
+        super().__init__(message)
+        self.codec_id = codec_id
+
+
+class UnknownFilterError(UnknownCodecError):
+    """No filter codec is registered under this id."""
+
+    code = "unknown_filter"
+
+    def __init__(self, message: str, filter_id: str | None = None) -> None:
+        super().__init__(message, filter_id)
+        self.filter_id = filter_id
+
+
+class InvalidFilterConfigError(ExZarrError, ValueError):
+    """A codec or filter was given options it does not accept."""
+
+    code = "invalid_filter_config"
+
+    def __init__(self, filter_id: str, reason: str) -> None:
+        super().__init__(f"invalid configuration for codec {filter_id!r}: {reason}")
+        self.filter_id = filter_id
+        self.reason = reason
+
+
+class PathNotFoundError(ExZarrError, FileNotFoundError):
+    """Nothing exists at the given path."""
+
+    code = "path_not_found"
+
+
+class MetadataNotFoundError(ExZarrError, FileNotFoundError):
+    """The path exists but holds no ``.zarray`` (or ``.zgroup``) document."""
+
+    code = "metadata_not_found"
+
+
+ArrayNotFoundError = MetadataNotFoundError
+
+
+class ContainsGroupError(ExZarrError, ValueError):
+    """An array was expected where a group is stored."""
+
+    code = "contains_group"
+
+
+class ContainsArrayError(ExZarrError, ValueError):
+    """A group was expected where an array is stored (or the path is taken)."""
+
+    code = "contains_array"
+
+
+class CorruptChunkError(ExZarrError, ValueError):
+    """A stored chunk could not be decoded; ``.key`` names it."""
+
+    code = "corrupt_chunk"
+
+    def __init__(self, message: str, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+class ReadOnlyError(ExZarrError, PermissionError):
+    """A write was attempted on an array or store opened read-only."""
+
+    code = "read_only"
+
+
+class _ChunkFailure(Exception):
+    """Raised by the core for one chunk of a batch; the array layer adds the key."""
+
+    # Status codes of exzarr/_core.pyx.
+    CORRUPT, SIZE, NOMEM, ENCODE = 1, 2, 3, 4
+
+    def __init__(self, status: int, index: int, detail: str) -> None:
+        super().__init__(status, index, detail)
+        self.status = status
+        self.index = index
+        self.detail = detail
+
+    def to_error(self, key: str | None, action: str = "decode") -> Exception:
+        """The public error for this failure, naming ``key``."""
+        if self.status == self.NOMEM:
+            return MemoryError(f"out of memory while processing chunk {key!r}")
+        if self.status == self.ENCODE:
+            return ExZarrError(f"could not encode chunk {key!r}: {self.detail}")
+        what = "corrupt" if self.status == self.CORRUPT else "has the wrong decoded size"
+        return CorruptChunkError(
+            f"chunk {key!r} is {what} and cannot be {action}d ({self.detail}); "
+            "rewrite it or delete it to read it as fill_value",
+            key,
+        )

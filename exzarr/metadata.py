@@ -1,0 +1,273 @@
+"""Zarr v2 metadata documents (``.zarray``, ``.zgroup``, ``.zattrs``) and fill values.
+
+Writes minimal, standard JSON; reads leniently (extra keys, ``filters: []``, no
+``dimension_separator``, ``null`` fill values, bare ``NaN`` in attributes).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from exzarr.errors import ExZarrError, InvalidChunksError, InvalidShapeError
+
+ZARRAY = ".zarray"
+ZGROUP = ".zgroup"
+ZATTRS = ".zattrs"
+ZMETADATA = ".zmetadata"
+
+# The original's dtype names, beside anything numpy.dtype accepts.
+DTYPE_NAMES = {
+    "int8": "|i1", "int16": "<i2", "int32": "<i4", "int64": "<i8",
+    "uint8": "|u1", "uint16": "<u2", "uint32": "<u4", "uint64": "<u8",
+    "float32": "<f4", "float64": "<f8", "bool": "|b1",
+    "complex64": "<c8", "complex128": "<c16",
+}
+
+
+def normalize_dtype(dtype: Any) -> np.dtype:
+    """A numpy dtype from the original's names (``"int8"``, ``:float64``) or numpy's."""
+    if isinstance(dtype, str):
+        dtype = DTYPE_NAMES.get(dtype.lstrip(":"), dtype)
+    try:
+        dt = np.dtype(dtype)
+    except TypeError as exc:
+        raise ExZarrError(f"unsupported dtype {dtype!r}: {exc}") from exc
+    if dt.kind not in "biufcSUVmM" or dt.hasobject or dt.names is not None or dt.subdtype:
+        raise ExZarrError(
+            f"dtype {dt!r} is not supported; use a bool, integer, float, complex, "
+            "bytes, unicode or datetime dtype"
+        )
+    return dt
+
+
+def normalize_shape(shape: Any) -> tuple[int, ...]:
+    """A tuple of non-negative ints, or InvalidShapeError."""
+    if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
+        shape = (shape,)
+    try:
+        dims = tuple(shape)
+    except TypeError:
+        raise InvalidShapeError(f"shape must be a tuple of integers, not {shape!r}") from None
+    if not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 0 for d in dims):
+        raise InvalidShapeError(f"shape must be non-negative integers, not {shape!r}")
+    return tuple(int(d) for d in dims)
+
+
+def normalize_chunks(chunks: Any, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """A tuple of positive ints, one per dimension, or InvalidChunksError.
+
+    ``True`` picks about 1 MiB chunks; an int applies to every dimension; ``None`` or
+    ``-1`` in one dimension means the whole dimension.
+    """
+    if chunks is True:
+        return guess_chunks(shape, 8)
+    if isinstance(chunks, (int, np.integer)) and not isinstance(chunks, bool):
+        chunks = (int(chunks),) * len(shape)
+    try:
+        dims = list(chunks)
+    except TypeError:
+        raise InvalidChunksError(f"chunks must be a tuple of integers, not {chunks!r}") from None
+    if len(dims) != len(shape):
+        raise InvalidChunksError(
+            f"chunks {tuple(dims)} have {len(dims)} dimensions but shape {shape} has {len(shape)}"
+        )
+    out = []
+    for c, s in zip(dims, shape):
+        if c is None or (isinstance(c, (int, np.integer)) and c == -1):
+            c = max(s, 1)
+        if isinstance(c, bool) or not isinstance(c, (int, np.integer)) or c <= 0:
+            raise InvalidChunksError(f"chunks must be positive integers, not {tuple(dims)}")
+        out.append(int(c))
+    return tuple(out)
+
+
+def guess_chunks(shape: tuple[int, ...], itemsize: int, target: int = 1 << 20) -> tuple[int, ...]:
+    """Chunks of about ``target`` bytes, halving the largest dimension until they fit."""
+    chunks = [max(s, 1) for s in shape]
+    while math.prod(chunks) * itemsize > target and max(chunks) > 1:
+        i = chunks.index(max(chunks))
+        chunks[i] = (chunks[i] + 1) // 2
+    return tuple(chunks)
+
+
+# ---------------------------------------------------------------------------------------
+# Fill values
+# ---------------------------------------------------------------------------------------
+
+def _float_to_json(v: float) -> Any:
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "Infinity" if v > 0 else "-Infinity"
+    return float(v)
+
+
+def _json_to_float(v: Any) -> float:
+    if isinstance(v, str):
+        special = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+        if v in special:
+            return special[v]
+        try:  # zarr-python 2 stores some as hex ("0x7fc00000") or plain number strings.
+            return float.fromhex(v) if v.startswith(("0x", "-0x")) else float(v)
+        except ValueError:
+            raise ExZarrError(f"fill_value {v!r} is not a number") from None
+    return float(v)
+
+
+def encode_fill_value(value: Any, dtype: np.dtype) -> Any:
+    """The JSON form of a fill value, as zarr-python writes it."""
+    if value is None:
+        return None
+    kind = dtype.kind
+    if kind == "b":
+        return bool(value)
+    if kind in "iu":
+        return int(value)
+    if kind == "f":
+        return _float_to_json(float(value))
+    if kind == "c":
+        c = complex(value)
+        return [_float_to_json(c.real), _float_to_json(c.imag)]
+    if kind in "SV":
+        raw = np.array(value, dtype=dtype).tobytes()
+        return base64.standard_b64encode(raw).decode("ascii")
+    if kind == "U":
+        return str(np.array(value, dtype=dtype)[()])
+    if kind in "mM":
+        return int(np.array(value, dtype=dtype).view("i8"))
+    raise ExZarrError(f"no fill_value encoding for dtype {dtype.str}")
+
+
+def decode_fill_value(value: Any, dtype: np.dtype) -> Any:
+    """The Python/numpy value of a JSON fill value (``None`` stays ``None``)."""
+    if value is None:
+        return None
+    kind = dtype.kind
+    if kind == "b":
+        return bool(value)
+    if kind in "iu":
+        return int(value)
+    if kind == "f":
+        return _json_to_float(value)
+    if kind == "c":
+        if isinstance(value, (list, tuple)) and len(value) == 2:
+            return complex(_json_to_float(value[0]), _json_to_float(value[1]))
+        return complex(_json_to_float(value))
+    if kind in "SV":
+        if isinstance(value, str):
+            raw = base64.standard_b64decode(value)
+            return np.frombuffer(raw.ljust(dtype.itemsize, b"\0")[: dtype.itemsize], dtype=dtype)[0]
+        return np.array(value, dtype=dtype)[()]
+    if kind == "U":
+        return str(value)
+    if kind in "mM":
+        if isinstance(value, str):
+            return np.array(value, dtype=dtype)[()]
+        return np.array(int(value), dtype="i8").view(dtype)[()]
+    raise ExZarrError(f"no fill_value decoding for dtype {dtype.str}")
+
+
+def fill_bytes(value: Any, dtype: np.dtype) -> bytes:
+    """One element of ``value`` in ``dtype`` (``None`` reads as zero bytes)."""
+    if value is None:
+        return bytes(dtype.itemsize)
+    return np.array(value, dtype=dtype).tobytes()
+
+
+# ---------------------------------------------------------------------------------------
+# Documents
+# ---------------------------------------------------------------------------------------
+
+def json_dumps(doc: Any) -> bytes:
+    """Metadata JSON as zarr-python 3 writes it: indent 2, NaN allowed, UTF-8."""
+    return json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=True).encode("utf-8")
+
+
+def json_loads(raw: bytes | str, what: str = "metadata") -> Any:
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ExZarrError(f"{what} is not valid JSON: {exc}") from exc
+
+
+@dataclass
+class ArrayMeta:
+    """The contents of a ``.zarray`` document."""
+
+    shape: tuple[int, ...]
+    chunks: tuple[int, ...]
+    dtype: np.dtype
+    compressor: dict[str, Any] | None
+    fill_value: Any
+    order: str = "C"
+    filters: list[dict[str, Any]] | None = None
+    dimension_separator: str = "."
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        doc = {
+            "zarr_format": 2,
+            "shape": list(self.shape),
+            "chunks": list(self.chunks),
+            "dtype": self.dtype.str,
+            "compressor": self.compressor,
+            "fill_value": encode_fill_value(self.fill_value, self.dtype),
+            "order": self.order,
+            "filters": self.filters or None,
+            "dimension_separator": self.dimension_separator,
+        }
+        doc.update({k: v for k, v in self.extra.items() if k not in doc})
+        return doc
+
+    def encode(self) -> bytes:
+        return json_dumps(self.to_json())
+
+    @classmethod
+    def from_json(cls, doc: Any) -> ArrayMeta:
+        if not isinstance(doc, dict):
+            raise ExZarrError(".zarray must hold a JSON object")
+        fmt = doc.get("zarr_format", 2)
+        if fmt != 2:
+            raise ExZarrError(f"zarr_format {fmt} is not supported; exzarr reads Zarr v2")
+        try:
+            shape = normalize_shape(doc["shape"])
+            chunks = normalize_chunks(doc["chunks"], shape)
+            dtype = np.dtype(doc["dtype"] if not isinstance(doc["dtype"], list)
+                             else [tuple(f) for f in doc["dtype"]])
+        except KeyError as exc:
+            raise ExZarrError(f".zarray lacks the required key {exc.args[0]!r}") from None
+        except TypeError as exc:
+            raise ExZarrError(f".zarray has an invalid dtype: {exc}") from None
+        order = doc.get("order", "C")
+        if order not in ("C", "F"):
+            raise ExZarrError(f".zarray order must be 'C' or 'F', not {order!r}")
+        sep = doc.get("dimension_separator") or "."
+        if sep not in (".", "/"):
+            raise ExZarrError(f".zarray dimension_separator must be '.' or '/', not {sep!r}")
+        known = {"zarr_format", "shape", "chunks", "dtype", "compressor", "fill_value",
+                 "order", "filters", "dimension_separator"}
+        return cls(
+            shape=shape,
+            chunks=chunks,
+            dtype=dtype,
+            compressor=doc.get("compressor"),
+            fill_value=decode_fill_value(doc.get("fill_value"), dtype),
+            order=order,
+            filters=doc.get("filters") or None,
+            dimension_separator=sep,
+            extra={k: v for k, v in doc.items() if k not in known},
+        )
+
+    @classmethod
+    def decode(cls, raw: bytes) -> ArrayMeta:
+        return cls.from_json(json_loads(raw, ".zarray"))
+
+
+def group_document() -> bytes:
+    return json_dumps({"zarr_format": 2})

@@ -1,0 +1,15 @@
+"""Storage backends: the Store interface, built-in stores and the backend registry."""
+
+from exzarr.storage.base import Store
+from exzarr.storage.directory import DirectoryStore
+from exzarr.storage.memory import MemoryStore
+from exzarr.storage.registry import open_store, register_backend, registered_backends
+
+__all__ = [
+    "DirectoryStore",
+    "MemoryStore",
+    "Store",
+    "open_store",
+    "register_backend",
+    "registered_backends",
+]

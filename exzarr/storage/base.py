@@ -1,0 +1,91 @@
+"""The Store interface: a synchronous mapping of string keys to bytes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from exzarr.errors import ReadOnlyError
+
+
+class Store:
+    """Byte-level key/value storage under which Zarr hierarchies live.
+
+    Keys are ``/``-separated strings such as ``"a/b/.zarray"`` or ``"a/b/0.1"``.
+    Subclasses implement :meth:`get`, :meth:`set`, :meth:`delete` and
+    :meth:`list_prefix`; the batch and listing helpers have generic versions that a
+    backend overrides when it can do better (one round trip, one syscall).
+    """
+
+    #: Short name of the backend, as registered (``"memory"``, ``"filesystem"``...).
+    backend: str = ""
+
+    def __init__(self, *, read_only: bool = False) -> None:
+        self.read_only = read_only
+
+    # -- required -------------------------------------------------------------------
+    def get(self, key: str) -> bytes | None:
+        """The bytes stored under ``key``, or None when there are none."""
+        raise NotImplementedError
+
+    def set(self, key: str, value: bytes) -> None:
+        """Store ``value`` under ``key``, replacing what was there."""
+        raise NotImplementedError
+
+    def delete(self, key: str) -> None:
+        """Remove ``key``; no error when it is absent."""
+        raise NotImplementedError
+
+    def list_prefix(self, prefix: str) -> Iterator[str]:
+        """Every key that starts with ``prefix`` (full keys)."""
+        raise NotImplementedError
+
+    # -- generic --------------------------------------------------------------------
+    def contains(self, key: str) -> bool:
+        return self.get(key) is not None
+
+    def get_many(self, keys: Iterable[str]) -> list[bytes | None]:
+        """The values of ``keys``, in order; None for absent keys."""
+        return [self.get(k) for k in keys]
+
+    def set_many(self, items: Mapping[str, bytes] | Iterable[tuple[str, bytes]]) -> None:
+        pairs = items.items() if isinstance(items, Mapping) else items
+        for k, v in pairs:
+            self.set(k, v)
+
+    def delete_many(self, keys: Iterable[str]) -> None:
+        for k in keys:
+            self.delete(k)
+
+    def list_dir(self, prefix: str = "") -> list[str]:
+        """Names one level below ``prefix`` (a directory-like listing, sorted)."""
+        if prefix and not prefix.endswith("/"):
+            prefix += "/"
+        names = {k[len(prefix):].split("/", 1)[0] for k in self.list_prefix(prefix)}
+        return sorted(names)
+
+    def getsize(self, key: str) -> int:
+        """Size in bytes of the value under ``key`` (0 when absent)."""
+        value = self.get(key)
+        return 0 if value is None else len(value)
+
+    def size_prefix(self, prefix: str) -> int:
+        """Total bytes stored under ``prefix``."""
+        return sum(self.getsize(k) for k in self.list_prefix(prefix))
+
+    def exists(self) -> bool:
+        """Whether the store's location exists at all."""
+        return True
+
+    def close(self) -> None:
+        """Release resources (files, connections)."""
+
+    def _check_writable(self) -> None:
+        if self.read_only:
+            raise ReadOnlyError(f"{self!r} is read-only; open it with mode='r+' or 'a' to write")
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

@@ -1,0 +1,111 @@
+"""Directory store: one file per key, in the Zarr v2 directory layout."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+
+from exzarr.storage.base import Store
+
+
+class DirectoryStore(Store):
+    """Keys as files below a root directory.
+
+    Every value is written to a temporary file in the target directory and renamed
+    into place, so a concurrent reader sees the old value or the new one, never a
+    torn file.
+
+    Parameters
+    ----------
+    root : str or os.PathLike
+        The directory; created on the first write.
+    read_only : bool
+        Refuse writes.
+    """
+
+    backend = "filesystem"
+
+    def __init__(self, root: str | os.PathLike[str], *, read_only: bool = False) -> None:
+        super().__init__(read_only=read_only)
+        self.root = os.path.abspath(os.fspath(root))
+
+    def _path(self, key: str) -> str:
+        parts = key.split("/")
+        if any(p in ("", ".", "..") for p in parts):
+            raise KeyError(f"invalid store key {key!r}")
+        return os.path.join(self.root, *parts)
+
+    def get(self, key: str) -> bytes | None:
+        try:
+            with open(self._path(key), "rb") as f:
+                return f.read()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return None
+
+    def set(self, key: str, value: bytes) -> None:
+        self._check_writable()
+        path = self._path(key)
+        folder = os.path.dirname(path)
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".partial")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(value)
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+
+    def delete(self, key: str) -> None:
+        self._check_writable()
+        try:
+            os.unlink(self._path(key))
+        except (FileNotFoundError, NotADirectoryError):
+            pass
+        except IsADirectoryError:
+            shutil.rmtree(self._path(key))
+
+    def contains(self, key: str) -> bool:
+        return os.path.isfile(self._path(key))
+
+    def getsize(self, key: str) -> int:
+        try:
+            return os.stat(self._path(key)).st_size
+        except OSError:
+            return 0
+
+    def list_prefix(self, prefix: str) -> Iterator[str]:
+        # Walk only the deepest directory the prefix names.
+        head, _, _ = prefix.rpartition("/")
+        start = os.path.join(self.root, *head.split("/")) if head else self.root
+        if not os.path.isdir(start):
+            return
+        for dirpath, dirnames, filenames in os.walk(start):
+            rel = os.path.relpath(dirpath, self.root)
+            rel = "" if rel == "." else rel.replace(os.sep, "/") + "/"
+            dirnames.sort()
+            for name in sorted(filenames):
+                if name.startswith(".tmp-") and name.endswith(".partial"):
+                    continue
+                key = rel + name
+                if key.startswith(prefix):
+                    yield key
+
+    def list_dir(self, prefix: str = "") -> list[str]:
+        path = os.path.join(self.root, *prefix.strip("/").split("/")) if prefix.strip("/") else self.root
+        try:
+            return sorted(n for n in os.listdir(path) if not n.startswith(".tmp-"))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+
+    def exists(self) -> bool:
+        return os.path.isdir(self.root)
+
+    def __repr__(self) -> str:
+        mode = ", read-only" if self.read_only else ""
+        return f"<DirectoryStore {self.root!r}{mode}>"

@@ -1,0 +1,48 @@
+"""In-memory store: a dict of bytes; fast and not persistent."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from exzarr.storage.base import Store
+
+
+class MemoryStore(Store):
+    """Keys and values in a Python dict.
+
+    Parameters
+    ----------
+    data : dict, optional
+        An existing mapping to use as storage (shared, not copied).
+    """
+
+    backend = "memory"
+
+    def __init__(self, data: dict[str, bytes] | None = None, *, read_only: bool = False) -> None:
+        super().__init__(read_only=read_only)
+        self._data: dict[str, bytes] = {} if data is None else data
+
+    def get(self, key: str) -> bytes | None:
+        return self._data.get(key)
+
+    def get_many(self, keys: Any) -> list[bytes | None]:
+        data = self._data
+        return [data.get(k) for k in keys]
+
+    def set(self, key: str, value: bytes) -> None:
+        self._check_writable()
+        self._data[key] = bytes(value)
+
+    def delete(self, key: str) -> None:
+        self._check_writable()
+        self._data.pop(key, None)
+
+    def list_prefix(self, prefix: str) -> Iterator[str]:
+        return iter([k for k in self._data if k.startswith(prefix)])
+
+    def contains(self, key: str) -> bool:
+        return key in self._data
+
+    def __repr__(self) -> str:
+        return f"<MemoryStore {len(self._data)} keys>"

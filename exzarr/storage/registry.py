@@ -1,0 +1,70 @@
+"""Storage backend registry: names to store factories, plus entry points."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from exzarr.errors import ExZarrError
+from exzarr.storage.base import Store
+
+ENTRY_POINT_GROUP = "exzarr.storage"
+
+_backends: dict[str, Callable[..., Store]] = {}
+_entry_points_loaded = False
+
+
+def register_backend(name: str, factory: Callable[..., Store]) -> None:
+    """Make ``storage=name`` build stores with ``factory(path=..., read_only=..., **options)``."""
+    _backends[name] = factory
+
+
+def _load_entry_points() -> None:
+    global _entry_points_loaded
+    if _entry_points_loaded:
+        return
+    _entry_points_loaded = True
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        _backends.setdefault(ep.name, ep.load())
+
+
+def registered_backends() -> list[str]:
+    _load_entry_points()
+    return sorted(_backends)
+
+
+def open_store(storage: Any, path: Any = None, *, read_only: bool = False,
+               storage_options: dict[str, Any] | None = None) -> Store:
+    """A Store for ``storage`` (a backend name or a Store) at ``path``."""
+    if isinstance(storage, Store):
+        return storage
+    name = str(storage).lstrip(":")
+    factory = _backends.get(name)
+    if factory is None:
+        _load_entry_points()
+        factory = _backends.get(name)
+    if factory is None:
+        raise ExZarrError(
+            f"unknown storage backend {name!r}; registered: {', '.join(registered_backends())}"
+        )
+    return factory(path=path, read_only=read_only, **(storage_options or {}))
+
+
+def _memory(path: Any = None, read_only: bool = False, **options: Any) -> Store:
+    from exzarr.storage.memory import MemoryStore
+
+    return MemoryStore(read_only=read_only, **options)
+
+
+def _filesystem(path: Any = None, read_only: bool = False, **options: Any) -> Store:
+    from exzarr.storage.directory import DirectoryStore
+
+    if path is None:
+        raise ExZarrError("storage='filesystem' needs path=...: the directory to use")
+    return DirectoryStore(path, read_only=read_only, **options)
+
+
+register_backend("memory", _memory)
+register_backend("filesystem", _filesystem)
+register_backend("directory", _filesystem)
