@@ -349,7 +349,9 @@ class Array:
             raise ValueError(
                 f"could not broadcast input array from shape {np.shape(value)} into "
                 f"shape {plan.out_shape}") from None
-        arr = np.ascontiguousarray(arr.reshape(plan.full_shape))
+        arr = arr.reshape(plan.full_shape)
+        if not arr.flags.c_contiguous:  # (ascontiguousarray would make 0-d arrays 1-d)
+            arr = arr.copy(order="C")
         self._store_plan(plan, arr)
 
     def _store_plan(self, plan: Plan, value: np.ndarray) -> None:

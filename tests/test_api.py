@@ -1,0 +1,255 @@
+"""The public API: create/open/save/load, Array properties, errors with their codes."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+import exzarr
+from exzarr import errors
+
+
+def test_create_defaults_match_the_original():
+    a = exzarr.create(shape=(10, 10), chunks=(5, 5))
+    assert a.dtype == np.dtype("float64")
+    assert a.compressor.get_config() == {"id": "zstd", "level": 0}
+    assert a.fill_value == 0
+    assert a.store.backend == "memory"
+    assert a.order == "C"
+    np.testing.assert_array_equal(a[...], np.zeros((10, 10)))
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [("int8", "|i1"), ("int16", "<i2"), ("int32", "<i4"), ("int64", "<i8"),
+     ("uint8", "|u1"), ("uint16", "<u2"), ("uint32", "<u4"), ("uint64", "<u8"),
+     ("float32", "<f4"), ("float64", "<f8"), (":float64", "<f8"), (">i4", ">i4"),
+     ("bool", "|b1"), ("complex64", "<c8"), (np.dtype(">c16"), ">c16")],
+)
+def test_dtype_names(name, expected):
+    a = exzarr.create(shape=(4,), chunks=(2,), dtype=name)
+    assert a.dtype.str == expected
+
+
+def test_filesystem_roundtrip_and_metadata(tmp_path):
+    path = tmp_path / "arr"
+    a = exzarr.create(shape=(1000, 1000), chunks=(100, 100), dtype="float64",
+                      compressor="zlib", storage="filesystem", path=str(path))
+    data = np.random.default_rng(0).random((1000, 1000))
+    a[...] = data
+    doc = json.loads((path / ".zarray").read_text())
+    assert doc == {
+        "zarr_format": 2, "shape": [1000, 1000], "chunks": [100, 100], "dtype": "<f8",
+        "compressor": {"id": "zlib", "level": 1}, "fill_value": 0, "order": "C",
+        "filters": None, "dimension_separator": ".",
+    }
+    assert sorted(os.listdir(path))[:3] == [".zarray", "0.0", "0.1"]
+    b = exzarr.open(path=str(path))
+    np.testing.assert_array_equal(b[...], data)
+    loaded = exzarr.load(path=str(path))
+    assert loaded.tobytes() == data.tobytes()
+
+
+def test_save_writes_metadata_and_chunks(tmp_path):
+    a = exzarr.create(shape=(30, 20), chunks=(7, 6), dtype="int32", attrs={"units": "K"})
+    a[3:25, 2:] = np.arange(22 * 18, dtype="int32").reshape(22, 18)
+    exzarr.save(a, path=str(tmp_path / "saved"))
+    b = exzarr.open(path=str(tmp_path / "saved"), mode="r")
+    np.testing.assert_array_equal(b[...], a[...])
+    assert b.attrs["units"] == "K"
+    assert b.nchunks_initialized == a.nchunks_initialized
+
+
+def test_save_numpy_array(tmp_path):
+    data = np.arange(100, dtype="u2").reshape(10, 10)
+    exzarr.save(data, path=str(tmp_path / "np"))
+    np.testing.assert_array_equal(exzarr.load(path=str(tmp_path / "np")), data)
+
+
+def test_array_properties():
+    a = exzarr.create(shape=(10, 7), chunks=(4, 3), dtype=">i2", fill_value=-1)
+    assert (a.ndim, a.size, a.nbytes, a.nchunks) == (2, 70, 140, 9)
+    assert a.nchunks_initialized == 0
+    a[0, 0] = 5
+    assert a.nchunks_initialized == 1
+    assert a.nbytes_stored > 0
+    assert a[0, 0] == 5 and a[9, 6] == -1
+    assert np.asarray(a).shape == (10, 7)
+    assert len(a) == 10
+    assert "shape=(10, 7)" in repr(a)
+    info = str(a.info)
+    for word in ("Shape", "Chunk shape", "Compressor", "No. bytes stored", "Storage ratio",
+                 "Chunks initialized : 1/9"):
+        assert word in info
+
+
+def test_fill_value_chunks_are_not_stored_unless_asked():
+    a = exzarr.create(shape=(8,), chunks=(4,), fill_value=3)
+    a[:] = 3
+    assert a.nchunks_initialized == 0
+    a[:4] = 1
+    assert a.nchunks_initialized == 1
+    a[:4] = 3  # back to fill: the old chunk is deleted
+    assert a.nchunks_initialized == 0
+    b = exzarr.create(shape=(8,), chunks=(4,), fill_value=3, write_empty_chunks=True)
+    b[:] = 3
+    assert b.nchunks_initialized == 2
+
+
+def test_nan_fill_value_chunks_are_not_stored():
+    a = exzarr.create(shape=(8,), chunks=(4,), dtype="f4", fill_value=float("nan"))
+    assert np.isnan(a[...]).all()
+    a[:] = np.nan
+    assert a.nchunks_initialized == 0
+    a[5] = 1.0
+    assert a.nchunks_initialized == 1
+
+
+def test_resize_and_append():
+    a = exzarr.create(shape=(10, 4), chunks=(3, 4), dtype="i4")
+    a[...] = np.arange(40).reshape(10, 4)
+    a.resize((4, 4))
+    assert a.shape == (4, 4)
+    assert a.nchunks_initialized == 2
+    a.append(np.full((5, 4), 7))
+    assert a.shape == (9, 4)
+    expected = np.concatenate([np.arange(16).reshape(4, 4), np.full((5, 4), 7)])
+    np.testing.assert_array_equal(a[...], expected)
+
+
+def test_zero_dimensional_array():
+    a = exzarr.create(shape=(), chunks=(), dtype="f8", fill_value=1.5)
+    assert a[...] == 1.5
+    a[...] = 4.0
+    assert a[()] == 4.0
+    assert a.store.contains("0")
+
+
+@pytest.mark.parametrize(
+    "kwargs, cls, code",
+    [
+        ({"chunks": (2,)}, errors.ShapeRequiredError, "shape_required"),
+        ({"shape": (2,)}, errors.ChunksRequiredError, "chunks_required"),
+        ({"shape": "ab", "chunks": (2,)}, errors.InvalidShapeError, "invalid_shape"),
+        ({"shape": (-1,), "chunks": (2,)}, errors.InvalidShapeError, "invalid_shape"),
+        ({"shape": (4, 4), "chunks": (2,)}, errors.InvalidChunksError, "invalid_chunks"),
+        ({"shape": (4,), "chunks": (0,)}, errors.InvalidChunksError, "invalid_chunks"),
+        ({"shape": (4,), "chunks": (2,), "filters": [("nonesuch", {})]},
+         errors.UnknownFilterError, "unknown_filter"),
+        ({"shape": (4,), "chunks": (2,), "filters": [("delta", {"dtype": "S3"})]},
+         errors.InvalidFilterConfigError, "invalid_filter_config"),
+        ({"shape": (4,), "chunks": (2,), "compressor": {"id": "zstd", "level": "x"}},
+         errors.InvalidFilterConfigError, "invalid_filter_config"),
+        ({"shape": (4,), "chunks": (2,), "compressor": "nonesuch"},
+         errors.UnknownCodecError, "unknown_codec"),
+    ],
+)
+def test_create_errors_have_the_original_codes(kwargs, cls, code):
+    with pytest.raises(cls) as info:
+        exzarr.create(**kwargs)
+    assert info.value.code == code
+    assert isinstance(info.value, (ValueError, exzarr.ExZarrError))
+
+
+def test_unknown_filter_names_it_and_bad_config_names_the_reason():
+    with pytest.raises(errors.UnknownFilterError) as info:
+        exzarr.create(shape=(4,), chunks=(2,), filters=[("nonesuch", {})])
+    assert info.value.filter_id == "nonesuch"
+    with pytest.raises(errors.InvalidFilterConfigError) as info:
+        exzarr.create(shape=(4,), chunks=(2,), compressor={"id": "blosc", "cname": "nope"})
+    assert info.value.filter_id == "blosc" and "nope" in info.value.reason
+
+
+def test_failed_create_writes_nothing(tmp_path):
+    with pytest.raises(errors.UnknownFilterError):
+        exzarr.create(shape=(4,), chunks=(2,), storage="filesystem", path=str(tmp_path / "x"),
+                      filters=[("nonesuch", {})])
+    assert not (tmp_path / "x").exists()
+
+
+def test_open_errors(tmp_path):
+    with pytest.raises(errors.PathNotFoundError) as info:
+        exzarr.open(path=str(tmp_path / "missing"))
+    assert info.value.code == "path_not_found"
+    assert isinstance(info.value, FileNotFoundError)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(errors.MetadataNotFoundError) as info:
+        exzarr.open(path=str(tmp_path / "empty"))
+    assert info.value.code == "metadata_not_found"
+    (tmp_path / "grp").mkdir()
+    (tmp_path / "grp" / ".zgroup").write_text('{"zarr_format": 2}')
+    with pytest.raises(errors.MetadataNotFoundError, match="group"):
+        exzarr.open(path=str(tmp_path / "grp"))
+
+
+def test_existing_array_is_not_overwritten_by_accident(tmp_path):
+    p = str(tmp_path / "a")
+    a = exzarr.create(shape=(4,), chunks=(2,), storage="filesystem", path=p)
+    a[:] = 1
+    with pytest.raises(exzarr.ExZarrError, match="overwrite=True"):
+        exzarr.create(shape=(4,), chunks=(2,), storage="filesystem", path=p)
+    np.testing.assert_array_equal(exzarr.load(path=p), np.ones(4))
+    b = exzarr.create(shape=(4,), chunks=(2,), storage="filesystem", path=p, overwrite=True)
+    np.testing.assert_array_equal(b[...], np.zeros(4))
+
+
+def test_read_only(tmp_path):
+    p = str(tmp_path / "a")
+    exzarr.create(shape=(4,), chunks=(2,), storage="filesystem", path=p)
+    a = exzarr.open(path=p, mode="r")
+    with pytest.raises(errors.ReadOnlyError) as info:
+        a[0] = 1
+    assert info.value.code == "read_only"
+    with pytest.raises(errors.ReadOnlyError):
+        a.attrs["x"] = 1
+
+
+def test_attrs_persist(tmp_path):
+    p = str(tmp_path / "a")
+    a = exzarr.create(shape=(4,), chunks=(2,), storage="filesystem", path=p, attrs={"a": 1})
+    a.attrs["name"] = "température"
+    b = exzarr.open(path=p)
+    assert dict(b.attrs) == {"a": 1, "name": "température"}
+
+
+def test_bad_broadcast_is_a_value_error():
+    a = exzarr.create(shape=(4, 4), chunks=(2, 2))
+    with pytest.raises(ValueError, match="broadcast"):
+        a[:2, :2] = np.ones((3, 3))
+    np.testing.assert_array_equal(a[...], np.zeros((4, 4)))
+
+
+def test_advanced_indexing_is_refused_clearly():
+    a = exzarr.create(shape=(4,), chunks=(2,))
+    with pytest.raises(TypeError, match="basic indexing"):
+        a[[0, 1]]
+
+
+def test_directory_writes_are_atomic_renames(tmp_path):
+    p = tmp_path / "a"
+    a = exzarr.create(shape=(64,), chunks=(8,), storage="filesystem", path=str(p))
+    a[:] = np.arange(64)
+    # No temporary files are left behind and every chunk is complete.
+    assert not [n for n in os.listdir(p) if n.startswith(".tmp-")]
+    assert sorted(n for n in os.listdir(p) if not n.startswith(".")) == [str(i) for i in range(8)]
+
+
+@pytest.mark.parametrize("threads", [1, 2, 4])
+def test_thread_counts_agree(threads):
+    exzarr.config.set(threads=threads)
+    a = exzarr.create(shape=(100, 100), chunks=(7, 9), dtype="i8")
+    data = np.arange(10000).reshape(100, 100)
+    a[...] = data
+    np.testing.assert_array_equal(a[3:97:2, ::-3], data[3:97:2, ::-3])
+
+
+def test_dimension_separator_slash(tmp_path):
+    p = tmp_path / "a"
+    a = exzarr.create(shape=(4, 4), chunks=(2, 2), storage="filesystem", path=str(p),
+                      dimension_separator="/")
+    a[...] = 1
+    assert (p / "1" / "1").is_file()
+    np.testing.assert_array_equal(exzarr.open(path=str(p))[...], np.ones((4, 4)))
