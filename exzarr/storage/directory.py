@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import os
-import shutil
-import tempfile
+import threading
 from collections.abc import Iterator
 
 from exzarr.storage.base import Store
@@ -30,6 +30,8 @@ class DirectoryStore(Store):
     def __init__(self, root: str | os.PathLike[str], *, read_only: bool = False) -> None:
         super().__init__(read_only=read_only)
         self.root = os.path.abspath(os.fspath(root))
+        self._made_dirs: set[str] = set()
+        self._counter = itertools.count()
 
     def _path(self, key: str) -> str:
         parts = key.split("/")
@@ -48,11 +50,23 @@ class DirectoryStore(Store):
         self._check_writable()
         path = self._path(key)
         folder = os.path.dirname(path)
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".partial")
+        if folder not in self._made_dirs:
+            os.makedirs(folder, exist_ok=True)
+            self._made_dirs.add(folder)
+        # A name unique to this process, thread and write: no two writers share it.
+        tmp = os.path.join(
+            folder, f".tmp-{os.getpid()}-{threading.get_ident()}-{next(self._counter)}.partial")
         try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(value)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+        except FileNotFoundError:  # the directory was removed behind our back
+            self._made_dirs.discard(folder)
+            os.makedirs(folder, exist_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+        try:
+            with open(fd, "wb", buffering=0) as f:
+                view = memoryview(value)
+                while view:
+                    view = view[f.write(view):]
             os.replace(tmp, path)
         except BaseException:
             try:
@@ -65,10 +79,8 @@ class DirectoryStore(Store):
         self._check_writable()
         try:
             os.unlink(self._path(key))
-        except (FileNotFoundError, NotADirectoryError):
-            pass
-        except IsADirectoryError:
-            shutil.rmtree(self._path(key))
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            pass  # absent (a directory is not a key: it is never removed here)
 
     def contains(self, key: str) -> bool:
         return os.path.isfile(self._path(key))
