@@ -94,6 +94,7 @@ def create(
     attrs: dict[str, Any] | None = None,
     overwrite: bool = False,
     write_empty_chunks: bool = False,
+    cache_bytes: int | None = None,
 ) -> Array:
     """Create a new Zarr v2 array.
 
@@ -127,6 +128,9 @@ def create(
         Replace an array or group already at the location.
     write_empty_chunks : bool
         Store chunks that equal ``fill_value`` everywhere (default: delete them).
+    cache_bytes : int, optional
+        Keep up to this many bytes of decoded chunks, so repeated and overlapping
+        reads do not decode again (default: ``exzarr.config`` ``cache_bytes``, 0).
 
     Returns
     -------
@@ -183,7 +187,8 @@ def create(
     store.set(prefix + ZARRAY, meta.encode())
     if attrs:
         store.set(prefix + ZATTRS, json_dumps(attrs))
-    return Array(store, inner, meta=meta, write_empty_chunks=write_empty_chunks)
+    return Array(store, inner, meta=meta, write_empty_chunks=write_empty_chunks,
+                 cache_bytes=cache_bytes)
 
 
 def _open_store_for(path: Any, storage: Any, mode: str, storage_options: Any) -> tuple[Store, str]:
@@ -204,6 +209,7 @@ def open(  # noqa: A001 - the original's name
     storage: Any = "filesystem",
     storage_options: dict[str, Any] | None = None,
     write_empty_chunks: bool = False,
+    cache_bytes: int | None = None,
 ) -> Array:
     """Open an existing Zarr v2 array.
 
@@ -217,6 +223,10 @@ def open(  # noqa: A001 - the original's name
         ``"filesystem"`` (default), another backend name, or a Store.
     storage_options : dict, optional
         Passed to the backend.
+    write_empty_chunks : bool
+        Store chunks that equal ``fill_value`` everywhere (default: delete them).
+    cache_bytes : int, optional
+        Size of the decoded-chunk cache in bytes (see :func:`create`).
 
     Raises
     ------
@@ -235,7 +245,8 @@ def open(  # noqa: A001 - the original's name
             raise MetadataNotFoundError(
                 f"{path!s} holds a Zarr group, not an array; open it with exzarr.open_group()")
         raise MetadataNotFoundError(f"{path!s} exists but has no .zarray: it is not a Zarr array")
-    return Array(store, inner, read_only=(mode == "r"), write_empty_chunks=write_empty_chunks)
+    return Array(store, inner, read_only=(mode == "r"), write_empty_chunks=write_empty_chunks,
+                 cache_bytes=cache_bytes)
 
 
 def save(array: Array, path: Any = None, *, storage: Any = "filesystem") -> None:

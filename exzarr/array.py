@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from exzarr import config
+from exzarr.cache import ChunkCache
 from exzarr.codecs.abc import Codec
 from exzarr.codecs.registry import get_codec
 from exzarr.errors import ReadOnlyError, _ChunkFailure
@@ -90,7 +91,8 @@ class Array:
     """
 
     def __init__(self, store: Store, path: str = "", *, meta: ArrayMeta | None = None,
-                 read_only: bool = False, write_empty_chunks: bool = False) -> None:
+                 read_only: bool = False, write_empty_chunks: bool = False,
+                 cache_bytes: int | None = None) -> None:
         self._store = store
         self._path = path.strip("/")
         self._prefix = self._path + "/" if self._path else ""
@@ -105,6 +107,9 @@ class Array:
             meta = ArrayMeta.decode(raw)
         self._set_meta(meta)
         self.attrs = Attributes(store, self._prefix + ZATTRS, self._read_only)
+        if cache_bytes is None:
+            cache_bytes = config.get("cache_bytes")
+        self._cache = ChunkCache(cache_bytes) if cache_bytes else None
 
     def _set_meta(self, meta: ArrayMeta) -> None:
         self._meta = meta
@@ -273,17 +278,56 @@ class Array:
         def work(batch: range) -> None:
             sl = slice(batch.start, batch.stop)
             bkeys = keys[sl]
-            sources = self._store.get_many(bkeys)
-            if self._python_codecs:
-                sources = [None if s is None else self._decode_python(k, s)
-                           for k, s in zip(bkeys, sources)]
+            pipeline = self._pipeline
+            if self._cache is not None:
+                sources = self._cached_sources(bkeys)
+                pipeline = _core.Pipeline([], None)
+            else:
+                sources = self._store.get_many(bkeys)
+                if self._python_codecs:
+                    sources = [None if s is None else self._decode_python(k, s)
+                               for k, s in zip(bkeys, sources)]
             try:
-                _core.decode_into(self._pipeline, sources, out, regions[sl], self.chunks,
+                _core.decode_into(pipeline, sources, out, regions[sl], self.chunks,
                                   f_order, self._fill)
             except _ChunkFailure as failure:
                 raise failure.to_error(bkeys[failure.index]) from None
 
         self._run(work, len(keys))
+
+    def _cached_sources(self, keys: list[str]) -> list[bytes | None]:
+        """Decoded chunk bytes for ``keys``: from the cache, else fetched, decoded, cached."""
+        from exzarr import _core
+
+        cache = self._cache
+        assert cache is not None
+        sources: list[bytes | None] = [cache.get(k) for k in keys]
+        missing = [i for i, s in enumerate(sources) if s is None]
+        if not missing:
+            return sources
+        nbytes = math.prod(self.chunks) * self.dtype.itemsize
+        fetched = self._store.get_many([keys[i] for i in missing])
+        for i, data in zip(missing, fetched):
+            if data is None:
+                continue
+            key = keys[i]
+            if self._python_codecs:
+                raw = self._decode_python(key, data)
+            else:
+                buf = bytearray(nbytes)
+                try:
+                    _core.decode_buffer(self._pipeline, data, buf)
+                except _ChunkFailure as failure:
+                    raise failure.to_error(key) from None
+                raw = buf  # a bytearray: cached as it is, never written again
+            cache.put(key, raw)
+            sources[i] = raw
+        return sources
+
+    @property
+    def cache(self) -> ChunkCache | None:
+        """The decoded-chunk cache, when ``cache_bytes`` was given."""
+        return self._cache
 
     def _decode_python(self, key: str, data: bytes) -> bytes:
         """Run the codec chain in Python (for codecs without a C path)."""
@@ -379,6 +423,8 @@ class Array:
                 raise failure.to_error(bkeys[failure.index]) from None
             if self._python_codecs:
                 encoded = [None if e is None else self._encode_python(e) for e in encoded]
+            if self._cache is not None:
+                self._cache.invalidate(bkeys)
             self._store.set_many([(k, e) for k, e in zip(bkeys, encoded) if e is not None])
             empties = [k for k, e in zip(bkeys, encoded) if e is None]
             if empties:

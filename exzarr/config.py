@@ -11,7 +11,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-_settings: dict[str, Any] = {"threads": None}
+_settings: dict[str, Any] = {"threads": None, "cache_bytes": 0}
 _pool: ThreadPoolExecutor | None = None
 _pool_key: tuple[int, int] | None = None
 _lock = threading.Lock()
@@ -24,7 +24,12 @@ def thread_count() -> int:
 
 
 def set(**options: Any) -> None:  # noqa: A001 - mirrors dask.config.set / zarr.config.set
-    """Change settings: ``exzarr.config.set(threads=4)``."""
+    """Change settings: ``exzarr.config.set(threads=4, cache_bytes=2**28)``.
+
+    ``threads``: worker threads for chunk decoding and encoding (default: CPU count).
+    ``cache_bytes``: default decoded-chunk cache size of arrays opened afterwards
+    (0: no cache).
+    """
     for name, value in options.items():
         if name not in _settings:
             raise KeyError(f"unknown exzarr setting {name!r}; known: {', '.join(_settings)}")

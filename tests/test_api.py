@@ -253,3 +253,23 @@ def test_dimension_separator_slash(tmp_path):
     a[...] = 1
     assert (p / "1" / "1").is_file()
     np.testing.assert_array_equal(exzarr.open(path=str(p))[...], np.ones((4, 4)))
+
+
+def test_chunk_cache_serves_repeated_reads_and_sees_writes():
+    a = exzarr.create(shape=(100, 100), chunks=(10, 10), dtype="f4", cache_bytes=1 << 20)
+    data = np.random.default_rng(1).random((100, 100), dtype="f4")
+    a[...] = data
+    np.testing.assert_array_equal(a[5:25, 5:25], data[5:25, 5:25])
+    misses = a.cache.misses
+    np.testing.assert_array_equal(a[6:24, 6:24], data[6:24, 6:24])
+    assert a.cache.misses == misses and a.cache.hits >= 9
+    a[10:20, 10:20] = -1
+    data[10:20, 10:20] = -1
+    np.testing.assert_array_equal(a[5:25, 5:25], data[5:25, 5:25])
+
+
+def test_chunk_cache_respects_its_byte_limit():
+    a = exzarr.create(shape=(100,), chunks=(10,), dtype="f8", cache_bytes=200)
+    a[...] = np.arange(100.0)
+    np.testing.assert_array_equal(a[...], np.arange(100.0))
+    assert a.cache.nbytes <= 200 and len(a.cache) == 2
