@@ -26,6 +26,7 @@ from exzarr._lib.zstd cimport *
 cnp.import_array()
 
 DEF MAX_NDIM = 32
+DEF MAX_STEPS = 64
 
 # --------------------------------------------------------------------------------------
 # Codec steps
@@ -38,7 +39,17 @@ cdef enum StepKind:
     STEP_ZSTD = 3
     STEP_LZ4 = 4
     STEP_BLOSC = 5
-    STEP_DELTA = 16     # size-preserving filter over native-endian numbers
+    STEP_DELTA = 16     # filters: array-to-array, native-endian numbers
+    STEP_QUANTIZE = 17
+    STEP_FSO = 18       # fixedscaleoffset
+    STEP_ASTYPE = 19
+    STEP_BITROUND = 20
+    STEP_SHUFFLE = 21
+    STEP_PACKBITS = 22
+    STEP_CRC32 = 23
+    STEP_ADLER32 = 24
+    STEP_CRC32C = 25
+    STEP_FLETCHER32 = 26
 
 cdef enum ElemType:
     E_I1 = 1
@@ -56,10 +67,16 @@ cdef struct Step:
     int kind
     int level           # zlib/gzip/zstd level, blosc clevel
     int option          # zstd checksum flag, lz4 acceleration, blosc shuffle
-    int elem            # delta element type (ElemType)
+    int elem            # element type of the decoded side of a filter (ElemType)
+    int elem_out        # element type of the encoded side
+    int param           # shuffle elementsize, bitround keepbits, checksum at end (1) or start (0)
+    double scale        # quantize and fixedscaleoffset
+    double offset
     size_t typesize     # blosc typesize
     size_t blocksize    # blosc blocksize (0 = automatic)
     char cname[16]      # blosc compressor name
+
+cdef size_t SIZE_ERR = <size_t>-1
 
 # Status codes reported per chunk.
 cdef enum Status:
@@ -68,9 +85,14 @@ cdef enum Status:
     ST_SIZE = 2         # it decoded to a size other than the chunk's
     ST_NOMEM = 3
     ST_ENCODE = 4       # the compression library failed
+    ST_CHECKSUM = 5     # a checksum filter found a mismatch
 
 _STEP_KINDS = {"raw": STEP_RAW, "zlib": STEP_ZLIB, "gzip": STEP_GZIP, "zstd": STEP_ZSTD,
-               "lz4": STEP_LZ4, "blosc": STEP_BLOSC, "delta": STEP_DELTA}
+               "lz4": STEP_LZ4, "blosc": STEP_BLOSC, "delta": STEP_DELTA,
+               "quantize": STEP_QUANTIZE, "fixedscaleoffset": STEP_FSO, "astype": STEP_ASTYPE,
+               "bitround": STEP_BITROUND, "shuffle": STEP_SHUFFLE, "packbits": STEP_PACKBITS,
+               "crc32": STEP_CRC32, "adler32": STEP_ADLER32, "crc32c": STEP_CRC32C,
+               "fletcher32": STEP_FLETCHER32}
 _ELEM_TYPES = {"i1": E_I1, "i2": E_I2, "i4": E_I4, "i8": E_I8, "u1": E_U1, "u2": E_U2,
                "u4": E_U4, "u8": E_U8, "f4": E_F4, "f8": E_F8}
 _COMPRESSOR_KINDS = frozenset({STEP_RAW, STEP_ZLIB, STEP_GZIP, STEP_ZSTD, STEP_LZ4, STEP_BLOSC})
@@ -93,6 +115,8 @@ cdef class Pipeline:
     cdef readonly object description
 
     def __cinit__(self, list filters not None, compressor):
+        if len(filters) >= MAX_STEPS:
+            raise ValueError(f"at most {MAX_STEPS - 1} filters")
         self.nsteps = 1 + len(filters)
         self.steps = <Step*>calloc(self.nsteps, sizeof(Step))
         if self.steps == NULL:
@@ -143,14 +167,33 @@ cdef class Pipeline:
             if s.typesize < 1:
                 s.typesize = 1
             s.blocksize = int(spec.get("blocksize", 0))
-        elif kind == STEP_DELTA:
-            elem = _ELEM_TYPES.get(spec.get("elem"))
-            if elem is None:
-                raise ValueError(f"delta has no C path for element type {spec.get('elem')!r}")
+        elif kind >= STEP_DELTA:
+            elem = _ELEM_TYPES.get(spec.get("elem", "u1"))
+            elem_out = _ELEM_TYPES.get(spec.get("elem_out", spec.get("elem", "u1")))
+            if elem is None or elem_out is None:
+                raise ValueError(f"{spec['kind']} has no C path for element types "
+                                 f"{spec.get('elem')!r} -> {spec.get('elem_out')!r}")
             s.elem = elem
+            s.elem_out = elem_out
+            s.param = int(spec.get("param", 0))
+            s.scale = float(spec.get("scale", 1.0))
+            s.offset = float(spec.get("offset", 0.0))
+            if kind == STEP_BITROUND and s.elem not in (E_F4, E_F8):
+                raise ValueError("bitround works on float32 and float64")
+            if kind in (STEP_QUANTIZE, STEP_FSO) and s.elem not in (E_F4, E_F8):
+                raise ValueError(f"{spec['kind']} has a C path for float input only")
+            if kind in (STEP_BITROUND, STEP_SHUFFLE, STEP_PACKBITS) or kind >= STEP_CRC32:
+                s.elem_out = s.elem
 
     def __repr__(self):
         return f"<exzarr._core.Pipeline compressor={self.description[0]!r} filters={list(self.description[1])!r}>"
+
+    def encoded_size(self, Py_ssize_t nbytes):
+        """Size after the filters (what the compressor sees) for nbytes of chunk data."""
+        cdef size_t n = chain_sizes(self.steps, self.nsteps, nbytes, NULL)
+        if n == SIZE_ERR:
+            raise ValueError(f"{nbytes} bytes do not fit the filters {list(self.description[1])!r}")
+        return n
 
 
 def blosc_compressors():
@@ -182,6 +225,19 @@ cdef struct Ctx:
     libdeflate_compressor* dc
     int dc_level
     const char* detail     # static text describing the last failure
+    uint8_t* buf[2]        # scratch for filter stages, grown on demand
+    size_t cap[2]
+
+
+cdef uint8_t* ctx_buffer(Ctx* c, int which, size_t n) noexcept nogil:
+    cdef uint8_t* p
+    if c.cap[which] < n or c.buf[which] == NULL:
+        p = <uint8_t*>realloc(c.buf[which], n if n else 1)
+        if p == NULL:
+            return NULL
+        c.buf[which] = p
+        c.cap[which] = n
+    return c.buf[which]
 
 
 cdef void ctx_free(Ctx* c) noexcept nogil:
@@ -193,6 +249,8 @@ cdef void ctx_free(Ctx* c) noexcept nogil:
         libdeflate_free_decompressor(c.dd)
     if c.dc != NULL:
         libdeflate_free_compressor(c.dc)
+    free(c.buf[0])
+    free(c.buf[1])
 
 
 # --------------------------------------------------------------------------------------
@@ -386,73 +444,78 @@ cdef int compress_step(Ctx* c, const Step* s, const uint8_t* src, size_t n,
 # Filters (in place, size-preserving). Integer arithmetic wraps, as NumPy's does.
 # --------------------------------------------------------------------------------------
 
-ctypedef fused delta_t:
-    uint8_t
-    uint16_t
-    uint32_t
-    uint64_t
-    float
-    double
+include "_filters.pxi"
 
 
-cdef void delta_decode_t(delta_t* x, size_t n) noexcept nogil:
-    cdef size_t i
-    for i in range(1, n):
-        x[i] = x[i] + x[i - 1]
+cdef size_t chain_sizes(const Step* steps, int nsteps, size_t nbytes, size_t* sizes) noexcept nogil:
+    """Sizes after each filter (sizes[0] = nbytes); returns the last, or SIZE_ERR."""
+    cdef int i
+    cdef size_t n = nbytes
+    if sizes != NULL:
+        sizes[0] = n
+    for i in range(1, nsteps):
+        n = filter_encoded_size(&steps[i], n)
+        if n == SIZE_ERR:
+            return SIZE_ERR
+        if sizes != NULL:
+            sizes[i] = n
+    return n
 
-
-cdef void delta_encode_t(delta_t* x, size_t n) noexcept nogil:
-    cdef size_t i = n
-    while i > 1:
-        i -= 1
-        x[i] = x[i] - x[i - 1]
-
-
-cdef void filter_step(const Step* s, uint8_t* buf, size_t nbytes, bint encode) noexcept nogil:
-    if s.kind != STEP_DELTA:
-        return
-    if s.elem == E_I1 or s.elem == E_U1:
-        if encode: delta_encode_t(<uint8_t*>buf, nbytes)
-        else: delta_decode_t(<uint8_t*>buf, nbytes)
-    elif s.elem == E_I2 or s.elem == E_U2:
-        if encode: delta_encode_t(<uint16_t*>buf, nbytes // 2)
-        else: delta_decode_t(<uint16_t*>buf, nbytes // 2)
-    elif s.elem == E_I4 or s.elem == E_U4:
-        if encode: delta_encode_t(<uint32_t*>buf, nbytes // 4)
-        else: delta_decode_t(<uint32_t*>buf, nbytes // 4)
-    elif s.elem == E_I8 or s.elem == E_U8:
-        if encode: delta_encode_t(<uint64_t*>buf, nbytes // 8)
-        else: delta_decode_t(<uint64_t*>buf, nbytes // 8)
-    elif s.elem == E_F4:
-        if encode: delta_encode_t(<float*>buf, nbytes // 4)
-        else: delta_decode_t(<float*>buf, nbytes // 4)
-    elif s.elem == E_F8:
-        if encode: delta_encode_t(<double*>buf, nbytes // 8)
-        else: delta_decode_t(<double*>buf, nbytes // 8)
 
 
 cdef int decode_chain(Ctx* c, const Step* steps, int nsteps, const uint8_t* src,
                       size_t srclen, uint8_t* dst, size_t nbytes) noexcept nogil:
-    cdef int st = decompress_step(c, &steps[0], src, srclen, dst, nbytes)
-    cdef int i
+    """Decompress, then undo the filters in reverse order, into exactly nbytes at dst."""
+    cdef size_t sizes[MAX_STEPS]
+    cdef int i, st, which = 0
+    cdef uint8_t* cur
+    cdef uint8_t* nxt
+    if nsteps == 1:
+        return decompress_step(c, &steps[0], src, srclen, dst, nbytes)
+    if chain_sizes(steps, nsteps, nbytes, sizes) == SIZE_ERR:
+        c.detail = "the chunk size does not fit the filters"
+        return ST_SIZE
+    cur = ctx_buffer(c, 0, sizes[nsteps - 1])
+    if cur == NULL:
+        return ST_NOMEM
+    st = decompress_step(c, &steps[0], src, srclen, cur, sizes[nsteps - 1])
     if st != ST_OK:
         return st
     for i in range(nsteps - 1, 0, -1):
-        filter_step(&steps[i], dst, nbytes, False)
+        if i == 1:
+            nxt = dst
+        else:
+            which ^= 1
+            nxt = ctx_buffer(c, which, sizes[i - 1])
+            if nxt == NULL:
+                return ST_NOMEM
+        st = filter_decode(c, &steps[i], cur, sizes[i], nxt, sizes[i - 1])
+        if st != ST_OK:
+            return st
+        cur = nxt
     return ST_OK
 
 
 cdef int encode_chain(Ctx* c, const Step* steps, int nsteps, const uint8_t* src,
-                      size_t nbytes, uint8_t* work, uint8_t* dst, size_t cap,
-                      size_t* outlen) noexcept nogil:
-    """Filters (into `work` when there are any), then the compressor into `dst`."""
-    cdef int i
+                      size_t nbytes, uint8_t* dst, size_t cap, size_t* outlen) noexcept nogil:
+    """Apply the filters in order, then the compressor into dst (capacity cap)."""
+    cdef size_t sizes[MAX_STEPS]
+    cdef int i, st, which = 0
+    cdef uint8_t* nxt
     if nsteps > 1:
-        if work != src:
-            memcpy(work, src, nbytes)
+        if chain_sizes(steps, nsteps, nbytes, sizes) == SIZE_ERR:
+            c.detail = "the chunk size does not fit the filters"
+            return ST_ENCODE
         for i in range(1, nsteps):
-            filter_step(&steps[i], work, nbytes, True)
-        src = work
+            nxt = ctx_buffer(c, which, sizes[i])
+            if nxt == NULL:
+                return ST_NOMEM
+            st = filter_encode(c, &steps[i], src, sizes[i - 1], nxt)
+            if st != ST_OK:
+                return st
+            src = nxt
+            which ^= 1
+        nbytes = sizes[nsteps - 1]
     return compress_step(c, &steps[0], src, nbytes, dst, cap, outlen)
 
 
@@ -879,7 +942,6 @@ def encode_from(Pipeline pipe not None, cnp.ndarray value not None,
     cdef Py_ssize_t failed = -1
     cdef bint whole
     cdef uint8_t* scratch = NULL
-    cdef uint8_t* work = NULL
     cdef const uint8_t* data
     cdef char* base
     cdef char* start
@@ -904,12 +966,10 @@ def encode_from(Pipeline pipe not None, cnp.ndarray value not None,
         raise MemoryError()
     memset(&c, 0, sizeof(Ctx))
     base = <char*>cnp.PyArray_DATA(value)
-    cap = compress_bound(&pipe.steps[0], g.chunk_nbytes)
+    cap = compress_bound(&pipe.steps[0], pipe.encoded_size(g.chunk_nbytes))
     with nogil:
         scratch = <uint8_t*>malloc(g.chunk_nbytes if g.chunk_nbytes else 1)
-        if pipe.nsteps > 1:
-            work = <uint8_t*>malloc(g.chunk_nbytes if g.chunk_nbytes else 1)
-        if scratch == NULL or (pipe.nsteps > 1 and work == NULL):
+        if scratch == NULL:
             st = ST_NOMEM
             failed = 0
         for i in range(n):
@@ -947,12 +1007,11 @@ def encode_from(Pipeline pipe not None, cnp.ndarray value not None,
                 failed = i
                 break
             st = encode_chain(&c, pipe.steps, pipe.nsteps, data, g.chunk_nbytes,
-                              work, outs[i], cap, &lens[i])
+                              outs[i], cap, &lens[i])
             if st != ST_OK:
                 failed = i
                 break
         free(scratch)
-        free(work)
         ctx_free(&c)
     result = []
     try:
@@ -982,28 +1041,24 @@ def encode_buffer(Pipeline pipe not None, data):
     cdef Py_buffer view
     cdef int st
     cdef size_t outlen = 0, cap
-    cdef uint8_t* work = NULL
     cdef uint8_t* dst = NULL
     PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
     memset(&c, 0, sizeof(Ctx))
     try:
-        cap = compress_bound(&pipe.steps[0], view.len)
+        cap = compress_bound(&pipe.steps[0], pipe.encoded_size(view.len))
         with nogil:
             dst = <uint8_t*>malloc(cap if cap else 1)
-            if pipe.nsteps > 1:
-                work = <uint8_t*>malloc(view.len if view.len else 1)
-            if dst == NULL or (pipe.nsteps > 1 and work == NULL):
+            if dst == NULL:
                 st = ST_NOMEM
             else:
                 st = encode_chain(&c, pipe.steps, pipe.nsteps, <const uint8_t*>view.buf,
-                                  view.len, work, dst, cap, &outlen)
+                                  view.len, dst, cap, &outlen)
             ctx_free(&c)
         if st != ST_OK:
             _raise_for_status(st, 0, (<bytes>c.detail).decode() if c.detail != NULL else "")
         return PyBytes_FromStringAndSize(<char*>dst, outlen)
     finally:
         free(dst)
-        free(work)
         PyBuffer_Release(&view)
 
 
@@ -1013,9 +1068,26 @@ def decoded_size(Pipeline pipe not None, data):
     cdef size_t nbytes = 0
     cdef const uint8_t* p
     cdef int kind = pipe.steps[0].kind
+    cdef const Step* f
+    cdef size_t m
     PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
     try:
         p = <const uint8_t*>view.buf
+        if kind == STEP_RAW and pipe.nsteps == 2:
+            # One filter: invert its size rule.
+            f = &pipe.steps[1]
+            m = view.len
+            if is_checksum(f.kind):
+                return <Py_ssize_t>m - 4 if m >= 4 else -1
+            if f.kind == STEP_PACKBITS:
+                if m >= 1 and p[0] <= 7 and 8 * (m - 1) >= p[0]:
+                    return 8 * (<Py_ssize_t>m - 1) - p[0]
+                return -1
+            if f.kind == STEP_SHUFFLE:
+                return m
+            if m % elem_size(f.elem_out):
+                return -1
+            return m // elem_size(f.elem_out) * elem_size(f.elem)
         if kind == STEP_RAW:
             return view.len
         if kind == STEP_LZ4 and view.len >= 4:
@@ -1053,7 +1125,10 @@ def decode_buffer(Pipeline pipe not None, data, out):
 
 
 def decode_buffer_unsized(Pipeline pipe not None, data, Py_ssize_t max_size):
-    """Decode one buffer of unknown decoded size (at most ``max_size`` bytes)."""
+    """Decompress one buffer of unknown decoded size (at most ``max_size`` bytes).
+
+    Only the compressor runs: pipelines with filters know their sizes.
+    """
     cdef Ctx c
     cdef Py_buffer src
     cdef int st = ST_SIZE
@@ -1079,9 +1154,6 @@ def decode_buffer_unsized(Pipeline pipe not None, data, Py_ssize_t max_size):
                 if st != ST_SIZE or cap >= <size_t>max_size:
                     break
                 cap *= 2
-            if st == ST_OK:
-                for i in range(pipe.nsteps - 1, 0, -1):
-                    filter_step(&pipe.steps[i], dst, outlen, False)
             ctx_free(&c)
         if st != ST_OK:
             _raise_for_status(st, 0, (<bytes>c.detail).decode() if c.detail != NULL else "")

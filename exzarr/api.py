@@ -158,7 +158,14 @@ def create(
         raise ExZarrError(f"dimension_separator must be '.' or '/', not {dimension_separator!r}")
     comp = normalize_compressor(compressor)
     filts = normalize_filters(filters)
-    if fill_value is not None:
+    if dt.hasobject:
+        # Variable-length data needs an object codec first in the filters, as in zarr v2.
+        wants = "vlen-bytes" if dtype is bytes or dtype == "bytes" else "vlen-utf8"
+        if not any(getattr(f, "is_object_codec", False) for f in filts):
+            filts.insert(0, get_codec({"id": wants}))
+        if fill_value == 0 and not isinstance(fill_value, bool):
+            fill_value = b"" if filts[0].codec_id == "vlen-bytes" else ""
+    elif fill_value is not None and dt.kind not in "V":
         try:
             np.array(fill_value).astype(dt, casting="unsafe")
         except (TypeError, ValueError) as exc:

@@ -127,7 +127,12 @@ class Array:
         from exzarr import _core
 
         dtype = self._meta.dtype
-        steps = [f.core_step(dtype) for f in self._filters]
+        if dtype.hasobject:
+            return _core.Pipeline([], None), True
+        steps = []
+        for f in self._filters:
+            steps.append(f.core_step(dtype))
+            dtype = f.encoded_dtype(dtype)  # what the next codec sees (blosc's typesize)
         comp = self._compressor.core_step(dtype) if self._compressor else None
         if all(s is not None for s in steps) and (self._compressor is None or comp is not None):
             return _core.Pipeline(steps, comp), False
@@ -253,7 +258,10 @@ class Array:
         plan = plan_selection(selection, self.shape, self.chunks)
         out = np.empty(plan.full_shape, dtype=self.dtype)
         if plan.nchunks:
-            self._retrieve(plan, out)
+            if self.dtype.hasobject:
+                self._retrieve_objects(plan, out)
+            else:
+                self._retrieve(plan, out)
         result = out.reshape(plan.out_shape)
         return result[()] if result.ndim == 0 else result
 
@@ -384,7 +392,11 @@ class Array:
         if not plan.nchunks:
             np.broadcast_to(np.asarray(value), plan.out_shape)  # still validate the shape
             return
-        arr = np.asarray(value)
+        if self.dtype.hasobject:
+            arr = np.empty(np.shape(value), dtype=object) if np.ndim(value) else np.empty((), object)
+            arr[...] = value
+        else:
+            arr = np.asarray(value)
         if arr.dtype != self.dtype:
             arr = arr.astype(self.dtype, casting="unsafe")
         try:
@@ -396,7 +408,10 @@ class Array:
         arr = arr.reshape(plan.full_shape)
         if not arr.flags.c_contiguous:  # (ascontiguousarray would make 0-d arrays 1-d)
             arr = arr.copy(order="C")
-        self._store_plan(plan, arr)
+        if self.dtype.hasobject:
+            self._store_objects(plan, arr)
+        else:
+            self._store_plan(plan, arr)
 
     def _store_plan(self, plan: Plan, value: np.ndarray) -> None:
         from exzarr import _core
@@ -431,6 +446,58 @@ class Array:
                 self._store.delete_many(empties)
 
         self._run(work, len(keys))
+
+    # -- object arrays (variable-length strings and bytes): chunks handled in Python ----
+    def _object_chunk(self, key: str, data: bytes | None) -> np.ndarray:
+        """A decoded object chunk at the full chunk shape (fill where missing)."""
+        if data is None:
+            chunk = np.empty(self.chunks, dtype=object)
+            chunk[...] = self.fill_value
+            return chunk
+        try:
+            buf: Any = data
+            if self._compressor is not None:
+                buf = self._compressor.decode(buf)
+            for f in reversed(self._filters):
+                buf = f.decode(buf)
+            items = np.asarray(buf, dtype=object).reshape(-1)
+            return items.reshape(self.chunks, order=self.order)
+        except Exception as exc:
+            from exzarr.errors import CorruptChunkError
+
+            raise CorruptChunkError(
+                f"chunk {key!r} could not be decoded ({type(exc).__name__}: {exc}); "
+                "rewrite it or delete it to read it as fill_value", key) from None
+
+    def _encode_object_chunk(self, chunk: np.ndarray) -> bytes:
+        buf: Any = chunk.reshape(-1, order=self.order)
+        for f in self._filters:
+            buf = f.encode(buf)
+        if self._compressor is not None:
+            buf = self._compressor.encode(buf)
+        return bytes(np.asarray(buf).reshape(-1).view("u1")) if isinstance(buf, np.ndarray) else bytes(buf)
+
+    def _retrieve_objects(self, plan: Plan, out: np.ndarray) -> None:
+        keys = [self.chunk_key(c) for c in plan.chunk_coords()]
+        regions = plan.regions()
+        for key, data, region in zip(keys, self._store.get_many(keys), regions):
+            chunk_sel, out_sel = _region_slices(region)
+            out[out_sel] = self._object_chunk(key, data)[chunk_sel]
+
+    def _store_objects(self, plan: Plan, value: np.ndarray) -> None:
+        keys = [self.chunk_key(c) for c in plan.chunk_coords()]
+        regions = plan.regions()
+        covered = plan.covered()
+        for key, region, whole in zip(keys, regions, covered):
+            chunk = self._object_chunk(key, None if whole else self._store.get(key))
+            chunk_sel, value_sel = _region_slices(region)
+            chunk[chunk_sel] = value[value_sel]
+            if not self._write_empty and all(v == self.fill_value for v in chunk.flat):
+                self._store.delete(key)
+            else:
+                self._store.set(key, self._encode_object_chunk(chunk))
+        if self._cache is not None:
+            self._cache.invalidate(keys)
 
     def _write_meta(self) -> None:
         self._store.set(self._prefix + ZARRAY, self._meta.encode())
@@ -516,6 +583,17 @@ class ArrayInfo:
         return "\n".join(f"{k:<{width}} : {v}" for k, v in rows)
 
     __str__ = __repr__
+
+
+def _region_slices(region: np.ndarray) -> tuple[tuple[slice, ...], tuple[slice, ...]]:
+    """NumPy slices of one plan entry: (inside the chunk, inside the output)."""
+    chunk_sel = []
+    out_sel = []
+    for start, step, out_start, count in region.tolist():
+        stop = start + step * count
+        chunk_sel.append(slice(start, stop if stop >= 0 else None, step))
+        out_sel.append(slice(out_start, out_start + count))
+    return tuple(chunk_sel), tuple(out_sel)
 
 
 def _human(n: float) -> str:

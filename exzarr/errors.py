@@ -135,7 +135,7 @@ class _ChunkFailure(Exception):
     """Raised by the core for one chunk of a batch; the array layer adds the key."""
 
     # Status codes of exzarr/_core.pyx.
-    CORRUPT, SIZE, NOMEM, ENCODE = 1, 2, 3, 4
+    CORRUPT, SIZE, NOMEM, ENCODE, CHECKSUM = 1, 2, 3, 4, 5
 
     def __init__(self, status: int, index: int, detail: str) -> None:
         super().__init__(status, index, detail)
@@ -149,7 +149,8 @@ class _ChunkFailure(Exception):
             return MemoryError(f"out of memory while processing chunk {key!r}")
         if self.status == self.ENCODE:
             return ExZarrError(f"could not encode chunk {key!r}: {self.detail}")
-        what = "corrupt" if self.status == self.CORRUPT else "has the wrong decoded size"
+        what = {self.CORRUPT: "corrupt", self.CHECKSUM: "corrupt (checksum mismatch)"}.get(
+            self.status, "of the wrong decoded size")
         return CorruptChunkError(
             f"chunk {key!r} is {what} and cannot be {action}d ({self.detail}); "
             "rewrite it or delete it to read it as fill_value",

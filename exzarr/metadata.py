@@ -30,18 +30,32 @@ DTYPE_NAMES = {
 }
 
 
+#: dtype spellings of variable-length data, and the object codec each needs.
+OBJECT_DTYPES = {"str": "vlen-utf8", "string": "vlen-utf8", "bytes": "vlen-bytes"}
+
+
 def normalize_dtype(dtype: Any) -> np.dtype:
-    """A numpy dtype from the original's names (``"int8"``, ``:float64``) or numpy's."""
+    """A numpy dtype from the original's names (``"int8"``, ``:float64``) or numpy's.
+
+    ``str`` and ``bytes`` (the types or their names) mean variable-length data: an
+    object dtype, stored with the ``vlen-utf8`` or ``vlen-bytes`` codec.
+    """
+    if dtype is str or dtype is bytes:
+        return np.dtype(object)
     if isinstance(dtype, str):
+        if dtype in OBJECT_DTYPES:
+            return np.dtype(object)
         dtype = DTYPE_NAMES.get(dtype.lstrip(":"), dtype)
     try:
         dt = np.dtype(dtype)
     except TypeError as exc:
         raise ExZarrError(f"unsupported dtype {dtype!r}: {exc}") from exc
-    if dt.kind not in "biufcSUVmM" or dt.hasobject or dt.names is not None or dt.subdtype:
+    if dt.kind == "T":  # NumPy 2's StringDType: stored as variable-length UTF-8
+        return np.dtype(object)
+    if dt.kind not in "biufcSUVmMO" or dt.names is not None or dt.subdtype:
         raise ExZarrError(
             f"dtype {dt!r} is not supported; use a bool, integer, float, complex, "
-            "bytes, unicode or datetime dtype"
+            "bytes, unicode, datetime or str dtype"
         )
     return dt
 
@@ -135,12 +149,18 @@ def encode_fill_value(value: Any, dtype: np.dtype) -> Any:
         c = complex(value)
         return [_float_to_json(c.real), _float_to_json(c.imag)]
     if kind in "SV":
+        if isinstance(value, (int, np.integer)) and value == 0:
+            return base64.standard_b64encode(bytes(dtype.itemsize)).decode("ascii")
         raw = np.array(value, dtype=dtype).tobytes()
         return base64.standard_b64encode(raw).decode("ascii")
     if kind == "U":
         return str(np.array(value, dtype=dtype)[()])
     if kind in "mM":
         return int(np.array(value, dtype=dtype).view("i8"))
+    if kind == "O":
+        if isinstance(value, bytes):
+            return base64.standard_b64encode(value).decode("ascii")
+        return value if isinstance(value, (str, int, float, bool)) else str(value)
     raise ExZarrError(f"no fill_value encoding for dtype {dtype.str}")
 
 
@@ -170,12 +190,16 @@ def decode_fill_value(value: Any, dtype: np.dtype) -> Any:
         if isinstance(value, str):
             return np.array(value, dtype=dtype)[()]
         return np.array(int(value), dtype="i8").view(dtype)[()]
+    if kind == "O":
+        return value
     raise ExZarrError(f"no fill_value decoding for dtype {dtype.str}")
 
 
 def fill_bytes(value: Any, dtype: np.dtype) -> bytes:
     """One element of ``value`` in ``dtype`` (``None`` reads as zero bytes)."""
-    if value is None:
+    if value is None or dtype.hasobject:
+        return bytes(dtype.itemsize)
+    if dtype.kind == "V" and isinstance(value, (int, np.integer)) and value == 0:
         return bytes(dtype.itemsize)
     return np.array(value, dtype=dtype).tobytes()
 

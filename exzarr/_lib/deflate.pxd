@@ -1,4 +1,6 @@
-# C declarations of libdeflate (zlib and gzip streams) used by the exzarr core.
+# C declarations of libdeflate (zlib and gzip streams, crc32, adler32) used by the exzarr core.
+
+from libc.stdint cimport uint32_t
 
 cdef extern from "libdeflate.h" nogil:
     struct libdeflate_compressor:
@@ -30,3 +32,6 @@ cdef extern from "libdeflate.h" nogil:
     libdeflate_result libdeflate_gzip_decompress_ex(
         libdeflate_decompressor* d, const void* src, size_t src_len, void* dst,
         size_t dst_avail, size_t* actual_in, size_t* actual_out)
+
+    uint32_t libdeflate_crc32(uint32_t crc, const void* buf, size_t len)
+    uint32_t libdeflate_adler32(uint32_t adler, const void* buf, size_t len)

@@ -36,6 +36,10 @@ class Codec:
         """Build the codec from its config (the ``id`` key is ignored)."""
         return cls(**{k: v for k, v in config.items() if k != "id"})
 
+    def encoded_dtype(self, dtype: np.dtype) -> np.dtype:
+        """The dtype of what ``encode`` makes of data of ``dtype`` (default: the same)."""
+        return dtype
+
     def core_step(self, dtype: np.dtype) -> dict[str, Any] | None:
         """The core's step for arrays of ``dtype``, or None when it has no C path."""
         return None
