@@ -16,7 +16,7 @@ VENV_ZARR2 := .venv-zarr2
 PY := $(VENV)/bin/python
 DEB_PACKAGES := libzstd-dev liblz4-dev libdeflate-dev libblosc-dev pkg-config gcc
 PKGCONFIG_MODULES := libzstd liblz4 libdeflate blosc
-CORE_SOURCES := setup.py pyproject.toml exzarr/_core.pyx $(wildcard exzarr/_lib/*.pxd exzarr/*.pxd exzarr/*.pyx)
+CORE_SOURCES := setup.py pyproject.toml $(wildcard exzarr/*.pyx exzarr/*.pxi exzarr/*.pxd exzarr/_lib/*.pxd exzarr/_lib/*.h)
 PIP := PIP_DISABLE_PIP_VERSION_CHECK=1 $(VENV)/bin/python -m pip -q
 
 .PHONY: help deps venv build test demo bench clean

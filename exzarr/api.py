@@ -205,6 +205,9 @@ def _open_store_for(path: Any, storage: Any, mode: str, storage_options: Any) ->
         raise ExZarrError("open() needs path=...")
     store = open_store(storage, path, read_only=(mode == "r"), storage_options=storage_options)
     if not store.exists():
+        if isinstance(path, (str, os.PathLike)) and os.path.isfile(path):
+            raise MetadataNotFoundError(
+                f"{os.fspath(path)!r} is a file; open the directory that holds .zarray")
         raise PathNotFoundError(f"no such path: {os.fspath(path)!r}")
     return store, ""
 
