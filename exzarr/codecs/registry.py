@@ -19,16 +19,22 @@ def register_codec(cls: type[Codec], codec_id: str | None = None) -> type[Codec]
     return cls
 
 
-def _load_entry_points() -> None:
+def _load_entry_points(force: bool = False) -> None:
+    """Read the entry points once; ``force`` looks again (a package may be new)."""
     global _entry_points_loaded
-    if _entry_points_loaded:
+    if _entry_points_loaded and not force:
         return
     _entry_points_loaded = True
     from importlib.metadata import entry_points
 
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         if ep.name not in _registry:
-            _registry[ep.name] = ep.load()
+            try:
+                _registry[ep.name] = ep.load()
+            except Exception as exc:  # a broken plugin must not break every lookup
+                import warnings
+
+                warnings.warn(f"exzarr codec plugin {ep.name!r} failed to load: {exc}", stacklevel=3)
 
 
 def registered_codecs() -> dict[str, type[Codec]]:
@@ -59,7 +65,7 @@ def get_codec(config: dict[str, Any], *, kind: str = "codec") -> Codec:
     codec_id = config["id"]
     cls = _registry.get(codec_id)
     if cls is None:
-        _load_entry_points()
+        _load_entry_points(force=True)
         cls = _registry.get(codec_id)
     if cls is None:
         known = ", ".join(sorted(_registry))

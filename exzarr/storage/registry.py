@@ -18,15 +18,22 @@ def register_backend(name: str, factory: Callable[..., Store]) -> None:
     _backends[name] = factory
 
 
-def _load_entry_points() -> None:
+def _load_entry_points(force: bool = False) -> None:
+    """Read the entry points once; ``force`` looks again (a package may be new)."""
     global _entry_points_loaded
-    if _entry_points_loaded:
+    if _entry_points_loaded and not force:
         return
     _entry_points_loaded = True
     from importlib.metadata import entry_points
 
     for ep in entry_points(group=ENTRY_POINT_GROUP):
-        _backends.setdefault(ep.name, ep.load())
+        if ep.name not in _backends:
+            try:
+                _backends[ep.name] = ep.load()
+            except Exception as exc:  # a broken plugin must not break every lookup
+                import warnings
+
+                warnings.warn(f"exzarr storage plugin {ep.name!r} failed to load: {exc}", stacklevel=3)
 
 
 def registered_backends() -> list[str]:
@@ -42,7 +49,7 @@ def open_store(storage: Any, path: Any = None, *, read_only: bool = False,
     name = str(storage).lstrip(":")
     factory = _backends.get(name)
     if factory is None:
-        _load_entry_points()
+        _load_entry_points(force=True)
         factory = _backends.get(name)
     if factory is None:
         raise ExZarrError(
