@@ -13,6 +13,7 @@ array([1.5, 1.5, 1.5, 0. ])
 from exzarr import config, errors
 from exzarr.api import create, load, open, save
 from exzarr.array import Array
+from exzarr.group import Group, group, open_group
 from exzarr.errors import (
     ChunksRequiredError,
     CorruptChunkError,
@@ -32,6 +33,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Array",
+    "Group",
     "ChunksRequiredError",
     "CorruptChunkError",
     "ExZarrError",
@@ -47,7 +49,9 @@ __all__ = [
     "config",
     "create",
     "errors",
+    "group",
     "load",
+    "open_group",
     "open",
     "save",
 ]

@@ -72,11 +72,11 @@ def normalize_filters(filters: Any) -> list[Codec]:
     return out
 
 
-def _split_path(storage: Any, path: Any) -> tuple[Store, str]:
+def _split_path(storage: Any, path: Any, storage_options: Any = None) -> tuple[Store, str]:
     """The store and the array's path inside it."""
     if isinstance(storage, Store):
         return storage, "" if path is None else str(path).strip("/")
-    return open_store(storage, path), ""
+    return open_store(storage, path, storage_options=storage_options), ""
 
 
 def create(
@@ -95,6 +95,7 @@ def create(
     overwrite: bool = False,
     write_empty_chunks: bool = False,
     cache_bytes: int | None = None,
+    storage_options: dict[str, Any] | None = None,
 ) -> Array:
     """Create a new Zarr v2 array.
 
@@ -119,9 +120,12 @@ def create(
     dimension_separator : {".", "/"}
         Separator of chunk indices in keys.
     storage : str or Store
-        ``"memory"`` (default), ``"filesystem"``, a registered backend, or a Store.
+        ``"memory"`` (default), ``"filesystem"``, ``"zip"``, ``"sqlite"``, a registered
+        backend, or a Store.
     path : str, optional
-        Directory for ``"filesystem"``; the path inside the store for a Store.
+        Directory for ``"filesystem"``, archive for ``"zip"``, database for ``"sqlite"``;
+        a URL (``s3://bucket/key``, ``memory://x``) selects fsspec; with a Store, the
+        array's path inside it.
     attrs : dict, optional
         Initial attributes.
     overwrite : bool
@@ -131,6 +135,8 @@ def create(
     cache_bytes : int, optional
         Keep up to this many bytes of decoded chunks, so repeated and overlapping
         reads do not decode again (default: ``exzarr.config`` ``cache_bytes``, 0).
+    storage_options : dict, optional
+        Passed to the backend (fsspec: ``endpoint_url``, ``key``, ``secret``...).
 
     Returns
     -------
@@ -184,7 +190,7 @@ def create(
     from exzarr.array import build_codecs
 
     build_codecs(meta)
-    store, inner = _split_path(storage, path)
+    store, inner = _split_path(storage, path, storage_options)
     prefix = inner + "/" if inner else ""
     if store.contains(prefix + ZARRAY) or store.contains(prefix + ZGROUP):
         if not overwrite:
@@ -251,6 +257,8 @@ def open(  # noqa: A001 - the original's name
     store, inner = _open_store_for(path, storage, mode, storage_options)
     prefix = inner + "/" if inner else ""
     if not store.contains(prefix + ZARRAY):
+        if not inner and not store.exists():
+            raise PathNotFoundError(f"no such path: {path!s}")
         if store.contains(prefix + ZGROUP):
             raise MetadataNotFoundError(
                 f"{path!s} holds a Zarr group, not an array; open it with exzarr.open_group()")
@@ -286,6 +294,8 @@ def save(array: Array, path: Any = None, *, storage: Any = "filesystem") -> None
     values = array.store.get_many(keys)
     target.set_many([(k[len(src_prefix):], v) for k, v in zip(keys, values) if v is not None])
     target.set(ZARRAY, array.meta.encode())
+    if not isinstance(storage, Store):
+        target.close()  # zip archives get their central directory, databases their commit
 
 
 def load(path: Any = None, *, storage: Any = "filesystem") -> np.ndarray:

@@ -41,12 +41,23 @@ def registered_backends() -> list[str]:
     return sorted(_backends)
 
 
+def is_url(path: Any) -> bool:
+    """Whether ``path`` is a URL with a protocol (``s3://``, ``memory://``, ``file://``...)."""
+    return isinstance(path, str) and "://" in path
+
+
 def open_store(storage: Any, path: Any = None, *, read_only: bool = False,
                storage_options: dict[str, Any] | None = None) -> Store:
-    """A Store for ``storage`` (a backend name or a Store) at ``path``."""
+    """A Store for ``storage`` (a backend name or a Store) at ``path``.
+
+    A ``path`` that is a URL selects the fsspec backend whatever ``storage`` names,
+    unless ``storage`` names another registered backend explicitly.
+    """
     if isinstance(storage, Store):
         return storage
     name = str(storage).lstrip(":")
+    if is_url(path) and name in ("filesystem", "directory", "memory"):
+        name = "fsspec"
     factory = _backends.get(name)
     if factory is None:
         _load_entry_points(force=True)
@@ -72,6 +83,27 @@ def _filesystem(path: Any = None, read_only: bool = False, **options: Any) -> St
     return DirectoryStore(path, read_only=read_only, **options)
 
 
+def _zip(path: Any = None, read_only: bool = False, **options: Any) -> Store:
+    from exzarr.storage.zip import open_zip_store
+
+    return open_zip_store(path, read_only=read_only, **options)
+
+
+def _sqlite(path: Any = None, read_only: bool = False, **options: Any) -> Store:
+    from exzarr.storage.sqlite import open_sqlite_store
+
+    return open_sqlite_store(path, read_only=read_only, **options)
+
+
+def _fsspec(path: Any = None, read_only: bool = False, **options: Any) -> Store:
+    from exzarr.storage.fsspec import open_fsspec_store
+
+    return open_fsspec_store(path, read_only=read_only, **options)
+
+
 register_backend("memory", _memory)
+register_backend("zip", _zip)
+register_backend("sqlite", _sqlite)
+register_backend("fsspec", _fsspec)
 register_backend("filesystem", _filesystem)
 register_backend("directory", _filesystem)

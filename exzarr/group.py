@@ -1,0 +1,400 @@
+"""Groups: the Zarr v2 hierarchy of arrays and groups, attributes and consolidated metadata."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+from exzarr.array import Array, Attributes
+from exzarr.errors import ContainsArrayError, ContainsGroupError, ExZarrError, PathNotFoundError
+from exzarr.metadata import ZARRAY, ZATTRS, ZGROUP, ZMETADATA, group_document, json_dumps, json_loads
+from exzarr.storage.base import Store
+from exzarr.storage.registry import open_store
+
+_META_SUFFIXES = (ZARRAY, ZGROUP, ZATTRS)
+
+
+def _join(*parts: str) -> str:
+    return "/".join(p.strip("/") for p in parts if p and p.strip("/"))
+
+
+def _normalize_name(name: str) -> str:
+    parts = [p for p in str(name).split("/") if p]
+    if not parts or any(p in (".", "..") for p in parts):
+        raise KeyError(f"invalid member name {name!r}")
+    return "/".join(parts)
+
+
+class ConsolidatedStore(Store):
+    """A read-through view that serves metadata documents from ``.zmetadata``.
+
+    Chunks still come from the underlying store; metadata keys (``.zarray``,
+    ``.zgroup``, ``.zattrs``) are answered from the consolidated document, so a whole
+    hierarchy opens with one read. Writes go to the underlying store and update the
+    in-memory view.
+    """
+
+    backend = "consolidated"
+
+    def __init__(self, store: Store, metadata: dict[str, Any], prefix: str = "") -> None:
+        super().__init__(read_only=store.read_only)
+        self.base = store
+        self.prefix = prefix + "/" if prefix else ""
+        self._meta = {self.prefix + k: json_dumps(v) for k, v in metadata.items()}
+
+    def _is_meta(self, key: str) -> bool:
+        return key.rsplit("/", 1)[-1] in _META_SUFFIXES and key.startswith(self.prefix)
+
+    def get(self, key: str) -> bytes | None:
+        if self._is_meta(key):
+            return self._meta.get(key)
+        return self.base.get(key)
+
+    def get_many(self, keys: Any) -> list[bytes | None]:
+        return self.base.get_many(keys)
+
+    def set(self, key: str, value: bytes) -> None:
+        self.base.set(key, value)
+        if self._is_meta(key):
+            self._meta[key] = bytes(value)
+
+    def set_many(self, items: Any) -> None:
+        self.base.set_many(items)
+
+    def delete(self, key: str) -> None:
+        self.base.delete(key)
+        self._meta.pop(key, None)
+
+    def delete_many(self, keys: Any) -> None:
+        keys = list(keys)
+        self.base.delete_many(keys)
+        for k in keys:
+            self._meta.pop(k, None)
+
+    def contains(self, key: str) -> bool:
+        if self._is_meta(key):
+            return key in self._meta
+        return self.base.contains(key)
+
+    def getsize(self, key: str) -> int:
+        return self.base.getsize(key)
+
+    def list_prefix(self, prefix: str) -> Iterator[str]:
+        return self.base.list_prefix(prefix)
+
+    def list_dir(self, prefix: str = "") -> list[str]:
+        # Members come from the consolidated keys: no listing of the base store.
+        p = prefix.strip("/")
+        p = p + "/" if p else ""
+        names = {k[len(p):].split("/", 1)[0] for k in self._meta if k.startswith(p)}
+        return sorted(names)
+
+    def member_names(self, prefix: str) -> list[str]:
+        return self.list_dir(prefix)
+
+    def exists(self) -> bool:
+        return self.base.exists()
+
+    def close(self) -> None:
+        self.base.close()
+
+    def __repr__(self) -> str:
+        return f"<ConsolidatedStore over {self.base!r}>"
+
+
+class Group:
+    """A Zarr v2 group: a node holding arrays and other groups, with attributes.
+
+    ``g["a/b"]`` reaches members by path; iteration yields member names;
+    ``create_group`` and ``create_array`` add members; ``tree()`` prints the
+    hierarchy; ``consolidate()`` writes ``.zmetadata`` so the tree opens in one read.
+    """
+
+    def __init__(self, store: Store, path: str = "", *, read_only: bool = False) -> None:
+        self._store = store
+        self._path = path.strip("/")
+        self._prefix = self._path + "/" if self._path else ""
+        self._read_only = read_only or store.read_only
+        if not store.contains(self._prefix + ZGROUP):
+            if store.contains(self._prefix + ZARRAY):
+                raise ContainsArrayError(
+                    f"{self._path or '/'!r} is an array, not a group; open it with exzarr.open()")
+            raise ExZarrError(f"no group at {self._path or '/'!r} in {store!r}")
+        self.attrs = Attributes(store, self._prefix + ZATTRS, self._read_only)
+
+    @property
+    def store(self) -> Store:
+        return self._store
+
+    @property
+    def path(self) -> str:
+        return self._path
+
+    @property
+    def name(self) -> str:
+        return "/" + self._path
+
+    @property
+    def basename(self) -> str:
+        return self._path.rsplit("/", 1)[-1]
+
+    @property
+    def read_only(self) -> bool:
+        return self._read_only
+
+    # -- members ----------------------------------------------------------------------
+    def _kind(self, path: str) -> str | None:
+        prefix = path + "/" if path else ""
+        if self._store.contains(prefix + ZARRAY):
+            return "array"
+        if self._store.contains(prefix + ZGROUP):
+            return "group"
+        return None
+
+    def __getitem__(self, name: str) -> Array | Group:
+        path = _join(self._path, _normalize_name(name))
+        kind = self._kind(path)
+        if kind == "array":
+            return Array(self._store, path, read_only=self._read_only)
+        if kind == "group":
+            return Group(self._store, path, read_only=self._read_only)
+        raise KeyError(name)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            return default
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        try:
+            return self._kind(_join(self._path, _normalize_name(name))) is not None
+        except KeyError:
+            return False
+
+    def _member_names(self) -> list[str]:
+        names = []
+        for name in self._store.list_dir(self._path):
+            if name.startswith(".") or name in _META_SUFFIXES:
+                continue
+            if self._kind(_join(self._path, name)) is not None:
+                names.append(name)
+        return sorted(names)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._member_names())
+
+    def __len__(self) -> int:
+        return len(self._member_names())
+
+    def keys(self) -> list[str]:
+        return self._member_names()
+
+    def members(self) -> list[tuple[str, Array | Group]]:
+        """(name, member) pairs, sorted by name."""
+        return [(n, self[n]) for n in self._member_names()]
+
+    def arrays(self) -> list[tuple[str, Array]]:
+        return [(n, m) for n, m in self.members() if isinstance(m, Array)]
+
+    def groups(self) -> list[tuple[str, Group]]:
+        return [(n, m) for n, m in self.members() if isinstance(m, Group)]
+
+    # -- creating members -------------------------------------------------------------
+    def _check_writable(self) -> None:
+        if self._read_only:
+            from exzarr.errors import ReadOnlyError
+
+            raise ReadOnlyError("group is read-only; open it with mode='a' or 'r+' to write")
+
+    def _ensure_parents(self, path: str) -> None:
+        """Create any missing intermediate groups between this group and ``path``."""
+        parts = path.split("/")
+        for i in range(len(self._path.split("/")) if self._path else 0, len(parts) - 1):
+            sub = "/".join(parts[: i + 1])
+            kind = self._kind(sub)
+            if kind == "array":
+                raise ContainsArrayError(f"{sub!r} is an array: it cannot hold members")
+            if kind is None:
+                self._store.set(sub + "/" + ZGROUP, group_document())
+
+    def create_group(self, name: str, *, overwrite: bool = False, attrs: dict[str, Any] | None = None,
+                     exist_ok: bool = False) -> Group:
+        """Create the group ``name`` (intermediate groups too) and return it."""
+        self._check_writable()
+        path = _join(self._path, _normalize_name(name))
+        kind = self._kind(path)
+        if kind == "group" and (exist_ok and not overwrite):
+            return Group(self._store, path)
+        if kind is not None:
+            if not overwrite:
+                raise (ContainsGroupError if kind == "group" else ContainsArrayError)(
+                    f"{path!r} already exists; pass overwrite=True to replace it")
+            self._store.delete_many(list(self._store.list_prefix(path + "/")))
+        self._ensure_parents(path)
+        self._store.set(path + "/" + ZGROUP, group_document())
+        if attrs:
+            self._store.set(path + "/" + ZATTRS, json_dumps(attrs))
+        return Group(self._store, path)
+
+    def require_group(self, name: str) -> Group:
+        """The group ``name``, created if missing."""
+        return self.create_group(name, exist_ok=True)
+
+    def create_array(self, name: str, **kwargs: Any) -> Array:
+        """Create the array ``name``; takes every option of :func:`exzarr.create`."""
+        self._check_writable()
+        from exzarr.api import create
+
+        path = _join(self._path, _normalize_name(name))
+        if self._kind(path) == "group" and not kwargs.get("overwrite"):
+            raise ContainsGroupError(f"{path!r} is a group; pass overwrite=True to replace it")
+        self._ensure_parents(path)
+        return create(storage=self._store, path=path, **kwargs)
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        import numpy as np
+
+        from exzarr.metadata import guess_chunks
+
+        data = np.asarray(value)
+        a = self.create_array(name, shape=data.shape, dtype=data.dtype,
+                              chunks=guess_chunks(data.shape, data.dtype.itemsize), overwrite=True)
+        a[...] = data
+
+    def __delitem__(self, name: str) -> None:
+        self._check_writable()
+        path = _join(self._path, _normalize_name(name))
+        if self._kind(path) is None:
+            raise KeyError(name)
+        self._store.delete_many(list(self._store.list_prefix(path + "/")))
+
+    # -- views ------------------------------------------------------------------------
+    def tree(self) -> str:
+        """The hierarchy as indented text, arrays with shape and dtype."""
+        lines = [self.name if self._path else "/"]
+
+        def walk(group: Group, indent: str) -> None:
+            members = group.members()
+            for i, (name, member) in enumerate(members):
+                last = i == len(members) - 1
+                branch = "└── " if last else "├── "
+                if isinstance(member, Array):
+                    lines.append(f"{indent}{branch}{name} {member.shape} {member.dtype}")
+                else:
+                    lines.append(f"{indent}{branch}{name}")
+                    walk(member, indent + ("    " if last else "│   "))
+
+        walk(self, "")
+        return "\n".join(lines)
+
+    def consolidate(self) -> dict[str, Any]:
+        """Write ``.zmetadata``: every metadata document below this group, in one file."""
+        self._check_writable()
+        docs: dict[str, Any] = {}
+        base = self._store.base if isinstance(self._store, ConsolidatedStore) else self._store
+        for key in base.list_prefix(self._prefix):
+            rel = key[len(self._prefix):]
+            if rel.rsplit("/", 1)[-1] in _META_SUFFIXES:
+                raw = base.get(key)
+                if raw is not None:
+                    docs[rel] = json_loads(raw, key)
+        doc = {"zarr_consolidated_format": 1, "metadata": dict(sorted(docs.items()))}
+        base.set(self._prefix + ZMETADATA, json_dumps(doc))
+        return doc
+
+    def info(self) -> str:
+        return f"Group {self.name}: {len(self)} members, store {self._store!r}"
+
+    def __repr__(self) -> str:
+        mode = " read-only" if self._read_only else ""
+        return f"<exzarr.Group {self.name!r}{mode} store={self._store!r}>"
+
+
+def open_consolidated_store(store: Store, path: str = "") -> Store:
+    """Wrap ``store`` with the consolidated metadata at ``path`` (or return it as is)."""
+    prefix = path.strip("/") + "/" if path.strip("/") else ""
+    raw = store.get(prefix + ZMETADATA)
+    if raw is None:
+        return store
+    doc = json_loads(raw, prefix + ZMETADATA)
+    if not isinstance(doc, dict) or not isinstance(doc.get("metadata"), dict):
+        raise ExZarrError(f"{prefix + ZMETADATA!r} is not consolidated metadata")
+    return ConsolidatedStore(store, doc["metadata"], path.strip("/"))
+
+
+def open_group(path: Any = None, *, mode: str = "a", storage: Any = "filesystem",
+               storage_options: dict[str, Any] | None = None,
+               consolidated: bool | None = None) -> Group:
+    """Open (or create) a group.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The group's directory, archive, database or URL; with a Store as ``storage``,
+        the group's path inside it.
+    mode : {"r", "r+", "a", "w", "w-"}
+        ``r`` read-only; ``r+`` must exist; ``a`` create if missing; ``w`` replace;
+        ``w-`` create, failing if something is there.
+    storage : str or Store
+        ``"filesystem"`` (default), ``"memory"``, ``"zip"``, ``"sqlite"``, a registered
+        backend, or a Store. A URL path selects fsspec.
+    storage_options : dict, optional
+        Passed to the backend (for example fsspec's ``endpoint_url``).
+    consolidated : bool, optional
+        Read metadata from ``.zmetadata`` (one read for the whole tree). ``None`` uses it
+        when it exists and the group is opened read-only.
+
+    Raises
+    ------
+    PathNotFoundError
+        ``mode`` is ``r`` or ``r+`` and nothing exists at ``path``.
+    ContainsArrayError
+        ``path`` holds an array, not a group.
+    """
+    if mode not in ("r", "r+", "a", "w", "w-"):
+        raise ExZarrError(f"mode must be one of r, r+, a, w, w-; not {mode!r}")
+    if isinstance(storage, Store):
+        store, inner = storage, ("" if path is None else str(path).strip("/"))
+    else:
+        if path is None and storage != "memory":
+            raise ExZarrError("open_group() needs path=...")
+        store = open_store(storage, path, read_only=(mode == "r"), storage_options=storage_options)
+        inner = ""
+    prefix = inner + "/" if inner else ""
+    has_group = store.contains(prefix + ZGROUP)
+    if store.contains(prefix + ZARRAY) and mode != "w":
+        raise ContainsArrayError(f"{path!s} holds a Zarr array, not a group; open it with exzarr.open()")
+    if mode in ("r", "r+") and not has_group:
+        if not store.exists():
+            raise PathNotFoundError(f"no such path: {os.fspath(path) if path is not None else '/'!r}")
+        from exzarr.errors import MetadataNotFoundError
+
+        raise MetadataNotFoundError(f"{path!s} exists but has no .zgroup: it is not a Zarr group")
+    if mode == "w-" and (has_group or store.contains(prefix + ZARRAY)):
+        raise ContainsGroupError(f"{path!s} already holds Zarr data; use mode='a' or 'w'")
+    if mode == "w":
+        store.delete_many(list(store.list_prefix(prefix)))
+        has_group = False
+    if not has_group:
+        store.set(prefix + ZGROUP, group_document())
+    if consolidated or (consolidated is None and mode == "r"):
+        wrapped = open_consolidated_store(store, inner)
+        if consolidated and wrapped is store:
+            from exzarr.errors import MetadataNotFoundError
+
+            raise MetadataNotFoundError(f"{path!s} has no .zmetadata; call Group.consolidate() first")
+        store = wrapped
+    return Group(store, inner, read_only=(mode == "r"))
+
+
+def group(*, storage: Any = "memory", path: Any = None, overwrite: bool = False,
+          attrs: dict[str, Any] | None = None) -> Group:
+    """Create a new root group (in memory by default)."""
+    g = open_group(path, mode="w" if overwrite else "a", storage=storage)
+    if attrs:
+        g.attrs.update(attrs)
+    return g

@@ -1,0 +1,132 @@
+"""fsspec store: S3, GCS, HTTP, memory:// and every other fsspec filesystem.
+
+Needs the optional dependency fsspec (``pip install exzarr[fsspec]``), plus the
+filesystem's own package for remote protocols (``pip install exzarr[s3]`` for s3fs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from exzarr.errors import ExZarrError
+from exzarr.storage.base import Store
+
+
+class FsspecStore(Store):
+    """Keys as files below a URL, through an fsspec filesystem.
+
+    A batch of chunks is fetched with one ``cat`` call, which asynchronous filesystems
+    (s3fs, gcsfs, HTTP) run concurrently; batches of writes go through one ``pipe``.
+
+    Parameters
+    ----------
+    url : str
+        ``s3://bucket/path``, ``gs://...``, ``https://...``, ``memory://...``...
+    storage_options : dict, optional
+        Passed to the filesystem (``endpoint_url``, ``key``, ``secret``, ``anon``...).
+    read_only : bool
+        Refuse writes.
+    """
+
+    backend = "fsspec"
+
+    def __init__(self, url: str, storage_options: dict[str, Any] | None = None, *,
+                 read_only: bool = False) -> None:
+        super().__init__(read_only=read_only)
+        try:
+            import fsspec
+        except ImportError:
+            raise ExZarrError(
+                f"opening {url!r} needs fsspec: pip install 'exzarr[fsspec]' "
+                "(or 'exzarr[s3]' for S3)") from None
+        self.url = url
+        self.fs, root = fsspec.core.url_to_fs(url, **(storage_options or {}))
+        self.root = root.rstrip("/")
+
+    def _path(self, key: str) -> str:
+        return f"{self.root}/{key}" if self.root else key
+
+    def get(self, key: str) -> bytes | None:
+        try:
+            return self.fs.cat_file(self._path(key))
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            return None
+
+    def get_many(self, keys: Iterable[str]) -> list[bytes | None]:
+        keys = list(keys)
+        if len(keys) <= 1:
+            return [self.get(k) for k in keys]
+        paths = [self._path(k) for k in keys]
+        found = self.fs.cat(paths, on_error="return")
+        out: list[bytes | None] = []
+        for p in paths:
+            v = found.get(p)
+            if isinstance(v, (bytes, bytearray)):
+                out.append(bytes(v))
+            elif v is None or isinstance(v, (FileNotFoundError, IsADirectoryError, KeyError)):
+                out.append(None)
+            else:
+                raise v  # a real failure (network, permission): do not read it as fill
+        return out
+
+    def set(self, key: str, value: bytes) -> None:
+        self._check_writable()
+        self.fs.pipe_file(self._path(key), bytes(value))
+
+    def set_many(self, items: Mapping[str, bytes] | Iterable[tuple[str, bytes]]) -> None:
+        self._check_writable()
+        pairs = items.items() if isinstance(items, Mapping) else items
+        batch = {self._path(k): bytes(v) for k, v in pairs}
+        if batch:
+            self.fs.pipe(batch)
+
+    def delete(self, key: str) -> None:
+        self._check_writable()
+        try:
+            self.fs.rm_file(self._path(key))
+        except FileNotFoundError:
+            pass
+
+    def contains(self, key: str) -> bool:
+        return bool(self.fs.isfile(self._path(key)))
+
+    def getsize(self, key: str) -> int:
+        try:
+            return int(self.fs.size(self._path(key)) or 0)
+        except FileNotFoundError:
+            return 0
+
+    def list_prefix(self, prefix: str) -> Iterator[str]:
+        head = prefix.rpartition("/")[0]
+        base = self._path(head) if head else self.root
+        try:
+            found = self.fs.find(base, withdirs=False)
+        except FileNotFoundError:
+            return iter([])
+        cut = len(self.root) + 1 if self.root else 0
+        keys = sorted(p[cut:] for p in (f.rstrip("/") for f in found))
+        return iter([k for k in keys if k.startswith(prefix)])
+
+    def list_dir(self, prefix: str = "") -> list[str]:
+        base = self._path(prefix.strip("/")) if prefix.strip("/") else self.root
+        try:
+            entries = self.fs.ls(base, detail=False)
+        except FileNotFoundError:
+            return []
+        return sorted({e.rstrip("/").rsplit("/", 1)[-1] for e in entries})
+
+    def exists(self) -> bool:
+        try:
+            return bool(self.fs.exists(self.root)) or bool(self.fs.ls(self.root, detail=False))
+        except (FileNotFoundError, OSError):
+            return False
+
+    def __repr__(self) -> str:
+        return f"<FsspecStore {self.url!r} ({type(self.fs).__name__})>"
+
+
+def open_fsspec_store(path: Any = None, read_only: bool = False, **storage_options: Any) -> FsspecStore:
+    if path is None:
+        raise ExZarrError("storage='fsspec' needs path=...: a URL such as s3://bucket/key")
+    return FsspecStore(str(path), storage_options, read_only=read_only)

@@ -1,0 +1,144 @@
+"""SQLite store: keys and values in one table of a database file.
+
+This is also the worked example of a storage backend: a Store subclass implements
+``get``, ``set``, ``delete`` and ``list_prefix`` (and, for speed, the batch methods),
+and a factory registered under a name makes it available as ``storage="sqlite"``.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from exzarr.storage.base import Store
+
+_SCHEMA = "CREATE TABLE IF NOT EXISTS zarr (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID"
+# SQLite limits the number of host parameters per statement; batch below it.
+_BATCH = 500
+
+
+class SQLiteStore(Store):
+    """Keys and values in the table ``zarr(key TEXT PRIMARY KEY, value BLOB)``.
+
+    The database runs in WAL mode: many readers (threads or processes) and one writer
+    at a time; a writer waits up to ``timeout`` seconds for the lock. Each thread
+    uses its own connection.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The database file (created when writable), or ``":memory:"``.
+    read_only : bool
+        Open the database read-only.
+    timeout : float
+        Seconds to wait for a lock.
+    """
+
+    backend = "sqlite"
+
+    def __init__(self, path: str | os.PathLike[str], *, read_only: bool = False,
+                 timeout: float = 30.0) -> None:
+        super().__init__(read_only=read_only)
+        self.path = os.fspath(path)
+        self.timeout = timeout
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        if not read_only:
+            conn = self._conn()
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(_SCHEMA)
+            conn.commit()
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            if self.read_only and self.path != ":memory:":
+                uri = f"file:{os.path.abspath(self.path)}?mode=ro"
+                conn = sqlite3.connect(uri, uri=True, timeout=self.timeout,
+                                       check_same_thread=False)
+            else:
+                conn = sqlite3.connect(self.path, timeout=self.timeout, check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    def get(self, key: str) -> bytes | None:
+        row = self._conn().execute("SELECT value FROM zarr WHERE key = ?", (key,)).fetchone()
+        return None if row is None else row[0]
+
+    def get_many(self, keys: Iterable[str]) -> list[bytes | None]:
+        keys = list(keys)
+        found: dict[str, bytes] = {}
+        conn = self._conn()
+        for i in range(0, len(keys), _BATCH):
+            part = keys[i:i + _BATCH]
+            marks = ",".join("?" * len(part))
+            found.update(conn.execute(f"SELECT key, value FROM zarr WHERE key IN ({marks})", part))
+        return [found.get(k) for k in keys]
+
+    def set(self, key: str, value: bytes) -> None:
+        self.set_many([(key, value)])
+
+    def set_many(self, items: Mapping[str, bytes] | Iterable[tuple[str, bytes]]) -> None:
+        self._check_writable()
+        pairs = list(items.items() if isinstance(items, Mapping) else items)
+        if not pairs:
+            return
+        conn = self._conn()
+        with conn:  # one transaction
+            conn.executemany("INSERT OR REPLACE INTO zarr (key, value) VALUES (?, ?)",
+                             [(k, bytes(v)) for k, v in pairs])
+
+    def delete(self, key: str) -> None:
+        self.delete_many([key])
+
+    def delete_many(self, keys: Iterable[str]) -> None:
+        self._check_writable()
+        conn = self._conn()
+        with conn:
+            conn.executemany("DELETE FROM zarr WHERE key = ?", [(k,) for k in keys])
+
+    def contains(self, key: str) -> bool:
+        return self._conn().execute("SELECT 1 FROM zarr WHERE key = ?", (key,)).fetchone() is not None
+
+    def getsize(self, key: str) -> int:
+        row = self._conn().execute("SELECT length(value) FROM zarr WHERE key = ?", (key,)).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def list_prefix(self, prefix: str) -> Iterator[str]:
+        # A range scan on the primary key: prefix <= key < prefix + U+10FFFF.
+        rows = self._conn().execute(
+            "SELECT key FROM zarr WHERE key >= ? AND key < ? ORDER BY key",
+            (prefix, prefix + "\U0010ffff"))
+        return iter([r[0] for r in rows])
+
+    def exists(self) -> bool:
+        return self.path == ":memory:" or os.path.isfile(self.path)
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._all:
+                try:
+                    conn.close()
+                except sqlite3.ProgrammingError:
+                    pass
+            self._all.clear()
+        self._local = threading.local()
+
+    def __repr__(self) -> str:
+        mode = ", read-only" if self.read_only else ""
+        return f"<SQLiteStore {self.path!r}{mode}>"
+
+
+def open_sqlite_store(path: Any = None, read_only: bool = False, **options: Any) -> SQLiteStore:
+    if path is None:
+        from exzarr.errors import ExZarrError
+
+        raise ExZarrError("storage='sqlite' needs path=...: the database file")
+    return SQLiteStore(path, read_only=read_only, **options)
