@@ -15,6 +15,16 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcmp, memcpy, memset, strncpy
+from libc.errno cimport errno, ENOENT, EINTR
+from posix.fcntl cimport O_CREAT, O_EXCL, O_RDONLY, O_WRONLY, open as c_open
+from posix.stat cimport fstat, struct_stat
+from posix.unistd cimport close, read, unlink, write
+
+cdef extern from "fcntl.h":
+    int O_CLOEXEC
+
+cdef extern from "stdio.h" nogil:
+    int rename(const char* old, const char* new)
 
 cimport numpy as cnp
 
@@ -86,6 +96,7 @@ cdef enum Status:
     ST_NOMEM = 3
     ST_ENCODE = 4       # the compression library failed
     ST_CHECKSUM = 5     # a checksum filter found a mismatch
+    ST_IO = 6           # a file could not be read or written (errno in Ctx.err)
 
 _STEP_KINDS = {"raw": STEP_RAW, "zlib": STEP_ZLIB, "gzip": STEP_GZIP, "zstd": STEP_ZSTD,
                "lz4": STEP_LZ4, "blosc": STEP_BLOSC, "delta": STEP_DELTA,
@@ -227,6 +238,9 @@ cdef struct Ctx:
     const char* detail     # static text describing the last failure
     uint8_t* buf[2]        # scratch for filter stages, grown on demand
     size_t cap[2]
+    uint8_t* fbuf          # file contents, grown on demand
+    size_t fcap
+    int err                # errno of the last failed file operation
 
 
 cdef uint8_t* ctx_buffer(Ctx* c, int which, size_t n) noexcept nogil:
@@ -251,6 +265,7 @@ cdef void ctx_free(Ctx* c) noexcept nogil:
         libdeflate_free_compressor(c.dc)
     free(c.buf[0])
     free(c.buf[1])
+    free(c.fbuf)
 
 
 # --------------------------------------------------------------------------------------
@@ -517,6 +532,97 @@ cdef int encode_chain(Ctx* c, const Step* steps, int nsteps, const uint8_t* src,
             which ^= 1
         nbytes = sizes[nsteps - 1]
     return compress_step(c, &steps[0], src, nbytes, dst, cap, outlen)
+
+
+# --------------------------------------------------------------------------------------
+# Chunk files read and written without the GIL (directory stores).
+# --------------------------------------------------------------------------------------
+
+cdef Py_ssize_t read_whole_file(Ctx* c, const char* path) noexcept nogil:
+    """Read a file into c.fbuf; its length, -1 when it does not exist, -2 on error."""
+    cdef int fd
+    cdef struct_stat st
+    cdef size_t size, done = 0
+    cdef Py_ssize_t got
+    cdef uint8_t* p
+    fd = c_open(path, O_RDONLY | O_CLOEXEC)
+    if fd < 0:
+        if errno == ENOENT:
+            return -1
+        c.err = errno
+        return -2
+    if fstat(fd, &st) != 0:
+        c.err = errno
+        close(fd)
+        return -2
+    size = <size_t>st.st_size
+    if c.fcap < size or c.fbuf == NULL:
+        p = <uint8_t*>realloc(c.fbuf, size if size else 1)
+        if p == NULL:
+            close(fd)
+            c.err = 12  # ENOMEM
+            return -2
+        c.fbuf = p
+        c.fcap = size
+    while done < size:
+        got = read(fd, c.fbuf + done, size - done)
+        if got < 0:
+            if errno == EINTR:
+                continue
+            c.err = errno
+            close(fd)
+            return -2
+        if got == 0:
+            break  # truncated under us: what we have is what the chunk is
+        done += <size_t>got
+    close(fd)
+    return <Py_ssize_t>done
+
+
+cdef int write_file_atomic(Ctx* c, const char* tmp, const char* path, const uint8_t* data,
+                           size_t n) noexcept nogil:
+    """Write data to tmp, then rename it onto path: readers never see a torn file."""
+    cdef int fd
+    cdef Py_ssize_t put
+    cdef size_t done = 0
+    fd = c_open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o666)
+    if fd < 0:
+        c.err = errno
+        return ST_IO
+    while done < n:
+        put = write(fd, data + done, n - done)
+        if put < 0:
+            if errno == EINTR:
+                continue
+            c.err = errno
+            close(fd)
+            unlink(tmp)
+            return ST_IO
+        done += <size_t>put
+    if close(fd) != 0 or rename(tmp, path) != 0:
+        c.err = errno
+        unlink(tmp)
+        return ST_IO
+    return ST_OK
+
+
+cdef class _Paths:
+    """C strings of a list of bytes paths, held for a call."""
+    cdef const char** ptrs
+    cdef list keep
+    cdef Py_ssize_t n
+
+    def __cinit__(self, list paths):
+        self.n = len(paths)
+        self.keep = [bytes(p) for p in paths]
+        self.ptrs = <const char**>calloc(max(self.n, 1), sizeof(char*))
+        if self.ptrs == NULL:
+            raise MemoryError()
+        for i in range(self.n):
+            self.ptrs[i] = PyBytes_AS_STRING(self.keep[i])
+
+    def __dealloc__(self):
+        free(self.ptrs)
 
 
 # --------------------------------------------------------------------------------------
@@ -821,7 +927,7 @@ def _raise_for_status(int status, Py_ssize_t index, detail):
 
 def decode_into(Pipeline pipe not None, list sources not None, cnp.ndarray out not None,
                 const int64_t[:, :, ::1] plan, tuple chunk_shape not None, bint f_order,
-                bytes fill not None):
+                bytes fill not None, list paths=None):
     """Decode a batch of chunks into regions of ``out``, with the GIL released.
 
     Parameters
@@ -842,6 +948,9 @@ def decode_into(Pipeline pipe not None, list sources not None, cnp.ndarray out n
         Whether elements inside a chunk are in Fortran order.
     fill : bytes
         One element of fill value in the array's dtype.
+    paths : list of bytes, optional
+        Chunk file paths to read (without the GIL) instead of ``sources``; a missing
+        file is a missing chunk.
 
     Raises
     ------
@@ -863,6 +972,12 @@ def decode_into(Pipeline pipe not None, list sources not None, cnp.ndarray out n
     cdef Py_ssize_t astrides[MAX_NDIM]
     cdef Py_ssize_t counts[MAX_NDIM]
     cdef const char* pattern = PyBytes_AS_STRING(fill)
+    cdef const uint8_t* src
+    cdef Py_ssize_t srclen
+    cdef bint use_files = paths is not None
+    cdef _Paths files = _Paths(paths if use_files else [])
+    if use_files and len(paths) != n:
+        raise ValueError("paths and sources differ in length")
     if plan.shape[0] != n:
         raise ValueError("plan and sources differ in length")
     if not cnp.PyArray_ISWRITEABLE(out):
@@ -875,14 +990,24 @@ def decode_into(Pipeline pipe not None, list sources not None, cnp.ndarray out n
     base = <char*>cnp.PyArray_DATA(out)
     with nogil:
         for i in range(n):
-            if not bufs.present[i]:
+            if use_files:
+                srclen = read_whole_file(&c, files.ptrs[i])
+                if srclen == -2:
+                    st = ST_IO
+                    failed = i
+                    break
+                src = c.fbuf
+            else:
+                srclen = bufs.views[i].len if bufs.present[i] else -1
+                src = <const uint8_t*>bufs.views[i].buf
+            if srclen < 0:
                 region_pointers(&g, plan, i, NULL, base, &cptr, &aptr, cstrides, astrides, counts)
                 fill_nd(aptr, astrides, counts, g.ndim, pattern, g.itemsize)
                 continue
             target = base
             if region_is_whole_contiguous(&g, plan, i, &target):
-                st = decode_chain(&c, pipe.steps, pipe.nsteps, <const uint8_t*>bufs.views[i].buf,
-                                  bufs.views[i].len, <uint8_t*>target, g.chunk_nbytes)
+                st = decode_chain(&c, pipe.steps, pipe.nsteps, src, srclen, <uint8_t*>target,
+                                  g.chunk_nbytes)
             else:
                 if scratch == NULL:
                     scratch = <uint8_t*>malloc(g.chunk_nbytes if g.chunk_nbytes else 1)
@@ -890,8 +1015,8 @@ def decode_into(Pipeline pipe not None, list sources not None, cnp.ndarray out n
                         st = ST_NOMEM
                         failed = i
                         break
-                st = decode_chain(&c, pipe.steps, pipe.nsteps, <const uint8_t*>bufs.views[i].buf,
-                                  bufs.views[i].len, scratch, g.chunk_nbytes)
+                st = decode_chain(&c, pipe.steps, pipe.nsteps, src, srclen, scratch,
+                                  g.chunk_nbytes)
                 if st == ST_OK:
                     region_pointers(&g, plan, i, <char*>scratch, base, &cptr, &aptr,
                                     cstrides, astrides, counts)
@@ -902,13 +1027,19 @@ def decode_into(Pipeline pipe not None, list sources not None, cnp.ndarray out n
         free(scratch)
         ctx_free(&c)
     if st != ST_OK:
-        _raise_for_status(st, failed, (<bytes>c.detail).decode() if c.detail != NULL else "")
+        _raise_for_status(st, failed, _detail(&c, st))
+
+
+cdef object _detail(Ctx* c, int st):
+    if st == ST_IO:
+        return c.err
+    return (<bytes>c.detail).decode() if c.detail != NULL else ""
 
 
 def encode_from(Pipeline pipe not None, cnp.ndarray value not None,
                 const int64_t[:, :, ::1] plan, list existing not None,
                 tuple chunk_shape not None, bint f_order, bytes fill not None,
-                bint write_empty, int nan_kind=0):
+                bint write_empty, int nan_kind=0, list paths=None, list tmp_paths=None):
     """Encode a batch of chunks from regions of ``value``, with the GIL released.
 
     Parameters
@@ -929,11 +1060,15 @@ def encode_from(Pipeline pipe not None, cnp.ndarray value not None,
         as ``None`` so the caller deletes them.
     nan_kind : int
         4 or 8 when the fill value is NaN in a native float dtype of that size.
+    paths, tmp_paths : list of bytes, optional
+        Write each chunk straight to its file (through its temporary name and a rename),
+        without the GIL, reading partly covered chunks from there too; a chunk that is
+        all fill has its file removed. ``existing`` is then ignored.
 
     Returns
     -------
     list of bytes or None
-        Encoded chunks, ``None`` where the chunk is all fill.
+        Encoded chunks, ``None`` where the chunk is all fill (all ``None`` with ``paths``).
     """
     cdef Geometry g
     cdef Ctx c
@@ -952,6 +1087,13 @@ def encode_from(Pipeline pipe not None, cnp.ndarray value not None,
     cdef Py_ssize_t astrides[MAX_NDIM]
     cdef Py_ssize_t counts[MAX_NDIM]
     cdef const char* pattern = PyBytes_AS_STRING(fill)
+    cdef bint use_files = paths is not None
+    cdef _Paths files = _Paths(paths if use_files else [])
+    cdef _Paths tmps = _Paths(tmp_paths if use_files else [])
+    cdef Py_ssize_t srclen
+    cdef const uint8_t* src
+    if use_files and (len(paths) != n or tmp_paths is None or len(tmp_paths) != n):
+        raise ValueError("paths and tmp_paths must match the plan")
     if len(existing) != n:
         raise ValueError("plan and existing differ in length")
     setup_geometry(&g, chunk_shape, f_order, value, plan)
@@ -983,9 +1125,19 @@ def encode_from(Pipeline pipe not None, cnp.ndarray value not None,
             if whole and region_is_whole_contiguous(&g, plan, i, &start):
                 data = <const uint8_t*>start
             else:
-                if not whole and bufs.present[i]:
-                    st = decode_chain(&c, pipe.steps, pipe.nsteps,
-                                      <const uint8_t*>bufs.views[i].buf, bufs.views[i].len,
+                srclen = -1
+                if not whole and use_files:
+                    srclen = read_whole_file(&c, files.ptrs[i])
+                    if srclen == -2:
+                        st = ST_IO
+                        failed = i
+                        break
+                    src = c.fbuf
+                elif not whole and bufs.present[i]:
+                    srclen = bufs.views[i].len
+                    src = <const uint8_t*>bufs.views[i].buf
+                if srclen >= 0:
+                    st = decode_chain(&c, pipe.steps, pipe.nsteps, src, srclen,
                                       scratch, g.chunk_nbytes)
                     if st != ST_OK:
                         failed = i
@@ -1000,6 +1152,11 @@ def encode_from(Pipeline pipe not None, cnp.ndarray value not None,
             if not write_empty and all_equal_fill(data, g.chunk_nbytes, pattern,
                                                   g.itemsize, nan_kind):
                 empty[i] = 1
+                if use_files and unlink(files.ptrs[i]) != 0 and errno != ENOENT:
+                    c.err = errno
+                    st = ST_IO
+                    failed = i
+                    break
                 continue
             outs[i] = <uint8_t*>malloc(cap if cap else 1)
             if outs[i] == NULL:
@@ -1008,6 +1165,11 @@ def encode_from(Pipeline pipe not None, cnp.ndarray value not None,
                 break
             st = encode_chain(&c, pipe.steps, pipe.nsteps, data, g.chunk_nbytes,
                               outs[i], cap, &lens[i])
+            if st == ST_OK and use_files:
+                st = write_file_atomic(&c, tmps.ptrs[i], files.ptrs[i], outs[i], lens[i])
+                free(outs[i])
+                outs[i] = NULL
+                empty[i] = 1
             if st != ST_OK:
                 failed = i
                 break
@@ -1016,7 +1178,7 @@ def encode_from(Pipeline pipe not None, cnp.ndarray value not None,
     result = []
     try:
         if st != ST_OK:
-            _raise_for_status(st, failed, (<bytes>c.detail).decode() if c.detail != NULL else "")
+            _raise_for_status(st, failed, _detail(&c, st))
         for i in range(n):
             if empty[i]:
                 result.append(None)

@@ -110,6 +110,7 @@ class Array:
         if cache_bytes is None:
             cache_bytes = config.get("cache_bytes")
         self._cache = ChunkCache(cache_bytes) if cache_bytes else None
+        self._enable_direct_files()
 
     def _set_meta(self, meta: ArrayMeta) -> None:
         self._meta = meta
@@ -121,6 +122,15 @@ class Array:
                 and meta.fill_value is not None and math.isnan(meta.fill_value)):
             self._nan_kind = dt.itemsize
         self._pipeline, self._python_codecs = self._build_pipeline()
+        self._direct_files = False
+
+    def _enable_direct_files(self) -> None:
+        # Directory stores let the core read and write chunk files itself, without the
+        # GIL; not when chunks need Python codecs or pass through the cache.
+        from exzarr.storage.directory import DirectoryStore
+
+        self._direct_files = (type(self._store) is DirectoryStore and not self._python_codecs
+                              and self._cache is None)
 
     def _build_pipeline(self) -> tuple[Any, bool]:
         """The core pipeline, and whether some codec must run in Python instead."""
@@ -287,7 +297,11 @@ class Array:
             sl = slice(batch.start, batch.stop)
             bkeys = keys[sl]
             pipeline = self._pipeline
-            if self._cache is not None:
+            paths = None
+            if self._direct_files:
+                sources = [None] * len(bkeys)
+                paths = self._store.file_paths(bkeys)  # type: ignore[attr-defined]
+            elif self._cache is not None:
                 sources = self._cached_sources(bkeys)
                 pipeline = _core.Pipeline([], None)
             else:
@@ -297,7 +311,7 @@ class Array:
                                for k, s in zip(bkeys, sources)]
             try:
                 _core.decode_into(pipeline, sources, out, regions[sl], self.chunks,
-                                  f_order, self._fill)
+                                  f_order, self._fill, paths)
             except _ChunkFailure as failure:
                 raise failure.to_error(bkeys[failure.index]) from None
 
@@ -424,6 +438,19 @@ class Array:
         def work(batch: range) -> None:
             sl = slice(batch.start, batch.stop)
             bkeys = keys[sl]
+            if self._direct_files:
+                store = self._store
+                store.prepare_dirs(bkeys)  # type: ignore[attr-defined]
+                try:
+                    _core.encode_from(self._pipeline, value, regions[sl], [None] * len(bkeys),
+                                      self.chunks, f_order, self._fill, self._write_empty,
+                                      self._nan_kind, store.file_paths(bkeys),  # type: ignore[attr-defined]
+                                      store.temp_paths(bkeys))  # type: ignore[attr-defined]
+                except _ChunkFailure as failure:
+                    raise failure.to_error(bkeys[failure.index]) from None
+                if self._cache is not None:
+                    self._cache.invalidate(bkeys)
+                return
             need = [k for k, c in zip(bkeys, covered[sl]) if not c]
             fetched = dict(zip(need, self._store.get_many(need))) if need else {}
             existing = [fetched.get(k) for k in bkeys]

@@ -135,7 +135,7 @@ class _ChunkFailure(Exception):
     """Raised by the core for one chunk of a batch; the array layer adds the key."""
 
     # Status codes of exzarr/_core.pyx.
-    CORRUPT, SIZE, NOMEM, ENCODE, CHECKSUM = 1, 2, 3, 4, 5
+    CORRUPT, SIZE, NOMEM, ENCODE, CHECKSUM, IO = 1, 2, 3, 4, 5, 6
 
     def __init__(self, status: int, index: int, detail: str) -> None:
         super().__init__(status, index, detail)
@@ -145,6 +145,11 @@ class _ChunkFailure(Exception):
 
     def to_error(self, key: str | None, action: str = "decode") -> Exception:
         """The public error for this failure, naming ``key``."""
+        if self.status == self.IO:
+            import os
+
+            err = int(self.detail) if isinstance(self.detail, int) else 0
+            return OSError(err, f"{os.strerror(err)} (chunk {key!r})", key)
         if self.status == self.NOMEM:
             return MemoryError(f"out of memory while processing chunk {key!r}")
         if self.status == self.ENCODE:

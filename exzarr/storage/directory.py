@@ -39,6 +39,27 @@ class DirectoryStore(Store):
             raise KeyError(f"invalid store key {key!r}")
         return os.path.join(self.root, *parts)
 
+    # -- direct file access for the core (reads and writes without the GIL) ------------
+    def file_paths(self, keys: list[str]) -> list[bytes]:
+        """Filesystem paths of ``keys``, encoded for the core."""
+        return [os.fsencode(self._path(k)) for k in keys]
+
+    def temp_paths(self, keys: list[str]) -> list[bytes]:
+        """A fresh temporary name beside each key's file, for an atomic rename."""
+        tag = f".{os.getpid()}-{threading.get_ident()}-{next(self._counter)}.partial"
+        out = []
+        for k in keys:
+            folder, _, name = self._path(k).rpartition(os.sep)
+            out.append(os.fsencode(f"{folder}{os.sep}.tmp-{name}{tag}"))
+        return out
+
+    def prepare_dirs(self, keys: list[str]) -> None:
+        """Create the directories that ``keys`` will be written into."""
+        for folder in {os.path.dirname(self._path(k)) for k in keys}:
+            if folder not in self._made_dirs:
+                os.makedirs(folder, exist_ok=True)
+                self._made_dirs.add(folder)
+
     def get(self, key: str) -> bytes | None:
         try:
             with open(self._path(key), "rb") as f:
