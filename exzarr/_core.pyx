@@ -1224,6 +1224,19 @@ def encode_buffer(Pipeline pipe not None, data):
         PyBuffer_Release(&view)
 
 
+cdef bint blosc_plausible(const uint8_t* p, size_t cbytes, size_t nbytes) noexcept nogil:
+    """Whether a blosc frame of cbytes can really hold nbytes (a forged header cannot)."""
+    cdef uint8_t flags = p[2]
+    cdef int codec = (flags >> 5) & 0x7
+    cdef size_t ratio
+    if flags & 0x2:  # stored uncompressed ("memcpyed"): exactly header + data
+        return cbytes == nbytes + 16
+    # Each inner codec has a worst-case expansion: byte-oriented LZ codecs stay under
+    # 256x, zlib under 1032x, zstd (run-length blocks) under 2**15x.
+    ratio = 256 if codec <= 2 else (1032 if codec == 3 else 32768)
+    return nbytes <= (cbytes - 16) * ratio
+
+
 def decoded_size(Pipeline pipe not None, data):
     """The decoded size the stream announces in its header, or -1 if it has none."""
     cdef Py_buffer view
@@ -1253,9 +1266,13 @@ def decoded_size(Pipeline pipe not None, data):
         if kind == STEP_RAW:
             return view.len
         if kind == STEP_LZ4 and view.len >= 4:
-            return load_le32(p)
+            # An LZ4 block expands at most about 255 times: a larger claim is forged.
+            nbytes = load_le32(p)
+            if nbytes > <size_t>LZ4_MAX_INPUT_SIZE or nbytes > (<size_t>view.len - 4) * 255 + 16:
+                return -1
+            return nbytes
         if kind == STEP_BLOSC and view.len >= BLOSC_MIN_HEADER_LENGTH:
-            if blosc_cbuffer_validate(p, view.len, &nbytes) == 0:
+            if blosc_cbuffer_validate(p, view.len, &nbytes) == 0 and blosc_plausible(p, view.len, nbytes):
                 return nbytes
         return -1
     finally:

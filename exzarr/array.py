@@ -404,15 +404,27 @@ class Array:
         self._check_writable()
         plan = plan_selection(selection, self.shape, self.chunks)
         if not plan.nchunks:
-            np.broadcast_to(np.asarray(value), plan.out_shape)  # still validate the shape
+            probe = np.asarray(value) if not self.dtype.hasobject else np.empty(np.shape(value))
+            while probe.ndim > len(plan.out_shape) and probe.shape[0] == 1:
+                probe = probe[0]
+            try:
+                np.broadcast_to(probe, plan.out_shape)  # still validate the shape
+            except ValueError:
+                raise ValueError(f"could not broadcast input array from shape {np.shape(value)} "
+                                 f"into shape {plan.out_shape}") from None
             return
         if self.dtype.hasobject:
             arr = np.empty(np.shape(value), dtype=object) if np.ndim(value) else np.empty((), object)
             arr[...] = value
+        elif isinstance(value, np.ndarray) or np.isscalar(value) and isinstance(value, np.generic):
+            arr = np.asarray(value)  # arrays cast unsafely, as NumPy's assignment does
         else:
-            arr = np.asarray(value)
+            arr = np.asarray(value, dtype=self.dtype)  # Python values: out of range raises
         if arr.dtype != self.dtype:
             arr = arr.astype(self.dtype, casting="unsafe")
+        # NumPy drops leading length-1 axes of the value that the selection does not have.
+        while arr.ndim > len(plan.out_shape) and arr.shape[0] == 1:
+            arr = arr[0]
         try:
             arr = np.broadcast_to(arr, plan.out_shape)
         except ValueError:

@@ -143,21 +143,19 @@ class _ChunkFailure(Exception):
         self.index = index
         self.detail = detail
 
-    def to_error(self, key: str | None, action: str = "decode") -> Exception:
-        """The public error for this failure, naming ``key``."""
+    def to_error(self, key: str | None, action: str = "decode", codec: str | None = None) -> Exception:
+        """The public error for this failure, naming ``key`` (or the codec for bare buffers)."""
+        what = f"chunk {key!r}" if key is not None else f"{codec or 'codec'} data"
         if self.status == self.IO:
             import os
 
             err = int(self.detail) if isinstance(self.detail, int) else 0
-            return OSError(err, f"{os.strerror(err)} (chunk {key!r})", key)
+            return OSError(err, f"{os.strerror(err)} ({what})", key)
         if self.status == self.NOMEM:
-            return MemoryError(f"out of memory while processing chunk {key!r}")
+            return MemoryError(f"out of memory while processing {what}")
         if self.status == self.ENCODE:
-            return ExZarrError(f"could not encode chunk {key!r}: {self.detail}")
-        what = {self.CORRUPT: "corrupt", self.CHECKSUM: "corrupt (checksum mismatch)"}.get(
-            self.status, "of the wrong decoded size")
-        return CorruptChunkError(
-            f"chunk {key!r} is {what} and cannot be {action}d ({self.detail}); "
-            "rewrite it or delete it to read it as fill_value",
-            key,
-        )
+            return ExZarrError(f"could not encode {what}: {self.detail}")
+        problem = {self.CORRUPT: "is corrupt", self.CHECKSUM: "fails its checksum"}.get(
+            self.status, "decodes to the wrong size")
+        hint = "; rewrite it or delete it to read it as fill_value" if key is not None else ""
+        return CorruptChunkError(f"{what} {problem} and cannot be {action}d ({self.detail}){hint}", key)

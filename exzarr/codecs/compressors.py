@@ -43,28 +43,34 @@ class CoreCodec(Codec):
 
     def decode(self, buf: Any, out: Any = None) -> Any:
         from exzarr import _core
-        from exzarr.errors import _ChunkFailure
+        from exzarr.errors import CorruptChunkError, _ChunkFailure
 
         pipe = self._core()
         try:
             if out is not None:
-                _core.decode_buffer(pipe, buf, out)
+                target = out.reshape(-1, order="A").view(np.uint8) if isinstance(out, np.ndarray) else out
+                _core.decode_buffer(pipe, buf, target)
                 return out
             size = _core.decoded_size(pipe, buf)
+            if size < 0 and self.codec_id in ("lz4", "blosc"):
+                raise CorruptChunkError(f"{self.codec_id} data has an invalid size header")
             if size >= 0:
-                dst = bytearray(size)
+                # Not zero-filled: a forged size header costs address space, not memory,
+                # before the decoder rejects the data.
+                dst = np.empty(size, dtype=np.uint8)
                 _core.decode_buffer(pipe, buf, dst)
-                return bytes(dst)
+                return dst.tobytes()
             return _core.decode_buffer_unsized(pipe, buf, MAX_UNSIZED_DECODE)
         except _ChunkFailure as failure:
-            raise failure.to_error(None) from None
+            raise failure.to_error(None, codec=self.codec_id) from None
 
 
 def contiguous_bytes(buf: Any) -> tuple[memoryview, int]:
     """A flat byte view of ``buf`` (copied only when not contiguous) and its item size."""
     if isinstance(buf, np.ndarray):
-        arr = np.ascontiguousarray(buf)
-        return memoryview(arr.reshape(-1).view(np.uint8)), arr.itemsize
+        # Bytes in memory order, as numcodecs takes them (a Fortran array stays as it is).
+        arr = buf if buf.flags.f_contiguous and not buf.flags.c_contiguous else np.ascontiguousarray(buf)
+        return memoryview(arr.reshape(-1, order="A").view(np.uint8)), arr.itemsize
     view = memoryview(buf)
     if not view.c_contiguous:
         view = memoryview(view.tobytes())

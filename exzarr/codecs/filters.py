@@ -29,7 +29,8 @@ def core_elem(dtype: np.dtype) -> str | None:
 def as_typed(buf: Any, dtype: np.dtype) -> np.ndarray:
     """View ``buf`` as a flat array of ``dtype`` (no copy when it is contiguous)."""
     if isinstance(buf, np.ndarray):
-        arr = np.ascontiguousarray(buf).reshape(-1)
+        arr = buf if buf.flags.f_contiguous and not buf.flags.c_contiguous else np.ascontiguousarray(buf)
+        arr = arr.reshape(-1, order="A")
         return arr.view(dtype) if arr.dtype != dtype else arr
     return np.frombuffer(memoryview(buf).cast("B"), dtype=dtype)
 
@@ -103,7 +104,7 @@ class Filter(Codec):
             dst = np.empty(size, dtype=np.uint8)
             _core.decode_buffer(pipe, view, dst)
         except _ChunkFailure as failure:
-            raise failure.to_error(None) from None
+            raise failure.to_error(None, codec=self.codec_id) from None
         dt = np.dtype(getattr(self, "dtype", "u1"))
         result = dst.view(dt) if size % dt.itemsize == 0 else dst
         return write_out(result, out)
