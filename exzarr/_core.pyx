@@ -1077,6 +1077,7 @@ def encode_from(Pipeline pipe not None, cnp.ndarray value not None,
     cdef Py_ssize_t failed = -1
     cdef bint whole
     cdef uint8_t* scratch = NULL
+    cdef uint8_t* reuse = NULL
     cdef const uint8_t* data
     cdef char* base
     cdef char* start
@@ -1158,6 +1159,23 @@ def encode_from(Pipeline pipe not None, cnp.ndarray value not None,
                     failed = i
                     break
                 continue
+            if use_files:
+                # One output buffer for the whole batch: each chunk goes to its file at once.
+                if reuse == NULL:
+                    reuse = <uint8_t*>malloc(cap if cap else 1)
+                    if reuse == NULL:
+                        st = ST_NOMEM
+                        failed = i
+                        break
+                st = encode_chain(&c, pipe.steps, pipe.nsteps, data, g.chunk_nbytes,
+                                  reuse, cap, &lens[i])
+                if st == ST_OK:
+                    st = write_file_atomic(&c, tmps.ptrs[i], files.ptrs[i], reuse, lens[i])
+                empty[i] = 1
+                if st != ST_OK:
+                    failed = i
+                    break
+                continue
             outs[i] = <uint8_t*>malloc(cap if cap else 1)
             if outs[i] == NULL:
                 st = ST_NOMEM
@@ -1165,15 +1183,11 @@ def encode_from(Pipeline pipe not None, cnp.ndarray value not None,
                 break
             st = encode_chain(&c, pipe.steps, pipe.nsteps, data, g.chunk_nbytes,
                               outs[i], cap, &lens[i])
-            if st == ST_OK and use_files:
-                st = write_file_atomic(&c, tmps.ptrs[i], files.ptrs[i], outs[i], lens[i])
-                free(outs[i])
-                outs[i] = NULL
-                empty[i] = 1
             if st != ST_OK:
                 failed = i
                 break
         free(scratch)
+        free(reuse)
         ctx_free(&c)
     result = []
     try:
