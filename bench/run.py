@@ -1,0 +1,505 @@
+"""exzarr benchmarks against its peers: ``make bench`` (or ``python bench/run.py``).
+
+Peers, each in its own virtual environment so their pinned versions cannot clash:
+
+    exzarr       this interpreter (the project's .venv)
+    zarr3        zarr-python 3, its default codec pipeline       .bench-venvs/zarr3  (3.12)
+    zarrs        zarr-python 3 + the zarrs Rust codec pipeline   .bench-venvs/zarrs  (3.12)
+    zarr2        zarr-python 2.18                                .bench-venvs/zarr2  (3.11)
+    tensorstore  tensorstore's zarr v2 driver                    .bench-venvs/tensorstore (3.12)
+
+The environments are created, or rebuilt from scratch when bench/requirements-<peer>.txt
+or the base interpreter changed, before anything is measured (idempotent: an environment
+that is up to date is left alone). Interpreters: $PYTHON312 / $PYTHON311 if set, else
+pyenv's builds, else python3.12 / python3.11 on PATH.
+
+Every measurement runs in a fresh worker process (bench/worker.py) in the peer's
+environment, one at a time: for each workload/codec, every peer in turn, exzarr first
+(--order peer: all of one peer's jobs, then the next peer's); each peer writes into its own
+directory under --dir, on local disk, with the page cache warm (one untimed read before
+the timed ones), and every read is checked against the data. Results: a table on
+stdout, the goals (MET / NOT MET), and bench/results/latest.json.
+
+    python bench/run.py                  # everything, 5 repetitions (medians)
+    python bench/run.py --quick          # smoke test: 2 repetitions, W1 zstd/none and W4
+    python bench/run.py --peers exzarr,zarrs --workloads W1,W3 --repeat 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import glob
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from typing import Any, Dict, List, Optional, Tuple
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+import workloads as wl  # noqa: E402
+
+VENVS = os.path.join(ROOT, ".bench-venvs")
+PEERS = ["exzarr", "zarr3", "zarrs", "zarr2", "tensorstore"]
+PEER_PYTHON = {"zarr3": "3.12", "zarrs": "3.12", "tensorstore": "3.12", "zarr2": "3.11"}
+LABEL = {"exzarr": "exzarr", "zarr3": "zarr-py 3", "zarrs": "zarrs", "zarr2": "zarr-py 2.18",
+         "tensorstore": "tensorstore"}
+WORKER_TIMEOUT = 900  # seconds for one worker process
+
+# Goals (from the benchmark issue): exzarr against the best peer of each row.
+RW_GOALS = {("W1", "write"): 1.3, ("W1", "read"): 1.3, ("W2", "write"): 1.3,
+            ("W2", "read"): 1.3, ("W4", "read"): 1.2, ("W4", "write"): 1.0}
+W3_GOAL_NOCACHE = 1.0  # per-window time <= best peer's
+W3_GOAL_CACHE = 20.0  # >= 20x faster than the best peer
+MEM_GOAL = 1.15  # peak above baseline <= 1.15 x the array size
+
+
+def log(msg: str = "") -> None:
+    print(msg, flush=True)
+
+
+# --------------------------------------------------------------------------- environments
+
+
+def find_python(version: str) -> Optional[str]:
+    env = os.environ.get("PYTHON" + version.replace(".", ""))
+    if env:
+        return env
+    home = os.path.expanduser("~")
+    cands = sorted(glob.glob(f"{home}/.pyenv/versions/{version}*/bin/python{version}"))
+    if cands:
+        return cands[-1]
+    if sys.version_info[:2] == tuple(int(x) for x in version.split(".")):
+        base = getattr(sys, "_base_executable", None)
+        if base and os.path.exists(base):
+            return base
+    for d in os.environ.get("PATH", "").split(os.pathsep):
+        p = os.path.join(d, f"python{version}")
+        if "/shims" not in d and os.access(p, os.X_OK):
+            return p
+    return None
+
+
+def _py_version(python: str) -> str:
+    return subprocess.run([python, "-c", "import sys; print(sys.version.split()[0])"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+
+def ensure_venv(peer: str) -> Tuple[Optional[str], str]:
+    """Create or refresh the peer's environment; return (python, message) or (None, why)."""
+    req = os.path.join(HERE, f"requirements-{peer}.txt")
+    venv = os.path.join(VENVS, peer)
+    py = os.path.join(venv, "bin", "python")
+    base = find_python(PEER_PYTHON[peer])
+    if base is None:
+        return None, f"Python {PEER_PYTHON[peer]} not found (set PYTHON{PEER_PYTHON[peer].replace('.', '')})"
+    try:
+        base_version = _py_version(base)
+    except (OSError, subprocess.CalledProcessError) as e:
+        return None, f"{base} does not run: {e}"
+    with open(req, "rb") as f:
+        want = {"requirements_sha256": hashlib.sha256(f.read()).hexdigest(),
+                "python": base_version}
+    stamp = os.path.join(venv, ".bench-stamp.json")
+    with contextlib.suppress(OSError, ValueError):
+        with open(stamp) as f:
+            if json.load(f) == want and os.access(py, os.X_OK):
+                return py, "up to date"
+    log(f"  setting up {venv} (Python {base_version}, {os.path.basename(req)}) ...")
+    shutil.rmtree(venv, ignore_errors=True)  # rebuilt from scratch: exactly the pins
+    env = dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1")
+    for cmd in ([base, "-m", "venv", venv],
+                [py, "-m", "pip", "install", "-q", "-r", req]):
+        r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        if r.returncode:
+            tail = (r.stderr or r.stdout).strip().splitlines()[-3:]
+            shutil.rmtree(venv, ignore_errors=True)
+            return None, f"{' '.join(cmd[:4])} failed: {' | '.join(tail)}"
+    with open(stamp, "w") as f:
+        json.dump(want, f)
+    return py, "installed"
+
+
+def setup_envs(peers: List[str]) -> Dict[str, Tuple[Optional[str], str]]:
+    os.makedirs(VENVS, exist_ok=True)
+    out: Dict[str, Tuple[Optional[str], str]] = {}
+    with open(os.path.join(VENVS, ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # two runs at once must not build the same venv
+        for peer in peers:
+            out[peer] = (sys.executable, "this interpreter") if peer == "exzarr" else ensure_venv(peer)
+    return out
+
+
+# --------------------------------------------------------------------------- machine
+
+
+def machine_info() -> Dict[str, Any]:
+    info: Dict[str, Any] = {"platform": platform.platform(), "cores": os.cpu_count()}
+    with contextlib.suppress(OSError):
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    info["cpu"] = line.split(":", 1)[1].strip()
+                    break
+    with contextlib.suppress(OSError):
+        with open("/proc/meminfo") as f:
+            kib = int(f.readline().split()[1])
+            info["memory_gib"] = round(kib / 2**20, 1)
+    with contextlib.suppress(OSError):
+        info["loadavg_start"] = list(os.getloadavg())
+    return info
+
+
+# --------------------------------------------------------------------------- running
+
+
+def run_worker(python: str, args: List[str]) -> Dict[str, Any]:
+    cmd = [python, os.path.join(HERE, "worker.py")] + args
+    t0 = time.perf_counter()
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=WORKER_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        return {"status": "error", "reason": f"timed out after {WORKER_TIMEOUT} s"}
+    elapsed = time.perf_counter() - t0
+    for line in reversed(r.stdout.splitlines()):
+        if line.startswith("{"):
+            with contextlib.suppress(ValueError):
+                res = json.loads(line)
+                res["elapsed"] = elapsed
+                return res
+    tail = (r.stderr or r.stdout).strip().splitlines()[-3:]
+    return {"status": "error", "reason": f"worker exited {r.returncode}: {' | '.join(tail)}",
+            "elapsed": elapsed}
+
+
+def plan(quick: bool, only: Optional[List[str]]) -> List[Tuple[str, str]]:
+    if quick:
+        jobs = [("W1", "zstd-1"), ("W1", "none"), ("W4", "zstd-1")]
+    else:
+        jobs = [(w.name, c) for w in wl.WORKLOADS.values() for c in w.codecs]
+    if only:
+        jobs = [j for j in jobs if j[0] in only]
+    return jobs
+
+
+def summary(res: Dict[str, Any]) -> str:
+    if res.get("status") != "ok":
+        return f"{res.get('status')}: {res.get('reason')}"
+    bits = []
+    if "write" in res:
+        bits.append(f"write {res['write']['mbps']:.0f} MB/s, read {res['read']['mbps']:.0f} MB/s,"
+                    f" ratio {res['ratio']:.2f}")
+    if "window_us" in res:
+        bits.append(f"{res['window_us']:.1f} us/window")
+        c = res.get("cache")
+        if c:
+            bits.append(f"cache {c['window_us']:.1f} us/window (first pass {c['cold_pass_us']:.1f})"
+                        if c["status"] == "ok"
+                        else c["reason"])
+    if "peak_mib" in res:
+        bits.append(f"peak {res['peak_mib']:.1f} MiB above baseline")
+    bits.append("verified" if res.get("verified") else "MISMATCH")
+    return "; ".join(bits)
+
+
+# --------------------------------------------------------------------------- report
+
+
+class Table:
+    """Rows of numbers per peer, with notes for the cells that are not numbers."""
+
+    def __init__(self, peers: List[str]) -> None:
+        self.peers = peers
+        self.rows: List[Dict[str, Any]] = []
+        self.notes: List[str] = []
+
+    def note(self, text: str) -> str:
+        if text not in self.notes:
+            self.notes.append(text)
+        return f"[{self.notes.index(text) + 1}]"
+
+
+def cell(res: Optional[Dict[str, Any]], getter, table: Table, peer: str) -> Tuple[Optional[float], str]:
+    """(value, text) of one table cell; value is None when it is not a usable number."""
+    if res is None:
+        return None, "-"
+    if res.get("status") == "n/a":
+        return None, "n/a" + table.note(f"{LABEL[peer]}: {res.get('reason')}")
+    if res.get("status") != "ok":
+        return None, "ERR" + table.note(f"{LABEL[peer]}: {res.get('reason')}")
+    try:
+        v = getter(res)
+    except (KeyError, TypeError):
+        return None, "-"
+    if v is None:
+        return None, "-"
+    if not res.get("verified"):
+        return None, f"{v:.0f}!" + table.note("!: a read did not match the data (not ranked)")
+    return v, (f"{v:.1f}" if v < 100 else f"{v:.0f}")
+
+
+def build_report(peers: List[str], results: Dict[Tuple[str, str, str], Dict[str, Any]],
+                 jobs: List[Tuple[str, str]]) -> Tuple[List[str], List[Dict[str, Any]], List[Dict[str, Any]]]:
+    t = Table(peers)
+    rows: List[Dict[str, Any]] = []  # {label, unit, higher_better, values{peer: v}, texts}
+
+    def add(label: str, unit: str, higher: bool, getter, key_w: str, key_c: str,
+            exzarr_getter=None, extra_key=None) -> None:
+        vals, texts = {}, {}
+        for p in peers:
+            g = exzarr_getter if (p == "exzarr" and exzarr_getter) else getter
+            if p != "exzarr" and exzarr_getter:
+                vals[p], texts[p] = None, ""  # exzarr-only row: peers shown in the row above
+                continue
+            v, s = cell(results.get((p, key_w, key_c)), g, t, p)
+            vals[p], texts[p] = v, s
+        rows.append({"label": label, "unit": unit, "higher_better": higher, "values": vals,
+                     "texts": texts, "workload": key_w, "codec": key_c, "key": extra_key})
+
+    for w, c in jobs:
+        kind = wl.WORKLOADS[w].kind
+        if kind == "rw":
+            for op in ("write", "read"):
+                add(f"{w} {c} {op}", "MB/s", True, lambda r, op=op: r[op]["mbps"], w, c,
+                    extra_key=op)
+        elif kind == "windows":
+            add(f"{w} {c} window", "us", False, lambda r: r["window_us"], w, c, extra_key="nocache")
+
+            def cache_get(r):
+                cch = r.get("cache") or {}
+                if cch.get("status") != "ok":
+                    raise KeyError
+                return cch["window_us"]
+            add(f"{w} {c} window, exzarr cache", "us", False, None, w, c,
+                exzarr_getter=cache_get, extra_key="cache")
+        elif kind == "memory":
+            add(f"{w} W1 {c} read peak", "MiB", False, lambda r: r["peak_mib"], w, c,
+                extra_key="memory")
+
+    # Best peer and exzarr's ratio (speed ratio: > 1 means exzarr is faster / smaller).
+    for row in rows:
+        peer_vals = {p: v for p, v in row["values"].items() if p != "exzarr" and v is not None}
+        if row["key"] == "cache":  # compared with the best peer of the uncached row
+            prev = next(r for r in rows if r["workload"] == row["workload"] and r["key"] == "nocache")
+            peer_vals = {p: v for p, v in prev["values"].items() if p != "exzarr" and v is not None}
+        best = (max if row["higher_better"] else min)(peer_vals, key=peer_vals.get) if peer_vals else None
+        row["best"] = best
+        ex = row["values"].get("exzarr")
+        if best is None or ex is None or ex == 0:
+            row["ratio"] = None
+        else:
+            bv = peer_vals[best]
+            row["ratio"] = ex / bv if row["higher_better"] else bv / ex
+        if row["key"] == "cache" and (results.get(("exzarr", row["workload"], row["codec"])) or {}).get("status") == "ok":
+            cch = results[("exzarr", row["workload"], row["codec"])].get("cache") or {}
+            if cch.get("status") != "ok":
+                row["texts"]["exzarr"] = "n/a" + t.note("exzarr: " + cch.get("reason", "?"))
+
+    # Text.
+    lines: List[str] = []
+    head = ["workload / codec / op", "unit"] + [LABEL[p] for p in peers] + ["best peer", "exzarr/best"]
+    body = []
+    for row in rows:
+        body.append([row["label"], row["unit"]] + [row["texts"][p] for p in peers]
+                    + [LABEL.get(row["best"], "-") if row["best"] else "-",
+                       f"{row['ratio']:.2f}x" if row["ratio"] is not None else "-"])
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
+
+    def fmt(r):
+        return "  ".join(str(x).ljust(w) if i < 2 else str(x).rjust(w)
+                         for i, (x, w) in enumerate(zip(r, widths)))
+    lines.append(fmt(head))
+    lines.append("  ".join("-" * w for w in widths))
+    prev_w = None
+    for r, row in zip(body, rows):
+        if prev_w and row["workload"] != prev_w:
+            lines.append("")
+        prev_w = row["workload"]
+        lines.append(fmt(r))
+    lines.append("")
+    lines.append("MB/s = 10^6 bytes of uncompressed array data per second (median); us = microseconds"
+                 " per window (median of the passes); MiB = peak RSS above the baseline.")
+    lines.append("exzarr/best: exzarr's speed over the best peer's (> 1: exzarr faster); for memory,"
+                 " the best peer's peak over exzarr's.")
+    for i, n in enumerate(t.notes, 1):
+        lines.append(f"[{i}] {n}")
+
+    # Goals.
+    goals: List[Dict[str, Any]] = []
+    for row in rows:
+        key = (row["workload"], row["key"])
+        if key in RW_GOALS:
+            target, desc = RW_GOALS[key], f">= {RW_GOALS[key]:.2f}x best peer"
+        elif row["key"] == "nocache":
+            target, desc = W3_GOAL_NOCACHE, "per-window time <= best peer's (>= 1.00x)"
+        elif row["key"] == "cache":
+            target, desc = W3_GOAL_CACHE, f">= {W3_GOAL_CACHE:.0f}x faster than the best peer"
+        else:
+            continue
+        g = {"row": row["label"], "target": target, "ratio": row["ratio"], "best": row["best"],
+             "met": row["ratio"] is not None and row["ratio"] >= target, "desc": desc}
+        if row["best"] is None and row["values"].get("exzarr") is not None:
+            g["met"] = None  # exzarr measured, but no peer could store this: nothing to compare
+        goals.append(g)
+    mem = [r for r in rows if r["key"] == "memory"]
+    for row in mem:
+        ex = row["values"].get("exzarr")
+        ratio = ex * 2**20 / (wl.N * wl.N * 4) if ex is not None else None
+        goals.append({"row": row["label"], "target": MEM_GOAL, "ratio": ratio, "best": None,
+                      "met": ratio is not None and ratio <= MEM_GOAL,
+                      "desc": f"peak above baseline <= {MEM_GOAL:.2f}x the 64 MiB array"})
+    return lines, rows, goals
+
+
+def goal_lines(goals: List[Dict[str, Any]]) -> List[str]:
+    out = []
+    wrow = max((len(g["row"]) for g in goals), default=10)
+    wdesc = max((len(g["desc"]) for g in goals), default=10)
+    for g in goals:
+        if g["met"] is None:
+            r, verdict = "-", "NO PEER (no peer can store this)"
+        else:
+            r = f"{g['ratio']:.2f}x" if g["ratio"] is not None else "no result"
+            verdict = "MET" if g["met"] else "NOT MET"
+            if g.get("best"):
+                verdict += f" (vs {LABEL[g['best']]})"
+        out.append(f"{g['row'].ljust(wrow)}  {g['desc'].ljust(wdesc)}  {r:>9}  {verdict}")
+    met = sum(1 for g in goals if g["met"])
+    judged = sum(1 for g in goals if g["met"] is not None)
+    out.append(f"{met} of {judged} goals met" + (f" ({len(goals) - judged} without a peer to compare)"
+                                                 if judged < len(goals) else ""))
+    return out
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    ap = argparse.ArgumentParser(description="Benchmark exzarr against zarr-python 3, zarrs,"
+                                 " zarr-python 2.18 and tensorstore.")
+    ap.add_argument("--repeat", type=int, default=None, help="timed repetitions (default 5; 2 with --quick)")
+    ap.add_argument("--quick", action="store_true", help="smoke test: repeat 2, W1 zstd/none and W4 only")
+    ap.add_argument("--dir", default="/tmp/exzarr-bench", help="scratch directory on local disk")
+    ap.add_argument("--peers", default=",".join(PEERS), help="comma-separated subset of " + ",".join(PEERS))
+    ap.add_argument("--workloads", default=None, help="comma-separated subset of W1,W2,W3,W4,MEM")
+    ap.add_argument("--order", choices=("job", "peer"), default="job",
+                    help="job: for each workload/codec, every peer in turn, exzarr first (default);"
+                    " peer: all jobs of one peer, then the next")
+    ap.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    ap.add_argument("--output", default=os.path.join(HERE, "results", "latest.json"))
+    a = ap.parse_args(argv)
+    repeat = a.repeat or (2 if a.quick else 5)
+    peers = [p.strip() for p in a.peers.split(",") if p.strip()]
+    bad = [p for p in peers if p not in PEERS]
+    if bad:
+        ap.error(f"unknown peer(s) {bad}; known: {PEERS}")
+    peers = [p for p in PEERS if p in peers]  # canonical order: exzarr first
+    only = [w.strip().upper() for w in a.workloads.split(",")] if a.workloads else None
+    jobs = plan(a.quick, only)
+    if "MEM" in [j[0] for j in jobs] and ("W1", "zstd-1") not in jobs:
+        jobs.insert(0, ("W1", "zstd-1"))  # MEM reads the W1 zstd-1 array
+    t_start = time.perf_counter()
+
+    log("== environments")
+    envs = setup_envs(peers)
+    for p in peers:
+        py, msg = envs[p]
+        log(f"  {LABEL[p]:<12} {'ok' if py else 'UNAVAILABLE'}: {msg}")
+
+    log("== data")
+    scratch = os.path.abspath(a.dir)
+    data_dir = os.path.join(scratch, "data")
+    # In a child process: the orchestrator stays small. This matters for the MEM
+    # workload, since Linux carries a parent's peak RSS over fork + exec into the
+    # child's ru_maxrss, which would hide the read's peak under the baseline.
+    subprocess.run([sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]);"
+                    " import workloads; workloads.generate(sys.argv[2])", HERE, data_dir],
+                   check=True)
+    log(f"  {data_dir} (seed {wl.SEED})")
+
+    machine = machine_info()
+    versions: Dict[str, Any] = {}
+    for p in peers:
+        py = envs[p][0]
+        if py:
+            info = run_worker(py, ["--peer", p, "--info"])
+            versions[p] = info.get("versions") or {"error": info.get("reason")}
+            if info.get("status") != "ok":
+                envs[p] = (None, f"import failed: {info.get('reason')}")
+        else:
+            versions[p] = {"error": envs[p][1]}
+    log("== machine")
+    log(f"  {machine.get('cpu', '?')}, {machine['cores']} cores, {machine.get('memory_gib', '?')} GiB,"
+        f" {machine['platform']}, load {machine.get('loadavg_start', '?')}")
+    for p in peers:
+        v = versions[p]
+        log(f"  {LABEL[p]:<12} " + ", ".join(f"{k} {val}" for k, val in v.items()))
+
+    log(f"== measuring ({repeat} repetitions, medians; jobs: "
+        f"{', '.join(f'{w} {c}' for w, c in jobs)})")
+    results: Dict[Tuple[str, str, str], Dict[str, Any]] = {}
+    for p in peers:
+        shutil.rmtree(os.path.join(scratch, p), ignore_errors=True)
+    if a.order == "job":  # per job, every peer in turn: slow drifts in load hit all alike
+        order = [(p, w, c) for w, c in jobs for p in peers]
+    else:
+        order = [(p, w, c) for p in peers for w, c in jobs]
+    for p, w, c in order:
+        py = envs[p][0]
+        if not py:
+            results[(p, w, c)] = {"status": "error", "reason": envs[p][1]}
+            continue
+        load1 = os.getloadavg()[0]
+        res = run_worker(py, ["--peer", p, "--workload", w, "--codec", c,
+                              "--dir", os.path.join(scratch, p), "--data", data_dir,
+                              "--repeat", str(repeat)])
+        res["load1_before"] = load1
+        results[(p, w, c)] = res
+        log(f"  {LABEL[p]:<12} {w:<3} {c:<13} {summary(res)}  ({res.get('elapsed', 0):.1f} s,"
+            f" load {load1:.1f})")
+    if not a.keep:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+    lines, rows, goals = build_report(peers, results, jobs)
+    log("")
+    log(f"== results ({repeat} repetitions; the machine may be shared: numbers are noisy)")
+    for line in lines:
+        log(line)
+    log("")
+    log("== goals")
+    for line in goal_lines(goals):
+        log(line)
+
+    elapsed = time.perf_counter() - t_start
+    with contextlib.suppress(OSError):
+        machine["loadavg_end"] = list(os.getloadavg())
+    out = {
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "elapsed_s": elapsed,
+        "config": {"repeat": repeat, "quick": a.quick, "peers": peers, "jobs": jobs, "order": a.order,
+                   "dir": scratch, "seed": wl.SEED},
+        "machine": machine, "versions": versions,
+        "environments": {p: {"python": envs[p][0], "status": envs[p][1]} for p in peers},
+        "results": [dict(peer=p, workload=w, codec=c, **{k: v for k, v in r.items()
+                                                        if k not in ("peer", "workload", "codec")})
+                    for (p, w, c), r in results.items()],
+        "rows": [{k: v for k, v in r.items() if k != "texts"} for r in rows],
+        "goals": goals,
+    }
+    os.makedirs(os.path.dirname(os.path.abspath(a.output)), exist_ok=True)
+    with open(a.output, "w") as f:
+        json.dump(out, f, indent=1)
+    log("")
+    log(f"saved {os.path.relpath(a.output, ROOT) if a.output.startswith(ROOT) else a.output}"
+        f" ({elapsed / 60:.1f} min)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
