@@ -268,6 +268,49 @@ cdef void ctx_free(Ctx* c) noexcept nogil:
     free(c.fbuf)
 
 
+cdef class Workspace:
+    """Per-thread state reused across batch calls: codec contexts and scratch buffers.
+
+    Creating zstd contexts and touching fresh megabyte buffers on every call costs more
+    than decoding a small window; a worker thread keeps one Workspace (never shared
+    between threads at once) and hands it to every call.
+    """
+    cdef Ctx c
+    cdef uint8_t* scratch
+    cdef size_t scratch_cap
+
+    def __dealloc__(self):
+        ctx_free(&self.c)
+        free(self.scratch)
+
+    cdef uint8_t* scratch_for(self, size_t n) noexcept nogil:
+        cdef uint8_t* p
+        if self.scratch == NULL or self.scratch_cap < n:
+            p = <uint8_t*>realloc(self.scratch, n if n else 1)
+            if p == NULL:
+                return NULL
+            self.scratch = p
+            self.scratch_cap = n
+        return self.scratch
+
+    cdef void trim(self) noexcept nogil:
+        """Give back buffers grown past 64 MiB by one huge chunk."""
+        cdef size_t limit = 64 << 20
+        if self.scratch_cap > limit:
+            free(self.scratch)
+            self.scratch = NULL
+            self.scratch_cap = 0
+        if self.c.fcap > limit:
+            free(self.c.fbuf)
+            self.c.fbuf = NULL
+            self.c.fcap = 0
+        for k in range(2):
+            if self.c.cap[k] > limit:
+                free(self.c.buf[k])
+                self.c.buf[k] = NULL
+                self.c.cap[k] = 0
+
+
 # --------------------------------------------------------------------------------------
 # Decompression: src -> dst, which must come out at exactly `expected` bytes.
 # --------------------------------------------------------------------------------------
@@ -372,6 +415,72 @@ cdef int decompress_step(Ctx* c, const Step* s, const uint8_t* src, size_t srcle
         c.detail = "the chunk decodes to fewer bytes than the chunk size"
         return ST_SIZE
     return st
+
+
+cdef int decompress_prefix(Ctx* c, const Step* s, const uint8_t* src, size_t srclen,
+                           uint8_t* dst, size_t need, size_t expected) noexcept nogil:
+    """Decode only the first ``need`` bytes of a chunk of ``expected`` bytes.
+
+    A read that selects the start of a chunk (a window high in a C-order chunk) stops
+    decompressing where the selection ends. zstd streams and lz4 blocks support it;
+    other codecs decode the whole chunk.
+    """
+    cdef ZSTD_inBuffer zin
+    cdef ZSTD_outBuffer zout
+    cdef size_t r
+    cdef int n
+    if s.kind == STEP_ZSTD:
+        # A frame with a content checksum is verified only when decoded to its end.
+        if srclen < 5 or load_le32(src) != 0xFD2FB528U or src[4] & 0x04:
+            return decompress_step(c, s, src, srclen, dst, expected)
+        if c.zd == NULL:
+            c.zd = ZSTD_createDCtx()
+            if c.zd == NULL:
+                return ST_NOMEM
+        ZSTD_DCtx_reset(c.zd, ZSTD_reset_session_only)
+        zin.src = src
+        zin.size = srclen
+        zin.pos = 0
+        zout.dst = dst
+        zout.size = need
+        zout.pos = 0
+        while zout.pos < need:
+            r = ZSTD_decompressStream(c.zd, &zout, &zin)
+            if ZSTD_isError(r):
+                c.detail = ZSTD_getErrorName(r)
+                return ST_CORRUPT
+            if zout.pos < need and zin.pos == zin.size:
+                c.detail = "zstd data ends before the chunk does"
+                return ST_SIZE if r == 0 else ST_CORRUPT
+        ZSTD_DCtx_reset(c.zd, ZSTD_reset_session_only)
+        return ST_OK
+    if s.kind == STEP_LZ4:
+        if srclen < 4 or srclen - 4 > <size_t>LZ4_MAX_INPUT_SIZE:
+            c.detail = "lz4 chunk shorter than its 4-byte size header"
+            return ST_CORRUPT
+        if load_le32(src) != expected:
+            c.detail = "lz4 size header differs from the chunk size"
+            return ST_SIZE
+        n = LZ4_decompress_safe_partial(<const char*>src + 4, <char*>dst, <int>(srclen - 4),
+                                        <int>need, <int>need)
+        if n < 0 or <size_t>n < need:
+            c.detail = "invalid lz4 block"
+            return ST_CORRUPT
+        return ST_OK
+    return decompress_step(c, s, src, srclen, dst, expected)
+
+
+cdef size_t region_extent(const Geometry* g, const int64_t[:, :, ::1] plan,
+                          Py_ssize_t i) noexcept nogil:
+    """Bytes of a decoded chunk up to and including the last element the region reads."""
+    cdef int d
+    cdef Py_ssize_t last, off = 0
+    for d in range(g.ndim):
+        if plan[i, d, 3] == 0:
+            return 0
+        last = plan[i, d, 0] + (plan[i, d, 3] - 1) * plan[i, d, 1]
+        off += (plan[i, d, 0] if last < plan[i, d, 0] else last) * g.chunk_strides[d]
+    return <size_t>off + g.itemsize
 
 
 cdef size_t compress_bound(const Step* s, size_t n) noexcept nogil:
@@ -927,7 +1036,8 @@ def _raise_for_status(int status, Py_ssize_t index, detail):
 
 def decode_into(Pipeline pipe not None, list sources not None, cnp.ndarray out not None,
                 const int64_t[:, :, ::1] plan, tuple chunk_shape not None, bint f_order,
-                bytes fill not None, list paths=None):
+                bytes fill not None, list paths=None, const uint8_t[::1] partial=None,
+                Workspace workspace=None):
     """Decode a batch of chunks into regions of ``out``, with the GIL released.
 
     Parameters
@@ -951,6 +1061,12 @@ def decode_into(Pipeline pipe not None, list sources not None, cnp.ndarray out n
     paths : list of bytes, optional
         Chunk file paths to read (without the GIL) instead of ``sources``; a missing
         file is a missing chunk.
+    partial : uint8 array, optional
+        Per chunk, nonzero when the read takes only part of the chunk's in-bounds
+        elements: zstd and lz4 then stop decoding after the last byte it needs. Reads
+        of whole chunks always decode (and so verify) everything.
+    workspace : Workspace, optional
+        The calling thread's reusable contexts and buffers.
 
     Raises
     ------
@@ -959,7 +1075,8 @@ def decode_into(Pipeline pipe not None, list sources not None, cnp.ndarray out n
         the array layer turns it into :class:`~exzarr.errors.CorruptChunkError`.
     """
     cdef Geometry g
-    cdef Ctx c
+    cdef Workspace ws = workspace if workspace is not None else Workspace()
+    cdef Ctx* c = &ws.c
     cdef Py_ssize_t i, n = len(sources)
     cdef int st = ST_OK
     cdef Py_ssize_t failed = -1
@@ -974,11 +1091,14 @@ def decode_into(Pipeline pipe not None, list sources not None, cnp.ndarray out n
     cdef const char* pattern = PyBytes_AS_STRING(fill)
     cdef const uint8_t* src
     cdef Py_ssize_t srclen
+    cdef size_t need
+    cdef bint raw = pipe.nsteps == 1 and pipe.steps[0].kind == STEP_RAW
+    cdef bint has_partial = partial is not None
     cdef bint use_files = paths is not None
     cdef _Paths files = _Paths(paths if use_files else [])
     if use_files and len(paths) != n:
         raise ValueError("paths and sources differ in length")
-    if plan.shape[0] != n:
+    if plan.shape[0] != n or (has_partial and partial.shape[0] != n):
         raise ValueError("plan and sources differ in length")
     if not cnp.PyArray_ISWRITEABLE(out):
         raise ValueError("output array is read-only")
@@ -986,12 +1106,12 @@ def decode_into(Pipeline pipe not None, list sources not None, cnp.ndarray out n
     if len(fill) != g.itemsize:
         raise ValueError("fill must be one element")
     cdef _Buffers bufs = _Buffers(sources)
-    memset(&c, 0, sizeof(Ctx))
+    c.detail = NULL
     base = <char*>cnp.PyArray_DATA(out)
     with nogil:
         for i in range(n):
             if use_files:
-                srclen = read_whole_file(&c, files.ptrs[i])
+                srclen = read_whole_file(c, files.ptrs[i])
                 if srclen == -2:
                     st = ST_IO
                     failed = i
@@ -1006,17 +1126,32 @@ def decode_into(Pipeline pipe not None, list sources not None, cnp.ndarray out n
                 continue
             target = base
             if region_is_whole_contiguous(&g, plan, i, &target):
-                st = decode_chain(&c, pipe.steps, pipe.nsteps, src, srclen, <uint8_t*>target,
+                st = decode_chain(c, pipe.steps, pipe.nsteps, src, srclen, <uint8_t*>target,
                                   g.chunk_nbytes)
             else:
-                if scratch == NULL:
-                    scratch = <uint8_t*>malloc(g.chunk_nbytes if g.chunk_nbytes else 1)
-                    if scratch == NULL:
-                        st = ST_NOMEM
+                if raw:
+                    # Nothing to decode: copy the region straight from the stored bytes.
+                    if <size_t>srclen != g.chunk_nbytes:
+                        c.detail = "stored size differs from the chunk size"
+                        st = ST_SIZE
                         failed = i
                         break
-                st = decode_chain(&c, pipe.steps, pipe.nsteps, src, srclen, scratch,
-                                  g.chunk_nbytes)
+                    region_pointers(&g, plan, i, <char*>src, base, &cptr, &aptr,
+                                    cstrides, astrides, counts)
+                    copy_nd(aptr, astrides, cptr, cstrides, counts, g.ndim, g.itemsize)
+                    continue
+                scratch = ws.scratch_for(g.chunk_nbytes)
+                if scratch == NULL:
+                    st = ST_NOMEM
+                    failed = i
+                    break
+                need = region_extent(&g, plan, i) if has_partial and partial[i] else g.chunk_nbytes
+                if pipe.nsteps == 1 and need < g.chunk_nbytes:
+                    st = decompress_prefix(c, &pipe.steps[0], src, srclen, scratch, need,
+                                           g.chunk_nbytes)
+                else:
+                    st = decode_chain(c, pipe.steps, pipe.nsteps, src, srclen, scratch,
+                                      g.chunk_nbytes)
                 if st == ST_OK:
                     region_pointers(&g, plan, i, <char*>scratch, base, &cptr, &aptr,
                                     cstrides, astrides, counts)
@@ -1024,10 +1159,9 @@ def decode_into(Pipeline pipe not None, list sources not None, cnp.ndarray out n
             if st != ST_OK:
                 failed = i
                 break
-        free(scratch)
-        ctx_free(&c)
+        ws.trim()
     if st != ST_OK:
-        _raise_for_status(st, failed, _detail(&c, st))
+        _raise_for_status(st, failed, _detail(c, st))
 
 
 cdef object _detail(Ctx* c, int st):
@@ -1039,7 +1173,8 @@ cdef object _detail(Ctx* c, int st):
 def encode_from(Pipeline pipe not None, cnp.ndarray value not None,
                 const int64_t[:, :, ::1] plan, list existing not None,
                 tuple chunk_shape not None, bint f_order, bytes fill not None,
-                bint write_empty, int nan_kind=0, list paths=None, list tmp_paths=None):
+                bint write_empty, int nan_kind=0, list paths=None, list tmp_paths=None,
+                Workspace workspace=None):
     """Encode a batch of chunks from regions of ``value``, with the GIL released.
 
     Parameters
@@ -1071,7 +1206,8 @@ def encode_from(Pipeline pipe not None, cnp.ndarray value not None,
         Encoded chunks, ``None`` where the chunk is all fill (all ``None`` with ``paths``).
     """
     cdef Geometry g
-    cdef Ctx c
+    cdef Workspace ws = workspace if workspace is not None else Workspace()
+    cdef Ctx* c = &ws.c
     cdef Py_ssize_t i, d, n = plan.shape[0]
     cdef int st = ST_OK
     cdef Py_ssize_t failed = -1
@@ -1107,11 +1243,11 @@ def encode_from(Pipeline pipe not None, cnp.ndarray value not None,
     if outs == NULL or lens == NULL or empty == NULL:
         free(outs); free(lens); free(empty)
         raise MemoryError()
-    memset(&c, 0, sizeof(Ctx))
+    c.detail = NULL
     base = <char*>cnp.PyArray_DATA(value)
     cap = compress_bound(&pipe.steps[0], pipe.encoded_size(g.chunk_nbytes))
     with nogil:
-        scratch = <uint8_t*>malloc(g.chunk_nbytes if g.chunk_nbytes else 1)
+        scratch = ws.scratch_for(g.chunk_nbytes)
         if scratch == NULL:
             st = ST_NOMEM
             failed = 0
@@ -1128,7 +1264,7 @@ def encode_from(Pipeline pipe not None, cnp.ndarray value not None,
             else:
                 srclen = -1
                 if not whole and use_files:
-                    srclen = read_whole_file(&c, files.ptrs[i])
+                    srclen = read_whole_file(c, files.ptrs[i])
                     if srclen == -2:
                         st = ST_IO
                         failed = i
@@ -1138,7 +1274,7 @@ def encode_from(Pipeline pipe not None, cnp.ndarray value not None,
                     srclen = bufs.views[i].len
                     src = <const uint8_t*>bufs.views[i].buf
                 if srclen >= 0:
-                    st = decode_chain(&c, pipe.steps, pipe.nsteps, src, srclen,
+                    st = decode_chain(c, pipe.steps, pipe.nsteps, src, srclen,
                                       scratch, g.chunk_nbytes)
                     if st != ST_OK:
                         failed = i
@@ -1167,10 +1303,10 @@ def encode_from(Pipeline pipe not None, cnp.ndarray value not None,
                         st = ST_NOMEM
                         failed = i
                         break
-                st = encode_chain(&c, pipe.steps, pipe.nsteps, data, g.chunk_nbytes,
+                st = encode_chain(c, pipe.steps, pipe.nsteps, data, g.chunk_nbytes,
                                   reuse, cap, &lens[i])
                 if st == ST_OK:
-                    st = write_file_atomic(&c, tmps.ptrs[i], files.ptrs[i], reuse, lens[i])
+                    st = write_file_atomic(c, tmps.ptrs[i], files.ptrs[i], reuse, lens[i])
                 empty[i] = 1
                 if st != ST_OK:
                     failed = i
@@ -1181,18 +1317,17 @@ def encode_from(Pipeline pipe not None, cnp.ndarray value not None,
                 st = ST_NOMEM
                 failed = i
                 break
-            st = encode_chain(&c, pipe.steps, pipe.nsteps, data, g.chunk_nbytes,
+            st = encode_chain(c, pipe.steps, pipe.nsteps, data, g.chunk_nbytes,
                               outs[i], cap, &lens[i])
             if st != ST_OK:
                 failed = i
                 break
-        free(scratch)
         free(reuse)
-        ctx_free(&c)
+        ws.trim()
     result = []
     try:
         if st != ST_OK:
-            _raise_for_status(st, failed, _detail(&c, st))
+            _raise_for_status(st, failed, _detail(c, st))
         for i in range(n):
             if empty[i]:
                 result.append(None)

@@ -19,6 +19,21 @@ from exzarr.storage.base import Store
 
 # Below this many chunks a batch runs on the calling thread: a pool hop costs more.
 _MIN_CHUNKS_PER_TASK = 2
+# Chunks fetched from a store at once by one worker (directory stores are read by the
+# core chunk by chunk instead).
+_FETCH_CHUNKS = 8
+
+
+def _RAW_PIPELINE() -> Any:
+    from exzarr import _core
+
+    global _raw_pipeline
+    if _raw_pipeline is None:
+        _raw_pipeline = _core.Pipeline([], None)
+    return _raw_pipeline
+
+
+_raw_pipeline: Any = None
 
 
 class Attributes(MutableMapping[str, Any]):
@@ -292,28 +307,38 @@ class Array:
         keys = [self.chunk_key(c) for c in plan.chunk_coords()]
         regions = plan.regions()
         f_order = self._meta.order == "F"
+        partial = np.frombuffer(bytes(not c for c in plan.covered()), dtype=np.uint8)
 
         def work(batch: range) -> None:
-            sl = slice(batch.start, batch.stop)
-            bkeys = keys[sl]
-            pipeline = self._pipeline
-            paths = None
+            ws = config.workspace()
             if self._direct_files:
-                sources = [None] * len(bkeys)
-                paths = self._store.file_paths(bkeys)  # type: ignore[attr-defined]
-            elif self._cache is not None:
-                sources = self._cached_sources(bkeys)
-                pipeline = _core.Pipeline([], None)
+                # The core reads the files itself, one at a time into a reused buffer.
+                steps = [batch]
             else:
-                sources = self._store.get_many(bkeys)
-                if self._python_codecs:
-                    sources = [None if s is None else self._decode_python(k, s)
-                               for k, s in zip(bkeys, sources)]
-            try:
-                _core.decode_into(pipeline, sources, out, regions[sl], self.chunks,
-                                  f_order, self._fill, paths)
-            except _ChunkFailure as failure:
-                raise failure.to_error(bkeys[failure.index]) from None
+                # Fetch a few chunks at a time, so compressed bytes never pile up.
+                steps = [range(i, min(i + _FETCH_CHUNKS, batch.stop))
+                         for i in range(batch.start, batch.stop, _FETCH_CHUNKS)]
+            for part in steps:
+                sl = slice(part.start, part.stop)
+                bkeys = keys[sl]
+                pipeline = self._pipeline
+                paths = None
+                if self._direct_files:
+                    sources = [None] * len(bkeys)
+                    paths = self._store.file_paths(bkeys)  # type: ignore[attr-defined]
+                elif self._cache is not None:
+                    sources = self._cached_sources(bkeys)
+                    pipeline = _RAW_PIPELINE()
+                else:
+                    sources = self._store.get_many(bkeys)
+                    if self._python_codecs:
+                        sources = [None if s is None else self._decode_python(k, s)
+                                   for k, s in zip(bkeys, sources)]
+                try:
+                    _core.decode_into(pipeline, sources, out, regions[sl], self.chunks,
+                                      f_order, self._fill, paths, partial[sl], ws)
+                except _ChunkFailure as failure:
+                    raise failure.to_error(bkeys[failure.index]) from None
 
         self._run(work, len(keys))
 
@@ -457,7 +482,8 @@ class Array:
                     _core.encode_from(self._pipeline, value, regions[sl], [None] * len(bkeys),
                                       self.chunks, f_order, self._fill, self._write_empty,
                                       self._nan_kind, store.file_paths(bkeys),  # type: ignore[attr-defined]
-                                      store.temp_paths(bkeys))  # type: ignore[attr-defined]
+                                      store.temp_paths(bkeys),  # type: ignore[attr-defined]
+                                      config.workspace())
                 except _ChunkFailure as failure:
                     raise failure.to_error(bkeys[failure.index]) from None
                 if self._cache is not None:
@@ -472,7 +498,8 @@ class Array:
             try:
                 encoded = _core.encode_from(self._pipeline, value, regions[sl], existing,
                                             self.chunks, f_order, self._fill,
-                                            self._write_empty, self._nan_kind)
+                                            self._write_empty, self._nan_kind,
+                                            workspace=config.workspace())
             except _ChunkFailure as failure:
                 raise failure.to_error(bkeys[failure.index]) from None
             if self._python_codecs:

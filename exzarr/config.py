@@ -17,10 +17,29 @@ _pool_key: tuple[int, int] | None = None
 _lock = threading.Lock()
 
 
+_cpu_count: int | None = None
+_local = threading.local()
+
+
 def thread_count() -> int:
     """Worker threads used for chunk decoding and encoding (default: CPU count)."""
-    n = _settings["threads"] or int(os.environ.get("EXZARR_THREADS", 0)) or (os.cpu_count() or 1)
-    return max(1, n)
+    global _cpu_count
+    if _settings["threads"]:
+        return max(1, int(_settings["threads"]))
+    if _cpu_count is None:
+        env = int(os.environ.get("EXZARR_THREADS", 0) or 0)
+        _cpu_count = max(1, env or (os.cpu_count() or 1))
+    return _cpu_count
+
+
+def workspace() -> Any:
+    """This thread's reusable core workspace (codec contexts and scratch buffers)."""
+    ws = getattr(_local, "workspace", None)
+    if ws is None:
+        from exzarr import _core
+
+        ws = _local.workspace = _core.Workspace()
+    return ws
 
 
 def set(**options: Any) -> None:  # noqa: A001 - mirrors dask.config.set / zarr.config.set

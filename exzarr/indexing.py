@@ -23,7 +23,7 @@ class DimPlan:
     """One dimension's share of a plan."""
 
     chunk_ids: tuple[int, ...]           # chunk index along this dimension, per entry
-    entries: np.ndarray                  # (m, 4) int64: chunk start, step, out start, count
+    entries: tuple[tuple[int, int, int, int], ...]  # chunk start, step, out start, count
     count: int                           # elements selected along this dimension
     dropped: bool                        # selected by an integer: no output dimension
     covers: tuple[bool, ...]             # entry selects every in-bounds element of its chunk
@@ -49,15 +49,10 @@ class Plan:
         """The (nchunks, ndim, 4) int64 array the core takes, in chunk_coords order."""
         ndim = len(self.dims)
         n = self.nchunks
-        out = np.empty((n, ndim, 4), dtype=np.int64)
-        if n == 0:
-            return out
-        if ndim == 0:
-            return out.reshape(1, 0, 4)
-        grids = np.indices([len(d.chunk_ids) for d in self.dims]).reshape(ndim, -1)
-        for axis, d in enumerate(self.dims):
-            out[:, axis, :] = d.entries[grids[axis]]
-        return out
+        if n == 0 or ndim == 0:
+            return np.empty((n, ndim, 4), dtype=np.int64)
+        rows = list(itertools.product(*(d.entries for d in self.dims)))
+        return np.array(rows, dtype=np.int64).reshape(n, ndim, 4)
 
     def covered(self) -> list[bool]:
         """Per chunk: whether the selection overwrites every in-bounds element."""
@@ -77,9 +72,8 @@ def _normalize_int(index: Any, size: int, axis: int) -> int:
 
 def _dim_for_int(i: int, size: int, chunk: int) -> DimPlan:
     k = i // chunk
-    entries = np.array([[i - k * chunk, 1, 0, 1]], dtype=np.int64)
     in_chunk = min(chunk, size - k * chunk)
-    return DimPlan((k,), entries, 1, True, (in_chunk == 1,))
+    return DimPlan((k,), ((i - k * chunk, 1, 0, 1),), 1, True, (in_chunk == 1,))
 
 
 def _dim_for_slice(sl: slice, size: int, chunk: int) -> DimPlan:
@@ -102,8 +96,7 @@ def _dim_for_slice(sl: slice, size: int, chunk: int) -> DimPlan:
         rows.append((p - lo, step, j, n))
         covers.append(abs(step) == 1 and n == min(chunk, size - lo))
         j = j_end
-    entries = np.array(rows, dtype=np.int64).reshape(-1, 4)
-    return DimPlan(tuple(ids), entries, count, False, tuple(covers))
+    return DimPlan(tuple(ids), tuple(rows), count, False, tuple(covers))
 
 
 def expand_selection(selection: Any, ndim: int) -> tuple[list[Any], list[int]]:
@@ -177,6 +170,6 @@ def plan_selection(selection: Any, shape: tuple[int, ...], chunks: tuple[int, ..
     plan = Plan(tuple(dims), tuple(core_shape), full_shape, tuple(new_axes))
     if 0 in full_shape:
         # Nothing to move: an empty plan.
-        empty = tuple(DimPlan((), np.empty((0, 4), np.int64), d.count, d.dropped, ()) for d in dims)
+        empty = tuple(DimPlan((), (), d.count, d.dropped, ()) for d in dims)
         plan = Plan(empty, tuple(core_shape), full_shape, tuple(new_axes))
     return plan

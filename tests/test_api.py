@@ -273,3 +273,18 @@ def test_chunk_cache_respects_its_byte_limit():
     a[...] = np.arange(100.0)
     np.testing.assert_array_equal(a[...], np.arange(100.0))
     assert a.cache.nbytes <= 200 and len(a.cache) == 2
+
+
+@pytest.mark.parametrize("compressor", ["zstd", "lz4", {"id": "zstd", "level": 1, "checksum": True},
+                                        "zlib", "blosc", None])
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_window_reads_decode_only_what_they_need_and_stay_exact(compressor, order):
+    rng = np.random.default_rng(5)
+    data = rng.normal(size=(96, 80)).astype("f4")
+    a = exzarr.create(shape=data.shape, chunks=(32, 40), dtype="f4", compressor=compressor,
+                      order=order)
+    a[...] = data
+    for _ in range(30):
+        i, j = rng.integers(0, 90), rng.integers(0, 75)
+        np.testing.assert_array_equal(a[i:i + 7, j:j + 5], data[i:i + 7, j:j + 5])
+        np.testing.assert_array_equal(a[i, ::-3], data[i, ::-3])

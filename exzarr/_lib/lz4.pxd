@@ -5,6 +5,8 @@ cdef extern from "lz4.h" nogil:
                           int acceleration)
     int LZ4_decompress_safe(const char* src, char* dst, int compressedSize,
                             int dstCapacity)
+    int LZ4_decompress_safe_partial(const char* src, char* dst, int srcSize,
+                                    int targetOutputSize, int dstCapacity)
     int LZ4_compressBound(int inputSize)
     int LZ4_versionNumber()
     int LZ4_MAX_INPUT_SIZE

@@ -12,6 +12,15 @@ cdef extern from "zstd.h" nogil:
         ZSTD_reset_session_only
         ZSTD_reset_session_and_parameters
 
+    ctypedef struct ZSTD_inBuffer:
+        const void* src
+        size_t size
+        size_t pos
+    ctypedef struct ZSTD_outBuffer:
+        void* dst
+        size_t size
+        size_t pos
+
     unsigned long long ZSTD_CONTENTSIZE_UNKNOWN
     unsigned long long ZSTD_CONTENTSIZE_ERROR
 
@@ -25,6 +34,8 @@ cdef extern from "zstd.h" nogil:
                           const void* src, size_t srcSize)
     size_t ZSTD_decompressDCtx(ZSTD_DCtx* dctx, void* dst, size_t dstCapacity,
                                const void* src, size_t srcSize)
+    size_t ZSTD_decompressStream(ZSTD_DCtx* zds, ZSTD_outBuffer* output, ZSTD_inBuffer* input)
+    size_t ZSTD_DCtx_reset(ZSTD_DCtx* dctx, ZSTD_ResetDirective reset)
     size_t ZSTD_compressBound(size_t srcSize)
     unsigned ZSTD_isError(size_t code)
     const char* ZSTD_getErrorName(size_t code)
