@@ -23,8 +23,8 @@ from posix.unistd cimport close, read, unlink, write
 cdef extern from "fcntl.h":
     int O_CLOEXEC
 
-cdef extern from "stdio.h" nogil:
-    int rename(const char* old, const char* new)
+cdef extern from "_lib/fileio.h" nogil:
+    int exzarr_replace_file(const char* tmp, const char* path)
 
 cimport numpy as cnp
 
@@ -708,7 +708,7 @@ cdef int write_file_atomic(Ctx* c, const char* tmp, const char* path, const uint
             unlink(tmp)
             return ST_IO
         done += <size_t>put
-    if close(fd) != 0 or rename(tmp, path) != 0:
+    if close(fd) != 0 or exzarr_replace_file(tmp, path) != 0:
         c.err = errno
         unlink(tmp)
         return ST_IO
@@ -1489,3 +1489,23 @@ def decode_buffer_unsized(Pipeline pipe not None, data, Py_ssize_t max_size):
     finally:
         free(dst)
         PyBuffer_Release(&src)
+
+
+def replace_file(tmp, path):
+    """Move the file ``tmp`` onto ``path`` atomically (see _lib/fileio.h)."""
+    cdef bytes t = os_fsencode(tmp)
+    cdef bytes p = os_fsencode(path)
+    cdef const char* tp = t
+    cdef const char* pp = p
+    cdef int rc
+    with nogil:
+        rc = exzarr_replace_file(tp, pp)
+    if rc != 0:
+        import os
+        err = errno
+        raise OSError(err, os.strerror(err), path)
+
+
+def os_fsencode(p):
+    import os
+    return os.fsencode(p)

@@ -88,7 +88,9 @@ class DirectoryStore(Store):
                 view = memoryview(value)
                 while view:
                     view = view[f.write(view):]
-            os.replace(tmp, path)
+            from exzarr._core import replace_file
+
+            replace_file(tmp, path)
         except BaseException:
             try:
                 os.unlink(tmp)

