@@ -25,6 +25,8 @@ cdef extern from "fcntl.h":
 
 cdef extern from "_lib/fileio.h" nogil:
     int exzarr_replace_file(const char* tmp, const char* path)
+    void exzarr_lock_files()
+    void exzarr_unlock_files()
 
 cimport numpy as cnp
 
@@ -690,7 +692,16 @@ cdef Py_ssize_t read_whole_file(Ctx* c, const char* path) noexcept nogil:
 
 cdef int write_file_atomic(Ctx* c, const char* tmp, const char* path, const uint8_t* data,
                            size_t n) noexcept nogil:
-    """Write data to tmp, then rename it onto path: readers never see a torn file."""
+    """Write data to tmp, then move it onto path: readers never see a torn file."""
+    cdef int st
+    exzarr_lock_files()
+    st = write_file_locked(c, tmp, path, data, n)
+    exzarr_unlock_files()
+    return st
+
+
+cdef int write_file_locked(Ctx* c, const char* tmp, const char* path, const uint8_t* data,
+                           size_t n) noexcept nogil:
     cdef int fd
     cdef Py_ssize_t put
     cdef size_t done = 0
