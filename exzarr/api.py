@@ -279,21 +279,23 @@ def save(array: Array, path: Any = None, *, storage: Any = "filesystem") -> None
         create(shape=data.shape, chunks=guess_chunks(data.shape, data.dtype.itemsize),
                dtype=data.dtype, storage=storage, path=path, overwrite=True)[...] = data
         return
-    target = open_store(storage, path)
-    if (isinstance(target, type(array.store)) and getattr(target, "root", None) is not None
+    target, inner = _split_path(storage, path)
+    dst_prefix = inner + "/" if inner else ""
+    src_prefix = array.path + "/" if array.path else ""
+    if (target is array.store and dst_prefix == src_prefix) or (
+            isinstance(target, type(array.store)) and getattr(target, "root", None) is not None
             and getattr(target, "root", None) == getattr(array.store, "root", None)
-            and not array.path):
+            and not array.path and not inner):
         array._write_meta()  # already there: just make sure the metadata is current
         return
-    src_prefix = array.path + "/" if array.path else ""
     keys = [k for k in array.store.list_prefix(src_prefix)
             if "/" not in k[len(src_prefix):].replace(array.dimension_separator, "")
             or k[len(src_prefix):] in (ZARRAY, ZATTRS)]
-    old = [k for k in target.list_prefix("")]
-    target.delete_many(old)
+    target.delete_many(list(target.list_prefix(dst_prefix)))
     values = array.store.get_many(keys)
-    target.set_many([(k[len(src_prefix):], v) for k, v in zip(keys, values) if v is not None])
-    target.set(ZARRAY, array.meta.encode())
+    target.set_many([(dst_prefix + k[len(src_prefix):], v)
+                     for k, v in zip(keys, values) if v is not None])
+    target.set(dst_prefix + ZARRAY, array.meta.encode())
     if not isinstance(storage, Store):
         target.close()  # zip archives get their central directory, databases their commit
 

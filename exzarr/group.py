@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -26,6 +27,17 @@ def _normalize_name(name: str) -> str:
     return "/".join(parts)
 
 
+class _LazyDocs(dict):
+    """key -> parsed document, encoded to bytes on first read."""
+
+    def get(self, key, default=None):
+        v = dict.get(self, key, default)
+        if v is not None and not isinstance(v, bytes):
+            v = json.dumps(v, allow_nan=True, ensure_ascii=False).encode()
+            self[key] = v
+        return v
+
+
 class ConsolidatedStore(Store):
     """A read-through view that serves metadata documents from ``.zmetadata``.
 
@@ -41,7 +53,7 @@ class ConsolidatedStore(Store):
         super().__init__(read_only=store.read_only)
         self.base = store
         self.prefix = prefix + "/" if prefix else ""
-        self._meta = {self.prefix + k: json_dumps(v) for k, v in metadata.items()}
+        self._meta = _LazyDocs({self.prefix + k: v for k, v in metadata.items()})
 
     def _is_meta(self, key: str) -> bool:
         return key.rsplit("/", 1)[-1] in _META_SUFFIXES and key.startswith(self.prefix)
@@ -52,7 +64,10 @@ class ConsolidatedStore(Store):
         return self.base.get(key)
 
     def get_many(self, keys: Any) -> list[bytes | None]:
-        return self.base.get_many(keys)
+        keys = list(keys)
+        chunk_keys = [k for k in keys if not self._is_meta(k)]
+        chunks = dict(zip(chunk_keys, self.base.get_many(chunk_keys)))
+        return [self._meta.get(k) if self._is_meta(k) else chunks[k] for k in keys]
 
     def set(self, key: str, value: bytes) -> None:
         self.base.set(key, value)
@@ -60,7 +75,13 @@ class ConsolidatedStore(Store):
             self._meta[key] = bytes(value)
 
     def set_many(self, items: Any) -> None:
-        self.base.set_many(items)
+        from collections.abc import Mapping
+
+        pairs = list(items.items() if isinstance(items, Mapping) else items)
+        self.base.set_many(pairs)
+        for k, v in pairs:
+            if self._is_meta(k):
+                self._meta[k] = bytes(v)
 
     def delete(self, key: str) -> None:
         self.base.delete(key)
@@ -376,6 +397,10 @@ def open_group(path: Any = None, *, mode: str = "a", storage: Any = "filesystem"
         raise MetadataNotFoundError(f"{path!s} exists but has no .zgroup: it is not a Zarr group")
     if mode == "w-" and (has_group or store.contains(prefix + ZARRAY)):
         raise ContainsGroupError(f"{path!s} already holds Zarr data; use mode='a' or 'w'")
+    if consolidated and (mode in ("w", "w-") or not store.contains(prefix + ZMETADATA)):
+        from exzarr.errors import MetadataNotFoundError
+
+        raise MetadataNotFoundError(f"{path!s} has no .zmetadata; call Group.consolidate() first")
     if mode == "w":
         store.delete_many(list(store.list_prefix(prefix)))
         has_group = False

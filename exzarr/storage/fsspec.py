@@ -58,10 +58,11 @@ class FsspecStore(Store):
         if len(keys) <= 1:
             return [self.get(k) for k in keys]
         paths = [self._path(k) for k in keys]
-        found = self.fs.cat(paths, on_error="return")
+        # cat_ranges, unlike cat(list), takes paths literally (no glob expansion) and
+        # returns results in order; async filesystems still fetch concurrently.
+        found = self.fs.cat_ranges(paths, None, None, on_error="return")
         out: list[bytes | None] = []
-        for p in paths:
-            v = found.get(p)
+        for v in found:
             if isinstance(v, (bytes, bytearray)):
                 out.append(bytes(v))
             elif v is None or isinstance(v, (FileNotFoundError, IsADirectoryError, KeyError)):
@@ -89,7 +90,10 @@ class FsspecStore(Store):
             pass
 
     def contains(self, key: str) -> bool:
-        return bool(self.fs.isfile(self._path(key)))
+        try:
+            return self.fs.info(self._path(key))["type"] == "file"
+        except (FileNotFoundError, NotADirectoryError):
+            return False
 
     def getsize(self, key: str) -> int:
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import urllib.request
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -18,6 +19,19 @@ from exzarr.storage.base import Store
 _SCHEMA = "CREATE TABLE IF NOT EXISTS zarr (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID"
 # SQLite limits the number of host parameters per statement; batch below it.
 _BATCH = 500
+
+
+def _serialized(fn):
+    """For ":memory:" (one connection shared by every thread): one call at a time."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(self, *args, **kwargs):
+        if not self._memory:
+            return fn(self, *args, **kwargs)
+        with self._mem_lock:
+            return fn(self, *args, **kwargs)
+    return wrapper
 
 
 class SQLiteStore(Store):
@@ -47,17 +61,40 @@ class SQLiteStore(Store):
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
-        if not read_only:
-            conn = self._conn()
+        self._memory = self.path == ":memory:"
+        self._mem_lock = threading.RLock()
+        self._ready = False
+        if self._memory or (not read_only and os.path.exists(self.path)):
+            self._init_schema()
+
+    def _init_schema(self) -> None:
+        conn = self._conn()
+        if not self.read_only:
             conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(_SCHEMA)
-            conn.commit()
+        conn.execute(_SCHEMA)
+        conn.commit()
+        self._ready = True
+
+    def _reader(self) -> sqlite3.Connection | None:
+        """A connection for reading, or None while the database does not exist."""
+        if not self._ready and not os.path.exists(self.path):
+            return None
+        return self._conn()
 
     def _conn(self) -> sqlite3.Connection:
+        if self._memory:  # one in-memory database: one connection shared by all threads
+            conn = getattr(self, "_shared", None)
+            if conn is None:
+                conn = self._shared = sqlite3.connect(
+                    ":memory:", check_same_thread=False, isolation_level=None)
+                with self._lock:
+                    self._all.append(conn)
+            return conn
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            if self.read_only and self.path != ":memory:":
-                uri = f"file:{os.path.abspath(self.path)}?mode=ro"
+            if self.read_only:
+                path = urllib.request.pathname2url(os.path.abspath(self.path))
+                uri = f"file:{path}?mode=ro"
                 conn = sqlite3.connect(uri, uri=True, timeout=self.timeout,
                                        check_same_thread=False)
             else:
@@ -68,29 +105,43 @@ class SQLiteStore(Store):
                 self._all.append(conn)
         return conn
 
+    @_serialized
     def get(self, key: str) -> bytes | None:
-        row = self._conn().execute("SELECT value FROM zarr WHERE key = ?", (key,)).fetchone()
+        conn = self._reader()
+        if conn is None:
+            return None
+        row = conn.execute("SELECT value FROM zarr WHERE key = ?", (key,)).fetchone()
         return None if row is None else row[0]
 
+    @_serialized
     def get_many(self, keys: Iterable[str]) -> list[bytes | None]:
         keys = list(keys)
         found: dict[str, bytes] = {}
-        conn = self._conn()
+        conn = self._reader()
+        if conn is None:
+            return [None] * len(keys)
         for i in range(0, len(keys), _BATCH):
             part = keys[i:i + _BATCH]
             marks = ",".join("?" * len(part))
             found.update(conn.execute(f"SELECT key, value FROM zarr WHERE key IN ({marks})", part))
         return [found.get(k) for k in keys]
 
+    def _writer(self) -> sqlite3.Connection:
+        self._check_writable()
+        if not self._ready:
+            self._init_schema()
+        return self._conn()
+
     def set(self, key: str, value: bytes) -> None:
         self.set_many([(key, value)])
 
+    @_serialized
     def set_many(self, items: Mapping[str, bytes] | Iterable[tuple[str, bytes]]) -> None:
         self._check_writable()
         pairs = list(items.items() if isinstance(items, Mapping) else items)
         if not pairs:
             return
-        conn = self._conn()
+        conn = self._writer()
         with conn:  # one transaction
             conn.executemany("INSERT OR REPLACE INTO zarr (key, value) VALUES (?, ?)",
                              [(k, bytes(v)) for k, v in pairs])
@@ -98,22 +149,36 @@ class SQLiteStore(Store):
     def delete(self, key: str) -> None:
         self.delete_many([key])
 
+    @_serialized
     def delete_many(self, keys: Iterable[str]) -> None:
         self._check_writable()
-        conn = self._conn()
+        conn = self._reader()
+        if conn is None:
+            return
         with conn:
             conn.executemany("DELETE FROM zarr WHERE key = ?", [(k,) for k in keys])
 
+    @_serialized
     def contains(self, key: str) -> bool:
-        return self._conn().execute("SELECT 1 FROM zarr WHERE key = ?", (key,)).fetchone() is not None
+        conn = self._reader()
+        return conn is not None and conn.execute(
+            "SELECT 1 FROM zarr WHERE key = ?", (key,)).fetchone() is not None
 
+    @_serialized
     def getsize(self, key: str) -> int:
-        row = self._conn().execute("SELECT length(value) FROM zarr WHERE key = ?", (key,)).fetchone()
+        conn = self._reader()
+        if conn is None:
+            return 0
+        row = conn.execute("SELECT length(value) FROM zarr WHERE key = ?", (key,)).fetchone()
         return 0 if row is None else int(row[0])
 
+    @_serialized
     def list_prefix(self, prefix: str) -> Iterator[str]:
+        conn = self._reader()
+        if conn is None:
+            return iter([])
         # A range scan on the primary key: prefix <= key < prefix + U+10FFFF.
-        rows = self._conn().execute(
+        rows = conn.execute(
             "SELECT key FROM zarr WHERE key >= ? AND key < ? ORDER BY key",
             (prefix, prefix + "\U0010ffff"))
         return iter([r[0] for r in rows])
@@ -130,6 +195,7 @@ class SQLiteStore(Store):
                     pass
             self._all.clear()
         self._local = threading.local()
+        self._shared = None
 
     def __repr__(self) -> str:
         mode = ", read-only" if self.read_only else ""

@@ -129,12 +129,24 @@ class ZipStore(Store):
             latest: dict[str, zipfile.ZipInfo] = {}
             for info in zf.infolist():
                 latest[info.filename] = info  # later members win
-            with zipfile.ZipFile(tmp, mode="w", compression=zipfile.ZIP_STORED,
-                                 allowZip64=True) as out:
-                for name, info in latest.items():
-                    if name in self._deleted:
-                        continue
-                    out.writestr(info, zf.read(info))
+            try:
+                with zipfile.ZipFile(tmp, mode="w", compression=zipfile.ZIP_STORED,
+                                     allowZip64=True) as out:
+                    for name, info in latest.items():
+                        if name in self._deleted:
+                            continue
+                        # A fresh ZipInfo: writestr() rewrites header_offset & co of the
+                        # one it is given, which must stay valid for the live archive.
+                        new = zipfile.ZipInfo(name, date_time=info.date_time)
+                        new.compress_type = info.compress_type
+                        new.external_attr = info.external_attr
+                        out.writestr(new, zf.read(info))
+            except BaseException:
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
+                raise
             zf.close()
             os.replace(tmp, self.path)
             self._zf = None
