@@ -170,9 +170,11 @@ cdef void delta_decode(const Step* s, const uint8_t* src, uint8_t* dst, size_t n
         else: delta_decode_same(<const uint64_t*>src, <uint64_t*>dst, n)
         return
     if s.elem == E_F4:
+        # NumPy's cumsum(out=float32) of wider codes runs the sum in the wider type and
+        # rounds each partial sum on the way out.
         for i in range(n):
-            f4acc = <float>load_f64(s.elem_out, src, i) if i == 0 else f4acc + <float>load_f64(s.elem_out, src, i)
-            (<float*>dst)[i] = f4acc
+            facc = load_f64(s.elem_out, src, i) if i == 0 else facc + load_f64(s.elem_out, src, i)
+            (<float*>dst)[i] = <float>facc
     elif s.elem == E_F8:
         for i in range(n):
             facc = load_f64(s.elem_out, src, i) if i == 0 else facc + load_f64(s.elem_out, src, i)

@@ -186,10 +186,17 @@ def create(
         filters=[f.get_config() for f in filts] or None,
         dimension_separator=dimension_separator,
     )
-    # Check the pipeline is buildable before anything is written.
+    # Check the whole pipeline against the dtype before anything is written.
     from exzarr.array import build_codecs
 
-    build_codecs(meta)
+    codec_filters, _ = build_codecs(meta)
+    flowing = dt
+    for f in codec_filters:
+        try:
+            f.core_step(flowing)
+            flowing = f.encoded_dtype(flowing)
+        except (ValueError, TypeError) as exc:
+            raise InvalidFilterConfigError(f.codec_id, str(exc)) from None
     store, inner = _split_path(storage, path, storage_options)
     prefix = inner + "/" if inner else ""
     if store.contains(prefix + ZARRAY) or store.contains(prefix + ZGROUP):

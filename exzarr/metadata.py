@@ -276,12 +276,21 @@ class ArrayMeta:
             raise ExZarrError(f".zarray dimension_separator must be '.' or '/', not {sep!r}")
         known = {"zarr_format", "shape", "chunks", "dtype", "compressor", "fill_value",
                  "order", "filters", "dimension_separator"}
+        fill_value = decode_fill_value(doc.get("fill_value"), dtype)
+        filters = doc.get("filters") or None
+        if (dtype.hasobject and isinstance(fill_value, str) and filters
+                and isinstance(filters[0], dict) and filters[0].get("id") == "vlen-bytes"):
+            # Byte-string fill values are stored as base64, as zarr-python writes them.
+            try:
+                fill_value = base64.standard_b64decode(fill_value)
+            except ValueError:
+                fill_value = fill_value.encode()
         return cls(
             shape=shape,
             chunks=chunks,
             dtype=dtype,
             compressor=doc.get("compressor"),
-            fill_value=decode_fill_value(doc.get("fill_value"), dtype),
+            fill_value=fill_value,
             order=order,
             filters=doc.get("filters") or None,
             dimension_separator=sep,

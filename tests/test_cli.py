@@ -140,8 +140,7 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_console_script(tree: Path, tmp_path: Path) -> None:
     script = Path(sys.executable).parent / "exzarr"
-    if not script.exists():
-        pytest.skip(f"console script not installed at {script}")
+    assert script.exists(), f"console script not installed at {script}: pip install -e ."
     ok = subprocess.run([str(script), "info", str(tree / "temperature")],
                         capture_output=True, text=True, timeout=60)
     assert ok.returncode == 0, ok.stderr

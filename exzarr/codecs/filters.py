@@ -357,7 +357,8 @@ class BitRound(Filter):
         return b.view(a.dtype)
 
     def decode(self, buf: Any, out: Any = None) -> Any:
-        a = buf if isinstance(buf, np.ndarray) else np.frombuffer(buf, dtype=self.dtype or "f4")
+        # Decoding is the identity; bytes stay bytes (numcodecs returns them as u1).
+        a = buf if isinstance(buf, np.ndarray) else np.frombuffer(memoryview(buf).cast("B"), "u1")
         if a.dtype.kind == "i":
             a = a.view(a.dtype.str.replace("i", "f"))
         return write_out(a, out)

@@ -92,6 +92,8 @@ class VLenBytes(_VLen):
     def _to_bytes(self, item: Any) -> bytes:
         if item is None or (isinstance(item, (int, float)) and item == 0):
             return b""
+        if not isinstance(item, (bytes, bytearray, memoryview, np.bytes_)):
+            raise TypeError(f"vlen-bytes stores bytes items, not {type(item).__name__}")
         return bytes(item)
 
     def _from_bytes(self, raw: bytes) -> Any:
@@ -108,7 +110,8 @@ class Categorize(Codec):
         self.dtype = np.dtype(dtype)
         if self.dtype.kind not in "UO":
             raise ValueError("categorize works on unicode ('U') and object ('O') data")
-        self.labels = [str(label) for label in labels]
+        self.labels = [label.decode("utf-8") if isinstance(label, bytes) else str(label)
+                       for label in labels]
         self.astype = np.dtype(astype)
         if self.astype.kind not in "iu":
             raise ValueError("categorize stores integer codes")
