@@ -789,43 +789,6 @@ cdef inline void copy_row(char* dst, Py_ssize_t ds, const char* src, Py_ssize_t 
             memcpy(dst + i * ds, src + i * ss, itemsize)
 
 
-cdef void copy_nd(char* dst, const Py_ssize_t* dst_strides, const char* src,
-                  const Py_ssize_t* src_strides, const Py_ssize_t* counts_in, int ndim,
-                  Py_ssize_t itemsize) noexcept nogil:
-    cdef Py_ssize_t counts[MAX_NDIM]
-    cdef Py_ssize_t ds[MAX_NDIM]
-    cdef Py_ssize_t ss[MAX_NDIM]
-    cdef Py_ssize_t idx[MAX_NDIM]
-    cdef int i, m, d
-    for i in range(ndim):
-        if counts_in[i] == 0:
-            return
-        counts[i] = counts_in[i]
-        ds[i] = dst_strides[i]
-        ss[i] = src_strides[i]
-    m = coalesce(counts, ds, ss, ndim)
-    if m == 0:
-        memcpy(dst, src, itemsize)
-        return
-    for i in range(m):
-        idx[i] = 0
-    while True:
-        copy_row(dst, ds[m - 1], src, ss[m - 1], counts[m - 1], itemsize)
-        d = m - 2
-        while d >= 0:
-            idx[d] += 1
-            dst += ds[d]
-            src += ss[d]
-            if idx[d] < counts[d]:
-                break
-            dst -= ds[d] * counts[d]
-            src -= ss[d] * counts[d]
-            idx[d] = 0
-            d -= 1
-        if d < 0:
-            return
-
-
 cdef void fill_row(char* dst, Py_ssize_t ds, Py_ssize_t n, const char* pattern,
                    Py_ssize_t itemsize, bint zero) noexcept nogil:
     cdef Py_ssize_t i, done, step
@@ -845,42 +808,63 @@ cdef void fill_row(char* dst, Py_ssize_t ds, Py_ssize_t n, const char* pattern,
         memcpy(dst + i * ds, pattern, itemsize)
 
 
-cdef void fill_nd(char* dst, const Py_ssize_t* dst_strides, const Py_ssize_t* counts_in,
-                  int ndim, const char* pattern, Py_ssize_t itemsize) noexcept nogil:
+cdef void walk_nd(char* dst, const Py_ssize_t* dst_strides, const char* src,
+                  const Py_ssize_t* src_strides, const Py_ssize_t* counts_in, int ndim,
+                  Py_ssize_t itemsize, bint fill) noexcept nogil:
+    """Copy a strided N-d region (or, with ``fill``, repeat the element at src into it)."""
     cdef Py_ssize_t counts[MAX_NDIM]
     cdef Py_ssize_t ds[MAX_NDIM]
-    cdef Py_ssize_t dummy[MAX_NDIM]
+    cdef Py_ssize_t ss[MAX_NDIM]
     cdef Py_ssize_t idx[MAX_NDIM]
     cdef int i, m, d
     cdef bint zero = True
-    for i in range(itemsize):
-        if pattern[i] != 0:
-            zero = False
+    if fill:
+        for i in range(itemsize):
+            if src[i] != 0:
+                zero = False
     for i in range(ndim):
         if counts_in[i] == 0:
             return
         counts[i] = counts_in[i]
         ds[i] = dst_strides[i]
-        dummy[i] = dst_strides[i]
-    m = coalesce(counts, ds, dummy, ndim)
+        ss[i] = dst_strides[i] if fill else src_strides[i]
+    m = coalesce(counts, ds, ss, ndim)
     if m == 0:
-        memcpy(dst, pattern, itemsize)
+        memcpy(dst, src, itemsize)
         return
     for i in range(m):
         idx[i] = 0
     while True:
-        fill_row(dst, ds[m - 1], counts[m - 1], pattern, itemsize, zero)
+        if fill:
+            fill_row(dst, ds[m - 1], counts[m - 1], src, itemsize, zero)
+        else:
+            copy_row(dst, ds[m - 1], src, ss[m - 1], counts[m - 1], itemsize)
         d = m - 2
         while d >= 0:
             idx[d] += 1
             dst += ds[d]
+            if not fill:
+                src += ss[d]
             if idx[d] < counts[d]:
                 break
             dst -= ds[d] * counts[d]
+            if not fill:
+                src -= ss[d] * counts[d]
             idx[d] = 0
             d -= 1
         if d < 0:
             return
+
+
+cdef inline void copy_nd(char* dst, const Py_ssize_t* dst_strides, const char* src,
+                         const Py_ssize_t* src_strides, const Py_ssize_t* counts, int ndim,
+                         Py_ssize_t itemsize) noexcept nogil:
+    walk_nd(dst, dst_strides, src, src_strides, counts, ndim, itemsize, False)
+
+
+cdef inline void fill_nd(char* dst, const Py_ssize_t* dst_strides, const Py_ssize_t* counts,
+                         int ndim, const char* pattern, Py_ssize_t itemsize) noexcept nogil:
+    walk_nd(dst, dst_strides, pattern, NULL, counts, ndim, itemsize, True)
 
 
 cdef bint all_equal_fill(const uint8_t* buf, size_t nbytes, const char* pattern,

@@ -4,41 +4,22 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from exzarr._plugins import EntryPointRegistry
 from exzarr.errors import ExZarrError
 from exzarr.storage.base import Store
 
 ENTRY_POINT_GROUP = "exzarr.storage"
 
-_backends: dict[str, Callable[..., Store]] = {}
-_entry_points_loaded = False
+_backends = EntryPointRegistry(ENTRY_POINT_GROUP, "storage")
 
 
 def register_backend(name: str, factory: Callable[..., Store]) -> None:
     """Make ``storage=name`` build stores with ``factory(path=..., read_only=..., **options)``."""
-    _backends[name] = factory
-
-
-def _load_entry_points(force: bool = False) -> None:
-    """Read the entry points once; ``force`` looks again (a package may be new)."""
-    global _entry_points_loaded
-    if _entry_points_loaded and not force:
-        return
-    _entry_points_loaded = True
-    from importlib.metadata import entry_points
-
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name not in _backends:
-            try:
-                _backends[ep.name] = ep.load()
-            except Exception as exc:  # a broken plugin must not break every lookup
-                import warnings
-
-                warnings.warn(f"exzarr storage plugin {ep.name!r} failed to load: {exc}", stacklevel=3)
+    _backends.register(name, factory)
 
 
 def registered_backends() -> list[str]:
-    _load_entry_points()
-    return sorted(_backends)
+    return sorted(_backends.all())
 
 
 def is_url(path: Any) -> bool:
@@ -58,10 +39,7 @@ def open_store(storage: Any, path: Any = None, *, read_only: bool = False,
     name = str(storage).lstrip(":")
     if is_url(path) and name in ("filesystem", "directory", "memory"):
         name = "fsspec"
-    factory = _backends.get(name)
-    if factory is None:
-        _load_entry_points(force=True)
-        factory = _backends.get(name)
+    factory = _backends.lookup(name)
     if factory is None:
         raise ExZarrError(
             f"unknown storage backend {name!r}; registered: {', '.join(registered_backends())}"
