@@ -42,7 +42,15 @@ class DirectoryStore(Store):
     # -- direct file access for the core (reads and writes without the GIL) ------------
     def file_paths(self, keys: list[str]) -> list[bytes]:
         """Filesystem paths of ``keys``, encoded for the core."""
-        return [os.fsencode(self._path(k)) for k in keys]
+        root = self.root + os.sep
+        out = []
+        for k in keys:
+            # Keys with empty, "." or ".." parts go through the full check (and fail).
+            if "//" in k or "/." in "/" + k or k.endswith("/") or os.sep != "/":
+                out.append(os.fsencode(self._path(k)))
+            else:
+                out.append(os.fsencode(root + k))
+        return out
 
     def temp_paths(self, keys: list[str]) -> list[bytes]:
         """A fresh temporary name beside each key's file, for an atomic rename."""
