@@ -47,8 +47,12 @@ class Attributes(MutableMapping[str, Any]):
 
     def _load(self) -> dict[str, Any]:
         if self._cache is None:
-            raw = self._store.get(self._key)
-            self._cache = json_loads(raw, self._key) if raw else {}
+            doc = getattr(self._store, "get_document", lambda key: None)(self._key)
+            if doc is not None:
+                self._cache = dict(doc)
+            else:
+                raw = self._store.get(self._key)
+                self._cache = json_loads(raw, self._key) if raw else {}
         return self._cache
 
     def _save(self, data: dict[str, Any]) -> None:
@@ -114,12 +118,17 @@ class Array:
         self._read_only = read_only or store.read_only
         self._write_empty = write_empty_chunks
         if meta is None:
-            raw = store.get(self._prefix + ZARRAY)
-            if raw is None:
-                from exzarr.errors import MetadataNotFoundError
+            # Consolidated stores hand over the parsed document: no JSON round trip.
+            doc = getattr(store, "get_document", lambda key: None)(self._prefix + ZARRAY)
+            if doc is not None:
+                meta = ArrayMeta.from_json(doc)
+            else:
+                raw = store.get(self._prefix + ZARRAY)
+                if raw is None:
+                    from exzarr.errors import MetadataNotFoundError
 
-                raise MetadataNotFoundError(f"no array at {self._path or '/'!r} in {store!r}")
-            meta = ArrayMeta.decode(raw)
+                    raise MetadataNotFoundError(f"no array at {self._path or '/'!r} in {store!r}")
+                meta = ArrayMeta.decode(raw)
         self._set_meta(meta)
         self.attrs = Attributes(store, self._prefix + ZATTRS, self._read_only)
         if cache_bytes is None:

@@ -63,6 +63,13 @@ class ConsolidatedStore(Store):
             return self._meta.get(key)
         return self.base.get(key)
 
+    def get_document(self, key: str) -> Any:
+        """The parsed metadata document under ``key`` (no JSON round trip), or None."""
+        value = dict.get(self._meta, key) if self._is_meta(key) else None
+        if isinstance(value, bytes):
+            return json_loads(value, key)
+        return value
+
     def get_many(self, keys: Any) -> list[bytes | None]:
         keys = list(keys)
         chunk_keys = [k for k in keys if not self._is_meta(k)]
