@@ -590,15 +590,40 @@ cdef size_t chain_sizes(const Step* steps, int nsteps, size_t nbytes, size_t* si
 
 
 
+cdef inline bint decodes_in_place(const Step* s) noexcept nogil:
+    """Whether a filter can be undone element by element inside one buffer."""
+    if s.kind == STEP_BITROUND:
+        return True
+    if s.kind == STEP_DELTA or s.kind == STEP_QUANTIZE or s.kind == STEP_ASTYPE:
+        return s.elem == s.elem_out
+    if s.kind == STEP_FSO:
+        return elem_size(s.elem) == elem_size(s.elem_out)
+    return False
+
+
 cdef int decode_chain(Ctx* c, const Step* steps, int nsteps, const uint8_t* src,
                       size_t srclen, uint8_t* dst, size_t nbytes) noexcept nogil:
     """Decompress, then undo the filters in reverse order, into exactly nbytes at dst."""
     cdef size_t sizes[MAX_STEPS]
     cdef int i, st, which = 0
+    cdef bint in_place = True
     cdef uint8_t* cur
     cdef uint8_t* nxt
     if nsteps == 1:
         return decompress_step(c, &steps[0], src, srclen, dst, nbytes)
+    for i in range(1, nsteps):
+        in_place = in_place and decodes_in_place(&steps[i])
+    if in_place:
+        # Size-preserving, element-wise filters: decompress into place and undo them
+        # there, one pass over the chunk fewer than through scratch.
+        st = decompress_step(c, &steps[0], src, srclen, dst, nbytes)
+        if st != ST_OK:
+            return st
+        for i in range(nsteps - 1, 0, -1):
+            st = filter_decode(c, &steps[i], dst, nbytes, dst, nbytes)
+            if st != ST_OK:
+                return st
+        return ST_OK
     if chain_sizes(steps, nsteps, nbytes, sizes) == SIZE_ERR:
         c.detail = "the chunk size does not fit the filters"
         return ST_SIZE

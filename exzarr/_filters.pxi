@@ -207,7 +207,8 @@ cdef void quantize_encode(const Step* s, const uint8_t* src, uint8_t* dst, size_
 cdef void cast_elements(int e_from, const uint8_t* src, int e_to, uint8_t* dst, size_t n) noexcept nogil:
     cdef size_t i
     if e_from == e_to:
-        memcpy(dst, src, n * elem_size(e_from))
+        if dst != src:
+            memcpy(dst, src, n * elem_size(e_from))
     elif elem_is_float(e_from) or elem_is_float(e_to):
         for i in range(n):
             store_f64(e_to, dst, i, load_f64(e_from, src, i))
@@ -421,7 +422,8 @@ cdef int filter_decode(Ctx* c, const Step* s, const uint8_t* src, size_t m, uint
     elif s.kind == STEP_FSO:
         fso_decode(s, src, dst, count)
     elif s.kind == STEP_BITROUND:
-        memcpy(dst, src, n)
+        if dst != src:
+            memcpy(dst, src, n)
     elif s.kind == STEP_SHUFFLE:
         shuffle_bytes(src, dst, n, s.param, False)
     elif s.kind == STEP_PACKBITS:
