@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 _settings: dict[str, Any] = {"threads": None, "cache_bytes": 0}
-_pool: ThreadPoolExecutor | None = None
+_pool: Any = None
 _pool_key: tuple[int, int] | None = None
 _lock = threading.Lock()
 
@@ -60,8 +59,10 @@ def get(name: str) -> Any:
     return _settings[name]
 
 
-def pool() -> ThreadPoolExecutor:
-    """The worker pool, created lazily; one per process and thread count."""
+def pool() -> Any:
+    """The worker pool (a ThreadPoolExecutor), created lazily; one per process and thread count."""
+    from concurrent.futures import ThreadPoolExecutor
+
     global _pool, _pool_key
     key = (os.getpid(), thread_count())
     with _lock:
