@@ -24,7 +24,6 @@ import base64
 import json
 import math
 import sys
-import traceback
 
 import numpy as np
 
@@ -160,23 +159,12 @@ def main(argv):
     import numcodecs
     import zarr
 
+    from zarr2_batch import run_batch
+
     warnings.simplefilter("ignore")  # object arrays without object_codec (categorize)
-    mode, jobs_path, results_path = argv[1:4]
-    with open(jobs_path, encoding="utf-8") as f:
-        jobs = json.load(f)
-    fn = {"read": read, "write": write}[mode]
-    results = {"_meta": {"zarr": zarr.__version__, "numcodecs": numcodecs.__version__,
-                         "numpy": np.__version__, "python": sys.version}}
-    for job in jobs:
-        try:
-            res = fn(job)
-            res["ok"] = True
-        except Exception:  # noqa: BLE001 - reported per case
-            res = {"ok": False, "error": traceback.format_exc()}
-        results[job["case"]["id"]] = res
-    with open(results_path, "w", encoding="utf-8") as f:
-        json.dump(results, f)
-    return 0
+    meta = {"zarr": zarr.__version__, "numcodecs": numcodecs.__version__,
+            "numpy": np.__version__, "python": sys.version}
+    return run_batch(argv, {"read": read, "write": write}, meta, lambda job: job["case"]["id"])
 
 
 if __name__ == "__main__":

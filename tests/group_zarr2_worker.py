@@ -29,7 +29,6 @@ import json
 import math
 import os
 import sys
-import traceback
 import warnings
 
 import numcodecs
@@ -149,22 +148,11 @@ def read(job):
 
 
 def main(argv):
-    mode, jobs_path, results_path = argv[1:4]
-    with open(jobs_path, encoding="utf-8") as f:
-        jobs = json.load(f)
-    fn = {"read": read, "write": write}[mode]
-    results = {"_meta": {"zarr": zarr.__version__, "numcodecs": numcodecs.__version__,
-                         "numpy": np.__version__, "python": sys.version}}
-    for job in jobs:
-        try:
-            res = fn(job)
-            res["ok"] = True
-        except Exception:  # noqa: BLE001 - reported per job
-            res = {"ok": False, "error": traceback.format_exc()}
-        results[job["id"]] = res
-    with open(results_path, "w", encoding="utf-8") as f:
-        json.dump(results, f)
-    return 0
+    from zarr2_batch import run_batch
+
+    meta = {"zarr": zarr.__version__, "numcodecs": numcodecs.__version__,
+            "numpy": np.__version__, "python": sys.version}
+    return run_batch(argv, {"read": read, "write": write}, meta, lambda job: job["id"])
 
 
 if __name__ == "__main__":

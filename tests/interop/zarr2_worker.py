@@ -19,7 +19,6 @@ import json
 import math
 import os
 import sys
-import traceback
 
 import numcodecs
 import numcodecs.blosc
@@ -27,7 +26,9 @@ import numpy as np
 import zarr
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from cases import fill_python, region_slices, write_value  # noqa: E402
+from zarr2_batch import run_batch  # noqa: E402
 
 
 def fill_to_json(value):
@@ -103,25 +104,9 @@ def write(job):
 
 
 def main(argv):
-    mode, jobs_path, results_path = argv[1:4]
-    with open(jobs_path, encoding="utf-8") as f:
-        jobs = json.load(f)
-    fn = {"read": read, "write": write}[mode]
-    results = {"_meta": {
-        "zarr": zarr.__version__, "numcodecs": numcodecs.__version__, "numpy": np.__version__,
-        "python": sys.version, "blosc_cnames": sorted(numcodecs.blosc.list_compressors()),
-    }}
-    for job in jobs:
-        try:
-            res = fn(job)
-            res["ok"] = True
-        except Exception:  # noqa: BLE001 - reported per case
-            res = {"ok": False, "error": traceback.format_exc()}
-        results[job["case"]["id"]] = res
-    with open(results_path, "w", encoding="utf-8") as f:
-        json.dump(results, f)
-    return 0
-
+    meta = {"zarr": zarr.__version__, "numcodecs": numcodecs.__version__, "numpy": np.__version__,
+            "python": sys.version, "blosc_cnames": sorted(numcodecs.blosc.list_compressors())}
+    return run_batch(argv, {"read": read, "write": write}, meta, lambda job: job["case"]["id"])
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv))
