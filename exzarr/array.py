@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator, MutableMapping, Sequence
 from typing import Any
@@ -24,16 +25,12 @@ _MIN_CHUNKS_PER_TASK = 2
 _FETCH_CHUNKS = 8
 
 
-def _RAW_PIPELINE() -> Any:
+@functools.lru_cache(maxsize=1)
+def raw_pipeline() -> Any:
+    """The core pipeline that copies decoded bytes as they are (cache hits, Python codecs)."""
     from exzarr import _core
 
-    global _raw_pipeline
-    if _raw_pipeline is None:
-        _raw_pipeline = _core.Pipeline([], None)
-    return _raw_pipeline
-
-
-_raw_pipeline: Any = None
+    return _core.Pipeline([], None)
 
 
 class Attributes(MutableMapping[str, Any]):
@@ -162,7 +159,7 @@ class Array:
 
         dtype = self._meta.dtype
         if dtype.hasobject:
-            return _core.Pipeline([], None), True
+            return raw_pipeline(), True
         steps = []
         for f in self._filters:
             steps.append(f.core_step(dtype))
@@ -170,7 +167,7 @@ class Array:
         comp = self._compressor.core_step(dtype) if self._compressor else None
         if all(s is not None for s in steps) and (self._compressor is None or comp is not None):
             return _core.Pipeline(steps, comp), False
-        return _core.Pipeline([], None), True
+        return raw_pipeline(), True
 
     # -- properties -------------------------------------------------------------------
     @property
@@ -337,7 +334,7 @@ class Array:
                     paths = self._store.file_paths(bkeys)  # type: ignore[attr-defined]
                 elif self._cache is not None:
                     sources = self._cached_sources(bkeys)
-                    pipeline = _RAW_PIPELINE()
+                    pipeline = raw_pipeline()
                 else:
                     sources = self._store.get_many(bkeys)
                     if self._python_codecs:
