@@ -187,16 +187,9 @@ def create(
         dimension_separator=dimension_separator,
     )
     # Check the whole pipeline against the dtype before anything is written.
-    from exzarr.array import build_codecs
+    from exzarr.array import build_codecs, core_steps
 
-    codec_filters, _ = build_codecs(meta)
-    flowing = dt
-    for f in codec_filters:
-        try:
-            f.core_step(flowing)
-            flowing = f.encoded_dtype(flowing)
-        except (ValueError, TypeError) as exc:
-            raise InvalidFilterConfigError(f.codec_id, str(exc)) from None
+    core_steps(dt, *build_codecs(meta))
     store, inner = _split_path(storage, path, storage_options)
     prefix = inner + "/" if inner else ""
     if store.contains(prefix + ZARRAY) or store.contains(prefix + ZGROUP):

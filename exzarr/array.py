@@ -98,6 +98,30 @@ def build_codecs(meta: ArrayMeta) -> tuple[list[Codec], Codec | None]:
     return filters, compressor
 
 
+def core_steps(dtype: np.dtype, filters: list[Codec],
+               compressor: Codec | None) -> tuple[list[Any], Any]:
+    """Each codec's core step for data of ``dtype`` (None where it has no C path).
+
+    Walks the dtype through the filters, so each codec sees what the one before it
+    produces (blosc's typesize after a narrowing filter, bitround's float width).
+
+    Raises
+    ------
+    InvalidFilterConfigError
+        A codec cannot handle the dtype that reaches it.
+    """
+    from exzarr.errors import InvalidFilterConfigError
+
+    steps = []
+    for codec in filters:
+        try:
+            steps.append(codec.core_step(dtype))
+            dtype = codec.encoded_dtype(dtype)
+        except (ValueError, TypeError) as exc:
+            raise InvalidFilterConfigError(codec.codec_id, str(exc)) from None
+    return steps, compressor.core_step(dtype) if compressor is not None else None
+
+
 class Array:
     """A chunked, compressed N-dimensional array stored in Zarr v2 format.
 
@@ -160,11 +184,7 @@ class Array:
         dtype = self._meta.dtype
         if dtype.hasobject:
             return raw_pipeline(), True
-        steps = []
-        for f in self._filters:
-            steps.append(f.core_step(dtype))
-            dtype = f.encoded_dtype(dtype)  # what the next codec sees (blosc's typesize)
-        comp = self._compressor.core_step(dtype) if self._compressor else None
+        steps, comp = core_steps(dtype, self._filters, self._compressor)
         if all(s is not None for s in steps) and (self._compressor is None or comp is not None):
             return _core.Pipeline(steps, comp), False
         return raw_pipeline(), True
