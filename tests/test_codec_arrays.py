@@ -16,7 +16,6 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import subprocess
 import traceback
 import zlib
 from pathlib import Path
@@ -27,7 +26,7 @@ import pytest
 
 import exzarr
 from tests.codec_zarr2_worker import fill_python, fill_to_json, load_values, region_slices, save_values
-from tests.interop.conftest import zarr2_python
+from tests.interop.conftest import run_zarr2_worker, zarr2_python
 
 WORKER = Path(__file__).with_name("codec_zarr2_worker.py")
 LABELS = ["apple", "bär", "日本", "", "kiwi"]
@@ -483,15 +482,7 @@ def test_zarr3_writes_exzarr_reads(c, tmp_path):
 # ---------------------------------------------------------------------------------------
 
 def run_worker(mode, jobs, workdir):
-    python = zarr2_python()
-    jobs_path, results_path = workdir / f"{mode}-jobs.json", workdir / f"{mode}-results.json"
-    jobs_path.write_text(json.dumps(jobs), encoding="utf-8")
-    proc = subprocess.run([str(python), str(WORKER), mode, str(jobs_path), str(results_path)],
-                          capture_output=True, text=True, timeout=300, check=False)
-    if proc.returncode != 0 or not results_path.exists():
-        pytest.fail(f"codec_zarr2_worker.py {mode} failed (exit {proc.returncode}):\n"
-                    f"{proc.stderr[-5000:]}", pytrace=False)
-    return json.loads(results_path.read_text(encoding="utf-8"))
+    return run_zarr2_worker(WORKER, mode, jobs, workdir, timeout=300)
 
 
 @pytest.fixture(scope="module")

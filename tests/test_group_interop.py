@@ -17,7 +17,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import subprocess
 import zipfile
 from pathlib import Path
 
@@ -29,7 +28,7 @@ import exzarr
 from exzarr import errors
 from exzarr.group import ConsolidatedStore
 from exzarr.storage import SQLiteStore, ZipStore
-from tests.interop.conftest import zarr2_python
+from tests.interop.conftest import run_zarr2_worker
 
 WORKER = Path(__file__).with_name("group_zarr2_worker.py")
 NAN, INF = float("nan"), float("inf")
@@ -262,15 +261,7 @@ def tamper(root_dir: Path, path: str) -> None:
 
 
 def run_worker(mode: str, jobs: list[dict], workdir: Path) -> dict:
-    python = zarr2_python()
-    jobs_path, results_path = workdir / f"{mode}-jobs.json", workdir / f"{mode}-results.json"
-    jobs_path.write_text(json.dumps(jobs, allow_nan=True), encoding="utf-8")
-    proc = subprocess.run([str(python), str(WORKER), mode, str(jobs_path), str(results_path)],
-                          capture_output=True, text=True, timeout=300, check=False)
-    if proc.returncode != 0 or not results_path.exists():
-        pytest.fail(f"group_zarr2_worker.py {mode} failed (exit {proc.returncode}):\n"
-                    f"{proc.stdout}\n{proc.stderr}", pytrace=False)
-    results = json.loads(results_path.read_text(encoding="utf-8"))
+    results = run_zarr2_worker(WORKER, mode, jobs, workdir, timeout=300)
     assert results["_meta"]["zarr"].startswith("2.18"), results["_meta"]
     return results
 

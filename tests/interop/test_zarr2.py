@@ -7,9 +7,7 @@ zarr2_worker.py once, and the parametrized tests below check one case each.
 
 from __future__ import annotations
 
-import json
 import shutil
-import subprocess
 import traceback
 from pathlib import Path
 
@@ -36,7 +34,7 @@ from tests.interop.cases import (
     same_int_fill,
     stored_chunks,
 )
-from tests.interop.conftest import zarr2_python
+from tests.interop.conftest import run_zarr2_worker, zarr2_python
 
 WORKER = Path(__file__).with_name("zarr2_worker.py")
 
@@ -66,20 +64,7 @@ ALL = MATRIX + DELTA_CASES + EMPTY_BOTH
 
 
 def run_worker(mode: str, jobs: list[dict], workdir: Path) -> dict:
-    python = zarr2_python()
-    jobs_path = workdir / f"{mode}-jobs.json"
-    results_path = workdir / f"{mode}-results.json"
-    jobs_path.write_text(json.dumps(jobs), encoding="utf-8")
-    try:
-        proc = subprocess.run(
-            [str(python), str(WORKER), mode, str(jobs_path), str(results_path)],
-            capture_output=True, text=True, timeout=600, check=False)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"zarr2_worker.py {mode} took longer than 600 s", pytrace=False)
-    if proc.returncode != 0 or not results_path.exists():
-        pytest.fail(f"zarr2_worker.py {mode} under {python} failed (exit {proc.returncode}):\n"
-                    f"{proc.stderr[-5000:]}", pytrace=False)
-    return json.loads(results_path.read_text(encoding="utf-8"))
+    return run_zarr2_worker(WORKER, mode, jobs, workdir)
 
 
 @pytest.fixture(scope="module")
