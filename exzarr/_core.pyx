@@ -19,7 +19,7 @@ from libc.errno cimport errno, ENOENT, EINTR
 from posix.fcntl cimport O_CREAT, O_EXCL, O_RDONLY, O_WRONLY, open as c_open
 from posix.stat cimport fstat, struct_stat
 from posix.unistd cimport close, read, unlink, write
-from posix.uio cimport iovec, preadv
+from posix.uio cimport iovec, preadv, pwritev
 
 cdef extern from "fcntl.h":
     int O_CLOEXEC
@@ -719,37 +719,21 @@ cdef Py_ssize_t read_whole_file(Ctx* c, const char* path) noexcept nogil:
 DEF MAX_IOV = 1024
 
 
-cdef int read_file_scattered(Ctx* c, const char* path, const Geometry* g, char* dst) noexcept nogil:
-    """Read an uncompressed C-order chunk straight into its (strided) place in the output.
+cdef int transfer_rows(Ctx* c, int fd, const Geometry* g, char* base, bint writing) noexcept nogil:
+    """Move a C-order chunk between a file and its rows in the user's array.
 
-    One preadv per up to 1,024 rows: the bytes go from the page cache to their
-    destination in one copy. Returns ST_OK, ST_IO, ST_SIZE, or -1 when the file is
-    missing.
+    The chunk's rows lie at ``base`` with the array's strides; the file holds them
+    back to back from offset 0. One preadv/pwritev per up to 1,024 rows, so the bytes
+    cross between the page cache and their place in one copy, with no scratch buffer.
     """
     cdef iovec iov[MAX_IOV]
-    cdef int fd, k, d, nv
-    cdef struct_stat st
+    cdef int k, d, nv
     cdef Py_ssize_t row_bytes = g.chunk_shape[g.ndim - 1] * g.itemsize
-    cdef Py_ssize_t rows = 1, r, rem, off
+    cdef Py_ssize_t rows = 1, r = 0, rem, off
     cdef Py_ssize_t got
     cdef size_t want, done, pos = 0
     for d in range(g.ndim - 1):
         rows *= g.chunk_shape[d]
-    fd = c_open(path, O_RDONLY | O_CLOEXEC)
-    if fd < 0:
-        if errno == ENOENT:
-            return -1
-        c.err = errno
-        return ST_IO
-    if fstat(fd, &st) != 0:
-        c.err = errno
-        close(fd)
-        return ST_IO
-    if <size_t>st.st_size != g.chunk_nbytes:
-        close(fd)
-        c.detail = "stored size differs from the chunk size"
-        return ST_SIZE
-    r = 0
     while r < rows:
         nv = 0
         want = 0
@@ -759,26 +743,30 @@ cdef int read_file_scattered(Ctx* c, const char* path, const Geometry* g, char* 
             for d in range(g.ndim - 2, -1, -1):
                 off += (rem % g.chunk_shape[d]) * g.arr_strides[d]
                 rem //= g.chunk_shape[d]
-            iov[nv].iov_base = dst + off
+            iov[nv].iov_base = base + off
             iov[nv].iov_len = <size_t>row_bytes
             want += <size_t>row_bytes
             nv += 1
             r += 1
         done = 0
         while done < want:
-            got = preadv(fd, iov, nv, <long>(pos + done))
+            if writing:
+                got = pwritev(fd, iov, nv, <long>(pos + done))
+            else:
+                got = preadv(fd, iov, nv, <long>(pos + done))
             if got < 0:
                 if errno == EINTR:
                     continue
                 c.err = errno
-                close(fd)
                 return ST_IO
             if got == 0:
-                close(fd)
+                if writing:
+                    c.err = 5  # EIO: the file system took no bytes
+                    return ST_IO
                 c.detail = "chunk file shrank while being read"
                 return ST_SIZE
             done += <size_t>got
-            # Drop the iovecs filled so far and trim a partly filled one.
+            # Drop the iovecs done so far and trim a partly done one.
             k = 0
             while k < nv and <size_t>got >= iov[k].iov_len:
                 got -= <Py_ssize_t>iov[k].iov_len
@@ -789,8 +777,33 @@ cdef int read_file_scattered(Ctx* c, const char* path, const Geometry* g, char* 
             memmove(iov, iov + k, (nv - k) * sizeof(iovec))
             nv -= k
         pos += want
-    close(fd)
     return ST_OK
+
+
+cdef int read_file_scattered(Ctx* c, const char* path, const Geometry* g, char* dst) noexcept nogil:
+    """Read an uncompressed C-order chunk straight into its (strided) place in the output.
+
+    Returns ST_OK, ST_IO, ST_SIZE, or -1 when the file is missing.
+    """
+    cdef int fd, st
+    cdef struct_stat sb
+    fd = c_open(path, O_RDONLY | O_CLOEXEC)
+    if fd < 0:
+        if errno == ENOENT:
+            return -1
+        c.err = errno
+        return ST_IO
+    if fstat(fd, &sb) != 0:
+        c.err = errno
+        close(fd)
+        return ST_IO
+    if <size_t>sb.st_size != g.chunk_nbytes:
+        close(fd)
+        c.detail = "stored size differs from the chunk size"
+        return ST_SIZE
+    st = transfer_rows(c, fd, g, dst, False)
+    close(fd)
+    return st
 
 
 cdef bint whole_chunk_rows(const Geometry* g, const int64_t[:, :, ::1] plan, Py_ssize_t i,
@@ -809,39 +822,67 @@ cdef bint whole_chunk_rows(const Geometry* g, const int64_t[:, :, ::1] plan, Py_
 
 
 cdef int write_file_atomic(Ctx* c, const char* tmp, const char* path, const uint8_t* data,
-                           size_t n) noexcept nogil:
-    """Write data to tmp, then move it onto path: readers never see a torn file."""
-    cdef int st
-    exzarr_lock_files()
-    st = write_file_locked(c, tmp, path, data, n)
-    exzarr_unlock_files()
-    return st
+                           size_t n, const Geometry* g, char* rows) noexcept nogil:
+    """Write a chunk to tmp, then move it onto path: readers never see a torn file.
 
-
-cdef int write_file_locked(Ctx* c, const char* tmp, const char* path, const uint8_t* data,
-                           size_t n) noexcept nogil:
-    cdef int fd
+    The chunk is ``data[:n]``, or, when ``rows`` is set, the chunk's rows gathered
+    straight from the user's array (see transfer_rows). Creating and renaming take
+    turns under the file lock (see _lib/fileio.h); the data itself is written in
+    parallel.
+    """
+    cdef int fd, st = ST_OK
     cdef Py_ssize_t put
     cdef size_t done = 0
+    exzarr_lock_files()
     fd = c_open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o666)
+    exzarr_unlock_files()
     if fd < 0:
         c.err = errno
         return ST_IO
-    while done < n:
-        put = write(fd, data + done, n - done)
-        if put < 0:
-            if errno == EINTR:
-                continue
-            c.err = errno
-            close(fd)
-            unlink(tmp)
-            return ST_IO
-        done += <size_t>put
-    if close(fd) != 0 or exzarr_replace_file(tmp, path) != 0:
+    if rows != NULL:
+        st = transfer_rows(c, fd, g, rows, True)
+    else:
+        while done < n:
+            put = write(fd, data + done, n - done)
+            if put < 0:
+                if errno == EINTR:
+                    continue
+                c.err = errno
+                st = ST_IO
+                break
+            done += <size_t>put
+    if close(fd) != 0 and st == ST_OK:
         c.err = errno
+        st = ST_IO
+    if st == ST_OK:
+        exzarr_lock_files()
+        if exzarr_replace_file(tmp, path) != 0:
+            c.err = errno
+            st = ST_IO
+        exzarr_unlock_files()
+    if st != ST_OK:
         unlink(tmp)
-        return ST_IO
-    return ST_OK
+    return st
+
+
+cdef bint rows_equal_fill(const Geometry* g, const char* base, const char* pattern,
+                          int nan_kind) noexcept nogil:
+    """all_equal_fill over a whole chunk whose rows lie strided in the user's array."""
+    cdef Py_ssize_t row_bytes = g.chunk_shape[g.ndim - 1] * g.itemsize
+    cdef Py_ssize_t rows = 1, r, rem, off
+    cdef int d
+    for d in range(g.ndim - 1):
+        rows *= g.chunk_shape[d]
+    for r in range(rows):
+        rem = r
+        off = 0
+        for d in range(g.ndim - 2, -1, -1):
+            off += (rem % g.chunk_shape[d]) * g.arr_strides[d]
+            rem //= g.chunk_shape[d]
+        if not all_equal_fill(<const uint8_t*>base + off, <size_t>row_bytes, pattern,
+                              g.itemsize, nan_kind):
+            return False
+    return True
 
 
 cdef class _Paths:
@@ -1336,7 +1377,9 @@ def encode_from(Pipeline pipe not None, cnp.ndarray value not None,
     cdef Py_ssize_t i, d, n = plan.shape[0]
     cdef int st = ST_OK
     cdef Py_ssize_t failed = -1
-    cdef bint whole
+    cdef bint whole, is_empty
+    cdef bint raw = pipe.nsteps == 1 and pipe.steps[0].kind == STEP_RAW
+    cdef char* rows
     cdef uint8_t* scratch = NULL
     cdef uint8_t* reuse = NULL
     cdef const uint8_t* data
@@ -1384,8 +1427,13 @@ def encode_from(Pipeline pipe not None, cnp.ndarray value not None,
             for d in range(g.ndim):
                 if plan[i, d, 0] != 0 or plan[i, d, 1] != 1 or plan[i, d, 3] != g.chunk_shape[d]:
                     whole = False
+            rows = NULL
             if whole and region_is_whole_contiguous(&g, plan, i, &start):
                 data = <const uint8_t*>start
+            elif whole and raw and use_files and whole_chunk_rows(&g, plan, i, &start):
+                # Stored as it is: the file is written straight from the value's rows.
+                rows = start
+                data = NULL
             else:
                 srclen = -1
                 if not whole and use_files:
@@ -1411,12 +1459,23 @@ def encode_from(Pipeline pipe not None, cnp.ndarray value not None,
                                 cstrides, astrides, counts)
                 copy_nd(cptr, cstrides, aptr, astrides, counts, g.ndim, g.itemsize)
                 data = scratch
-            if not write_empty and all_equal_fill(data, g.chunk_nbytes, pattern,
-                                                  g.itemsize, nan_kind):
+            if rows != NULL:
+                is_empty = not write_empty and rows_equal_fill(&g, rows, pattern, nan_kind)
+            else:
+                is_empty = not write_empty and all_equal_fill(data, g.chunk_nbytes, pattern,
+                                                              g.itemsize, nan_kind)
+            if is_empty:
                 empty[i] = 1
                 if use_files and unlink(files.ptrs[i]) != 0 and errno != ENOENT:
                     c.err = errno
                     st = ST_IO
+                    failed = i
+                    break
+                continue
+            if rows != NULL:
+                st = write_file_atomic(c, tmps.ptrs[i], files.ptrs[i], NULL, 0, &g, rows)
+                empty[i] = 1
+                if st != ST_OK:
                     failed = i
                     break
                 continue
@@ -1431,7 +1490,8 @@ def encode_from(Pipeline pipe not None, cnp.ndarray value not None,
                 st = encode_chain(c, pipe.steps, pipe.nsteps, data, g.chunk_nbytes,
                                   reuse, cap, &lens[i])
                 if st == ST_OK:
-                    st = write_file_atomic(c, tmps.ptrs[i], files.ptrs[i], reuse, lens[i])
+                    st = write_file_atomic(c, tmps.ptrs[i], files.ptrs[i], reuse, lens[i],
+                                           &g, NULL)
                 empty[i] = 1
                 if st != ST_OK:
                     failed = i

@@ -237,6 +237,37 @@ def test_directory_writes_are_atomic_renames(tmp_path):
     assert sorted(n for n in os.listdir(p) if not n.startswith(".")) == [str(i) for i in range(8)]
 
 
+@pytest.mark.parametrize("fill", [0.0, float("nan")])
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_uncompressed_chunks_written_from_strided_rows(tmp_path, fill, order):
+    # Whole chunks of an uncompressed array go to their files straight from the
+    # value's rows (no gather): the files must hold exactly the chunk bytes, and a
+    # chunk equal to the fill value everywhere must not be stored (or must be removed).
+    p = tmp_path / "a"
+    a = exzarr.create(shape=(12, 20), chunks=(4, 5), dtype=">f8", compressor=None,
+                      fill_value=fill, order=order, storage="filesystem", path=str(p))
+    data = np.arange(240, dtype=">f8").reshape(12, 20)
+    data[4:8, 5:10] = fill  # chunk 1.1 is all fill
+    a[...] = data
+    for i in range(3):
+        for j in range(4):
+            chunk = data[4 * i:4 * i + 4, 5 * j:5 * j + 5]
+            f = p / f"{i}.{j}"
+            if (i, j) == (1, 1):
+                assert not f.exists()
+            else:
+                assert f.read_bytes() == chunk.tobytes(order=order)
+    a[...] = data[::-1]  # overwrite every stored chunk in place
+    np.testing.assert_array_equal(exzarr.open(path=str(p))[...], data[::-1])
+    a[...] = fill  # every chunk back to fill: every file removed
+    assert a.nchunks_initialized == 0
+    b = exzarr.create(shape=(12, 20), chunks=(4, 5), dtype=">f8", compressor=None,
+                      fill_value=fill, storage="filesystem", path=str(tmp_path / "b"),
+                      write_empty_chunks=True)
+    b[...] = fill
+    assert b.nchunks_initialized == 12
+
+
 @pytest.mark.parametrize("threads", [1, 2, 4])
 def test_thread_counts_agree(threads):
     exzarr.config.set(threads=threads)

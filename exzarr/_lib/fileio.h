@@ -17,7 +17,7 @@
 /* Creating and renaming files from several threads at once is slower than from one on
  * common filesystems (directory locks, journal): 16,000 small files/s from one thread
  * fell to 2,500 from two on the machines exzarr is benchmarked on. Chunk compression
- * runs in parallel; the file operations of all threads take turns under this lock. */
+ * and the data writes run in parallel; creating and renaming take turns under this lock. */
 static pthread_mutex_t exzarr_file_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void exzarr_lock_files(void) { pthread_mutex_lock(&exzarr_file_lock); }
