@@ -255,11 +255,22 @@ def _du(path: str) -> int:
     return total
 
 
+def _settle() -> None:
+    """Flush dirty pages (untimed) before a timed step, then collect garbage.
+
+    On two cores the kernel's writeback of what the previous step wrote (and of the
+    removed tree) otherwise runs during the next timed step and takes a core from
+    whichever peer happens to be measured then.
+    """
+    os.sync()
+    gc.collect()
+
+
 def _write_fresh(peer: Peer, path: str, data: np.ndarray, chunks: tuple, codec: wl.Codec) -> float:
     """Remove ``path``, create the array (untimed), then time writing all of ``data``."""
     shutil.rmtree(path, ignore_errors=True)
     arr = peer.create(path, data, chunks, codec)
-    gc.collect()
+    _settle()
     t0 = time.perf_counter()
     peer.write(arr, data)
     t = time.perf_counter() - t0
@@ -276,7 +287,7 @@ def run_rw(peer: Peer, w: wl.Workload, codec: wl.Codec, root: str, data: np.ndar
     reads = []
     for k in range(repeat + 1):  # the first read is untimed: warms the page cache
         arr = peer.open(path)
-        gc.collect()
+        _settle()
         t0 = time.perf_counter()
         out = peer.read(arr)
         t = time.perf_counter() - t0
@@ -299,7 +310,7 @@ def _ensure_w1(peer: Peer, root: str, data: np.ndarray, codec: wl.Codec) -> str:
 
 def _window_pass(peer: Peer, arr: Any, corners: np.ndarray, n: int) -> tuple:
     outs = []
-    gc.collect()
+    _settle()
     t0 = time.perf_counter()
     for i, j in corners:
         outs.append(peer.window(arr, i, j, n))
@@ -350,6 +361,97 @@ def run_windows(peer: Peer, codec: wl.Codec, root: str, data: np.ndarray, corner
                             "runs_us": ctimes, "cold_pass_us": cold, "verified": cverified}
             res["verified"] = res["verified"] and cverified
     return res
+
+
+def _chunk_views(data: np.ndarray, chunks: tuple) -> List[np.ndarray]:
+    """C-contiguous copies of every chunk of ``data`` (the workloads' shapes divide evenly)."""
+    import itertools
+    grid = [range(0, n, c) for n, c in zip(data.shape, chunks)]
+    return [np.ascontiguousarray(data[tuple(slice(o, o + c) for o, c in zip(origin, chunks))])
+            for origin in itertools.product(*grid)]
+
+
+def _limit_impls(codec: wl.Codec, dtype: np.dtype) -> Dict[str, Any]:
+    """(encode, decode) functions of the codec chain: numcodecs' and exzarr's core.
+
+    numcodecs runs the chain codec by codec (filters, then the compressor); exzarr's
+    core runs it whole in one call without the GIL, as its arrays do.
+    """
+    import numcodecs
+    from exzarr import _core
+    from exzarr.array import core_steps
+    from exzarr.codecs import get_codec as exzarr_codec
+
+    configs = list(codec.filters) + ([codec.compressor] if codec.compressor else [])
+    if not configs:  # nothing to run: the limit is copying the bytes
+        def copy(x, out=None):
+            return np.copyto(out, x) if out is not None else x.copy()
+        return {"memcpy": (copy, copy)}
+    numcodecs.blosc.use_threads = False  # the _ctx calls: one thread per chunk, GIL released
+    chain = [numcodecs.get_codec(dict(c)) for c in configs]
+
+    def nc_encode(x):
+        for c in chain:
+            x = c.encode(x)
+        return x
+
+    def nc_decode(x, out):
+        for c in reversed(chain[1:]):
+            x = c.decode(x)
+        chain[0].decode(x, out=out)
+
+    filters = [exzarr_codec(dict(f), kind="filter") for f in codec.filters]
+    steps, comp = core_steps(dtype, filters,
+                             exzarr_codec(dict(codec.compressor)) if codec.compressor else None)
+    pipe = _core.Pipeline(steps, comp)
+    return {"numcodecs": (nc_encode, nc_decode),
+            "exzarr core": (lambda x: _core.encode_buffer(pipe, x),
+                            lambda x, out: _core.decode_buffer(pipe, x, out))}
+
+
+def run_limit(w: wl.Workload, codec: wl.Codec, data: np.ndarray, repeat: int) -> Dict[str, Any]:
+    """The 2-core codec limit: the codec chain alone over the workload's chunks, in memory.
+
+    No store, no files, no indexing: each core encodes (then decodes) its share of the
+    chunks, as fast as the codec library allows, into outputs touched beforehand. The
+    limit is the faster of numcodecs and exzarr's core, per direction; with no codec at
+    all it is a copy of every chunk (memcpy).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    chunks = _chunk_views(data, w.chunks)
+    threads = os.cpu_count() or 1
+    shares = [range(k, len(chunks), threads) for k in range(threads)]
+    outs = [np.zeros_like(c) for c in chunks]
+    best: Dict[str, Any] = {}
+    with ThreadPoolExecutor(threads) as pool:
+        for impl, (encode, decode) in _limit_impls(codec, data.dtype).items():
+            encoded: List[Any] = [None] * len(chunks)
+
+            def enc_share(idx, encode=encode):
+                for i in idx:
+                    encoded[i] = encode(chunks[i])
+
+            def dec_share(idx, decode=decode):
+                for i in idx:
+                    decode(encoded[i], outs[i])
+
+            timings = {}
+            for op, work in (("write", enc_share), ("read", dec_share)):
+                list(pool.map(work, shares))  # untimed: warms contexts and caches
+                times = []
+                for _ in range(repeat):
+                    t0 = time.perf_counter()
+                    list(pool.map(work, shares))
+                    times.append(time.perf_counter() - t0)
+                timings[op] = times
+            verified = all(np.array_equal(o, c) for o, c in zip(outs, chunks))
+            for op, times in timings.items():
+                st = dict(_stats(times, data.nbytes), impl=impl, verified=verified)
+                if op not in best or st["mbps"] > best[op]["mbps"]:
+                    best[op] = st
+    return {"write": best["write"], "read": best["read"], "threads": threads,
+            "verified": best["write"]["verified"] and best["read"]["verified"]}
 
 
 def _rss_kib() -> Optional[int]:
@@ -423,6 +525,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--data", help="directory of the generated data (default: DIR/../data)")
     p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--info", action="store_true", help="print the versions and exit")
+    p.add_argument("--limit", action="store_true",
+                   help="measure the 2-core codec limit of a whole-array workload (peer exzarr)")
     a = p.parse_args(argv)
 
     out: Dict[str, Any] = {"peer": a.peer, "workload": a.workload, "codec": a.codec}
@@ -446,7 +550,11 @@ def main(argv: Optional[List[str]] = None) -> int:
                 if not os.path.exists(os.path.join(data_dir, "manifest.json")):
                     wl.generate(data_dir)  # standalone use; run.py generates it beforehand
                 data = wl.load(data_dir, w.array)
-                if w.kind == "rw":
+                if a.limit:
+                    if w.kind != "rw":
+                        p.error("--limit is for the whole-array workloads")
+                    res = run_limit(w, codec, data, a.repeat)
+                elif w.kind == "rw":
                     res = run_rw(peer, w, codec, root, data, a.repeat)
                 else:
                     res = run_windows(peer, codec, root, data, wl.load(data_dir, "windows"),
