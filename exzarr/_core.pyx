@@ -1179,6 +1179,55 @@ cdef class _Buffers:
         free(self.present)
 
 
+cdef extern from *:
+    """
+    static inline Py_ssize_t exzarr_fetch_add(Py_ssize_t *p, Py_ssize_t v) {
+        return __atomic_fetch_add(p, v, __ATOMIC_RELAXED);
+    }
+    static inline void exzarr_store_flag(int *p) { __atomic_store_n(p, 1, __ATOMIC_RELAXED); }
+    static inline int exzarr_load_flag(int *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+    """
+    Py_ssize_t exzarr_fetch_add(Py_ssize_t* p, Py_ssize_t v) nogil
+    void exzarr_store_flag(int* p) nogil
+    int exzarr_load_flag(int* p) nogil
+
+
+cdef struct Claims:
+    Py_ssize_t next     # the next chunk index nobody has taken
+    int abort           # set by a call that failed: the others stop early
+
+
+cdef class WorkCursor:
+    """Chunk indices shared by the worker threads of one batch call.
+
+    Every thread runs the same batch call over the whole plan with the same cursor and
+    claims chunks one at a time, so a thread slowed down by the machine does not hold
+    the others back with a fixed share; a failure in one thread stops the others.
+    """
+    cdef Claims c
+
+    def __cinit__(self):
+        self.c.next = 0
+        self.c.abort = 0
+
+    def __repr__(self):
+        return f"<exzarr._core.WorkCursor next={self.c.next} abort={bool(self.c.abort)}>"
+
+
+cdef inline Py_ssize_t next_chunk(Claims* cl, Py_ssize_t i, Py_ssize_t n) noexcept nogil:
+    """The chunk after i: the next in order, or the next unclaimed one with a cursor."""
+    if cl == NULL:
+        return i + 1
+    if exzarr_load_flag(&cl.abort):
+        return n
+    return exzarr_fetch_add(&cl.next, 1)
+
+
+cdef inline void stop_others(Claims* cl) noexcept nogil:
+    if cl != NULL:
+        exzarr_store_flag(&cl.abort)
+
+
 def _raise_for_status(int status, Py_ssize_t index, detail):
     from exzarr.errors import _ChunkFailure
     raise _ChunkFailure(status, index, detail)
@@ -1191,7 +1240,7 @@ def _raise_for_status(int status, Py_ssize_t index, detail):
 def decode_into(Pipeline pipe not None, list sources not None, cnp.ndarray out not None,
                 const int64_t[:, :, ::1] plan, tuple chunk_shape not None, bint f_order,
                 bytes fill not None, list paths=None, const uint8_t[::1] partial=None,
-                Workspace workspace=None):
+                Workspace workspace=None, WorkCursor cursor=None):
     """Decode a batch of chunks into regions of ``out``, with the GIL released.
 
     Parameters
@@ -1221,6 +1270,9 @@ def decode_into(Pipeline pipe not None, list sources not None, cnp.ndarray out n
         of whole chunks always decode (and so verify) everything.
     workspace : Workspace, optional
         The calling thread's reusable contexts and buffers.
+    cursor : WorkCursor, optional
+        Shared with other threads running the same call: each takes the next chunk
+        nobody has taken yet, instead of every chunk in order.
 
     Raises
     ------
@@ -1260,10 +1312,15 @@ def decode_into(Pipeline pipe not None, list sources not None, cnp.ndarray out n
     if len(fill) != g.itemsize:
         raise ValueError("fill must be one element")
     cdef _Buffers bufs = _Buffers(sources)
+    cdef Claims* claims = &cursor.c if cursor is not None else NULL
     c.detail = NULL
     base = <char*>cnp.PyArray_DATA(out)
     with nogil:
-        for i in range(n):
+        i = -1
+        while True:
+            i = next_chunk(claims, i, n)
+            if i >= n:
+                break
             if use_files and raw:
                 target = base
                 if whole_chunk_rows(&g, plan, i, &target):
@@ -1325,6 +1382,8 @@ def decode_into(Pipeline pipe not None, list sources not None, cnp.ndarray out n
             if st != ST_OK:
                 failed = i
                 break
+        if st != ST_OK:
+            stop_others(claims)
         ws.trim()
     if st != ST_OK:
         _raise_for_status(st, failed, _detail(c, st))
@@ -1340,7 +1399,7 @@ def encode_from(Pipeline pipe not None, cnp.ndarray value not None,
                 const int64_t[:, :, ::1] plan, list existing not None,
                 tuple chunk_shape not None, bint f_order, bytes fill not None,
                 bint write_empty, int nan_kind=0, list paths=None, list tmp_paths=None,
-                Workspace workspace=None):
+                Workspace workspace=None, WorkCursor cursor=None):
     """Encode a batch of chunks from regions of ``value``, with the GIL released.
 
     Parameters
@@ -1365,6 +1424,9 @@ def encode_from(Pipeline pipe not None, cnp.ndarray value not None,
         Write each chunk straight to its file (through its temporary name and a rename),
         without the GIL, reading partly covered chunks from there too; a chunk that is
         all fill has its file removed. ``existing`` is then ignored.
+    workspace, cursor
+        As for :func:`decode_into`. With a cursor, chunks another thread took come
+        back as ``None`` too.
 
     Returns
     -------
@@ -1411,6 +1473,7 @@ def encode_from(Pipeline pipe not None, cnp.ndarray value not None,
     if outs == NULL or lens == NULL or empty == NULL:
         free(outs); free(lens); free(empty)
         raise MemoryError()
+    cdef Claims* claims = &cursor.c if cursor is not None else NULL
     c.detail = NULL
     base = <char*>cnp.PyArray_DATA(value)
     cap = compress_bound(&pipe.steps[0], pipe.encoded_size(g.chunk_nbytes))
@@ -1419,8 +1482,10 @@ def encode_from(Pipeline pipe not None, cnp.ndarray value not None,
         if scratch == NULL:
             st = ST_NOMEM
             failed = 0
-        for i in range(n):
-            if st != ST_OK:
+        i = -1
+        while st == ST_OK:
+            i = next_chunk(claims, i, n)
+            if i >= n:
                 break
             start = base
             whole = True
@@ -1508,13 +1573,15 @@ def encode_from(Pipeline pipe not None, cnp.ndarray value not None,
                 failed = i
                 break
         free(reuse)
+        if st != ST_OK:
+            stop_others(claims)
         ws.trim()
     result = []
     try:
         if st != ST_OK:
             _raise_for_status(st, failed, _detail(c, st))
         for i in range(n):
-            if empty[i]:
+            if empty[i] or outs[i] == NULL:  # all fill, written to its file, or not ours
                 result.append(None)
             else:
                 result.append(PyBytes_FromStringAndSize(<char*>outs[i], lens[i]))

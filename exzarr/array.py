@@ -327,6 +327,21 @@ class Array:
             return [fn(batches[0])]
         return list(config.pool().map(fn, batches))
 
+    def _run_claiming(self, call: Any, n: int) -> None:
+        """Run ``call(cursor)`` on each worker thread at once over all ``n`` chunks.
+
+        The threads share one :class:`~exzarr._core.WorkCursor` and take chunks one at a
+        time, so none waits for a fixed share of a thread the machine slowed down.
+        """
+        from exzarr import _core
+
+        tasks = len(self._batches(n))
+        if tasks == 1:
+            call(None)
+            return
+        cursor = _core.WorkCursor()
+        list(config.pool().map(lambda _: call(cursor), range(tasks)))
+
     def _retrieve(self, plan: Plan, out: np.ndarray) -> None:
         from exzarr import _core
 
@@ -335,24 +350,30 @@ class Array:
         f_order = self._meta.order == "F"
         partial = np.frombuffer(bytes(not c for c in plan.covered()), dtype=np.uint8)
 
+        if self._direct_files:
+            # The core reads the files itself, each thread into its reused buffer.
+            paths = self._store.file_paths(keys)  # type: ignore[attr-defined]
+            nothing: list[Any] = [None] * len(keys)
+
+            def read_files(cursor: Any) -> None:
+                try:
+                    _core.decode_into(self._pipeline, nothing, out, regions, self.chunks,
+                                      f_order, self._fill, paths, partial, config.workspace(),
+                                      cursor)
+                except _ChunkFailure as failure:
+                    raise failure.to_error(keys[failure.index]) from None
+
+            self._run_claiming(read_files, len(keys))
+            return
+
         def work(batch: range) -> None:
             ws = config.workspace()
-            if self._direct_files:
-                # The core reads the files itself, one at a time into a reused buffer.
-                steps = [batch]
-            else:
-                # Fetch a few chunks at a time, so compressed bytes never pile up.
-                steps = [range(i, min(i + _FETCH_CHUNKS, batch.stop))
-                         for i in range(batch.start, batch.stop, _FETCH_CHUNKS)]
-            for part in steps:
-                sl = slice(part.start, part.stop)
+            # Fetch a few chunks at a time, so compressed bytes never pile up.
+            for i in range(batch.start, batch.stop, _FETCH_CHUNKS):
+                sl = slice(i, min(i + _FETCH_CHUNKS, batch.stop))
                 bkeys = keys[sl]
                 pipeline = self._pipeline
-                paths = None
-                if self._direct_files:
-                    sources = [None] * len(bkeys)
-                    paths = self._store.file_paths(bkeys)  # type: ignore[attr-defined]
-                elif self._cache is not None:
+                if self._cache is not None:
                     sources = self._cached_sources(bkeys)
                     pipeline = raw_pipeline()
                 else:
@@ -362,7 +383,7 @@ class Array:
                                    for k, s in zip(bkeys, sources)]
                 try:
                     _core.decode_into(pipeline, sources, out, regions[sl], self.chunks,
-                                      f_order, self._fill, paths, partial[sl], ws)
+                                      f_order, self._fill, None, partial[sl], ws)
                 except _ChunkFailure as failure:
                     raise failure.to_error(bkeys[failure.index]) from None
 
@@ -498,23 +519,27 @@ class Array:
         regions = plan.regions()
         f_order = self._meta.order == "F"
 
+        if self._direct_files:
+            # The core writes each chunk to its file (temporary name, then a rename).
+            store: Any = self._store
+            store.prepare_dirs(keys)
+            paths, tmps = store.file_paths(keys), store.temp_paths(keys)
+            nothing: list[Any] = [None] * len(keys)
+
+            def write_files(cursor: Any) -> None:
+                try:
+                    _core.encode_from(self._pipeline, value, regions, nothing, self.chunks,
+                                      f_order, self._fill, self._write_empty, self._nan_kind,
+                                      paths, tmps, config.workspace(), cursor)
+                except _ChunkFailure as failure:
+                    raise failure.to_error(keys[failure.index]) from None
+
+            self._run_claiming(write_files, len(keys))
+            return
+
         def work(batch: range) -> None:
             sl = slice(batch.start, batch.stop)
             bkeys = keys[sl]
-            if self._direct_files:
-                store = self._store
-                store.prepare_dirs(bkeys)  # type: ignore[attr-defined]
-                try:
-                    _core.encode_from(self._pipeline, value, regions[sl], [None] * len(bkeys),
-                                      self.chunks, f_order, self._fill, self._write_empty,
-                                      self._nan_kind, store.file_paths(bkeys),  # type: ignore[attr-defined]
-                                      store.temp_paths(bkeys),  # type: ignore[attr-defined]
-                                      config.workspace())
-                except _ChunkFailure as failure:
-                    raise failure.to_error(bkeys[failure.index]) from None
-                if self._cache is not None:
-                    self._cache.invalidate(bkeys)
-                return
             need = [k for k, c in zip(bkeys, covered[sl]) if not c]
             fetched = dict(zip(need, self._store.get_many(need))) if need else {}
             existing = [fetched.get(k) for k in bkeys]

@@ -268,6 +268,26 @@ def test_uncompressed_chunks_written_from_strided_rows(tmp_path, fill, order):
     assert b.nchunks_initialized == 12
 
 
+@pytest.mark.parametrize("threads", [2, 3])
+@pytest.mark.parametrize("bad", ["0.0", "3.5", "7.7"])
+def test_threads_sharing_a_read_name_the_corrupt_chunk(tmp_path, threads, bad):
+    # Worker threads take chunk files from one shared cursor: whichever thread meets
+    # the corrupt chunk must name that chunk, not a position in its own share.
+    exzarr.config.set(threads=threads)  # (the autouse fixture restores it)
+    p = tmp_path / "a"
+    a = exzarr.create(shape=(64, 64), chunks=(8, 8), dtype="i4", compressor="lz4",
+                      storage="filesystem", path=str(p))
+    data = np.arange(64 * 64, dtype="i4").reshape(64, 64)
+    a[...] = data
+    np.testing.assert_array_equal(exzarr.open(path=str(p))[...], data)
+    (p / bad).write_bytes(b"\xff" * 40)
+    with pytest.raises(errors.CorruptChunkError) as info:
+        exzarr.open(path=str(p))[...]
+    assert info.value.key == bad
+    i = int(bad.split(".")[0])  # the rows above the corrupt chunk still read
+    np.testing.assert_array_equal(exzarr.open(path=str(p))[:8 * i, :], data[:8 * i, :])
+
+
 @pytest.mark.parametrize("threads", [1, 2, 4])
 def test_thread_counts_agree(threads):
     exzarr.config.set(threads=threads)
