@@ -822,20 +822,23 @@ cdef bint whole_chunk_rows(const Geometry* g, const int64_t[:, :, ::1] plan, Py_
 
 
 cdef int write_file_atomic(Ctx* c, const char* tmp, const char* path, const uint8_t* data,
-                           size_t n, const Geometry* g, char* rows) noexcept nogil:
+                           size_t n, const Geometry* g, char* rows, bint locked) noexcept nogil:
     """Write a chunk to tmp, then move it onto path: readers never see a torn file.
 
     The chunk is ``data[:n]``, or, when ``rows`` is set, the chunk's rows gathered
     straight from the user's array (see transfer_rows). Creating and renaming take
-    turns under the file lock (see _lib/fileio.h); the data itself is written in
-    parallel.
+    turns under the file lock (see _lib/fileio.h), the data itself is written in
+    parallel; unless the caller already holds the lock (``locked``) for a run of
+    small chunks.
     """
     cdef int fd, st = ST_OK
     cdef Py_ssize_t put
     cdef size_t done = 0
-    exzarr_lock_files()
+    if not locked:
+        exzarr_lock_files()
     fd = c_open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o666)
-    exzarr_unlock_files()
+    if not locked:
+        exzarr_unlock_files()
     if fd < 0:
         c.err = errno
         return ST_IO
@@ -855,13 +858,46 @@ cdef int write_file_atomic(Ctx* c, const char* tmp, const char* path, const uint
         c.err = errno
         st = ST_IO
     if st == ST_OK:
-        exzarr_lock_files()
+        if not locked:
+            exzarr_lock_files()
         if exzarr_replace_file(tmp, path) != 0:
             c.err = errno
             st = ST_IO
-        exzarr_unlock_files()
+        if not locked:
+            exzarr_unlock_files()
     if st != ST_OK:
         unlink(tmp)
+    return st
+
+
+DEF SMALL_RUN_BYTES = 262144   # encoded bytes collected before one locked run of writes
+DEF SMALL_RUN_MAX = 32
+
+
+cdef int write_run(Ctx* c, _Paths tmps, _Paths files, const Py_ssize_t* run, int nrun,
+                   const uint8_t* buf, size_t cap, const size_t* lens,
+                   Py_ssize_t* failed) noexcept nogil:
+    """Write a run of encoded chunks (chunk run[k] at buf + k * cap) to their files.
+
+    Small chunks cost little to write and much to create: handing the file lock from
+    thread to thread for every file costs more than the file itself, so a run of them
+    is written under one turn of the lock while the other threads go on encoding.
+    """
+    cdef int k, st = ST_OK
+    if nrun == 1:
+        st = write_file_atomic(c, tmps.ptrs[run[0]], files.ptrs[run[0]], buf, lens[run[0]],
+                               NULL, NULL, False)
+        if st != ST_OK:
+            failed[0] = run[0]
+        return st
+    exzarr_lock_files()
+    for k in range(nrun):
+        st = write_file_atomic(c, tmps.ptrs[run[k]], files.ptrs[run[k]], buf + k * cap,
+                               lens[run[k]], NULL, NULL, True)
+        if st != ST_OK:
+            failed[0] = run[k]
+            break
+    exzarr_unlock_files()
     return st
 
 
@@ -1474,9 +1510,12 @@ def encode_from(Pipeline pipe not None, cnp.ndarray value not None,
         free(outs); free(lens); free(empty)
         raise MemoryError()
     cdef Claims* claims = &cursor.c if cursor is not None else NULL
+    cdef Py_ssize_t run[SMALL_RUN_MAX]
+    cdef int nrun = 0, run_max
     c.detail = NULL
     base = <char*>cnp.PyArray_DATA(value)
     cap = compress_bound(&pipe.steps[0], pipe.encoded_size(g.chunk_nbytes))
+    run_max = <int>max(1, min(SMALL_RUN_MAX, SMALL_RUN_BYTES // max(cap, 1)))
     with nogil:
         scratch = ws.scratch_for(g.chunk_nbytes)
         if scratch == NULL:
@@ -1538,29 +1577,32 @@ def encode_from(Pipeline pipe not None, cnp.ndarray value not None,
                     break
                 continue
             if rows != NULL:
-                st = write_file_atomic(c, tmps.ptrs[i], files.ptrs[i], NULL, 0, &g, rows)
+                st = write_file_atomic(c, tmps.ptrs[i], files.ptrs[i], NULL, 0, &g, rows, False)
                 empty[i] = 1
                 if st != ST_OK:
                     failed = i
                     break
                 continue
             if use_files:
-                # One output buffer for the whole batch: each chunk goes to its file at once.
+                # Encoded into the run buffer; written when the run is full (one chunk
+                # per run unless chunks are small).
                 if reuse == NULL:
-                    reuse = <uint8_t*>malloc(cap if cap else 1)
+                    reuse = <uint8_t*>malloc(run_max * cap if cap else 1)
                     if reuse == NULL:
                         st = ST_NOMEM
                         failed = i
                         break
                 st = encode_chain(c, pipe.steps, pipe.nsteps, data, g.chunk_nbytes,
-                                  reuse, cap, &lens[i])
-                if st == ST_OK:
-                    st = write_file_atomic(c, tmps.ptrs[i], files.ptrs[i], reuse, lens[i],
-                                           &g, NULL)
+                                  reuse + nrun * cap, cap, &lens[i])
                 empty[i] = 1
                 if st != ST_OK:
                     failed = i
                     break
+                run[nrun] = i
+                nrun += 1
+                if nrun == run_max:
+                    st = write_run(c, tmps, files, run, nrun, reuse, cap, lens, &failed)
+                    nrun = 0
                 continue
             outs[i] = <uint8_t*>malloc(cap if cap else 1)
             if outs[i] == NULL:
@@ -1572,6 +1614,8 @@ def encode_from(Pipeline pipe not None, cnp.ndarray value not None,
             if st != ST_OK:
                 failed = i
                 break
+        if st == ST_OK and nrun > 0:
+            st = write_run(c, tmps, files, run, nrun, reuse, cap, lens, &failed)
         free(reuse)
         if st != ST_OK:
             stop_others(claims)
