@@ -17,8 +17,11 @@ Every measurement runs in a fresh worker process (bench/worker.py) in the peer's
 environment, one at a time: for each workload/codec, every peer in turn, exzarr first
 (--order peer: all of one peer's jobs, then the next peer's); each peer writes into its own
 directory under --dir, on local disk, with the page cache warm (one untimed read before
-the timed ones), and every read is checked against the data. Results: a table on
-stdout, the goals (MET / NOT MET), and bench/results/latest.json.
+the timed ones, dirty pages flushed before each timed step), and every read is checked
+against the data. Before each W1/W2 row, the 2-core codec limit is measured too: the
+codec chain alone over the chunks in memory (numcodecs or exzarr's core, whichever is
+faster). Results: a table on stdout, the goals (MET / NOT MET), and
+bench/results/latest.json.
 
     python bench/run.py                  # everything, 5 repetitions (medians)
     python bench/run.py --quick          # smoke test: 2 repetitions, W1 zstd/none and W4
@@ -342,7 +345,7 @@ def build_report(peers: List[str], results: Dict[Tuple[str, str, str], Dict[str,
     lines.append("exzarr/best: exzarr's speed over the best peer's (> 1: exzarr faster); for memory,"
                  " the best peer's peak over exzarr's.")
     lines.append("2-core limit: the codec chain alone on every core over the chunks in memory (no"
-                 " store, no I/O): the faster of numcodecs and exzarr's core; memcpy for none.")
+                 " store, no I/O), fastest run of numcodecs or exzarr's core; memcpy for none.")
     for i, n in enumerate(t.notes, 1):
         lines.append(f"[{i}] {n}")
 
