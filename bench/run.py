@@ -23,7 +23,7 @@ codec chain alone over the chunks in memory (numcodecs or exzarr's core, whichev
 faster). Results: a table on stdout, the goals (MET / NOT MET), and
 bench/results/latest.json.
 
-    python bench/run.py                  # everything, 5 repetitions (medians)
+    python bench/run.py                  # everything: 2 rounds of 5 repetitions (medians)
     python bench/run.py --quick          # smoke test: 2 repetitions, W1 zstd/none and W4
     python bench/run.py --peers exzarr,zarrs --workloads W1,W3 --repeat 3
 """
@@ -39,6 +39,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -184,6 +185,38 @@ def run_worker(python: str, args: List[str]) -> Dict[str, Any]:
     tail = (r.stderr or r.stdout).strip().splitlines()[-3:]
     return {"status": "error", "reason": f"worker exited {r.returncode}: {' | '.join(tail)}",
             "elapsed": elapsed}
+
+
+def _timing(runs: List[float], nbytes: int, ceiling: bool) -> Dict[str, Any]:
+    sec = min(runs) if ceiling else statistics.median(runs)
+    return {"seconds": sec, "mbps": nbytes / wl.MB / sec, "runs": runs}
+
+
+def merge_rounds(prev: Optional[Dict[str, Any]], new: Dict[str, Any],
+                 ceiling: bool = False) -> Dict[str, Any]:
+    """One cell from several rounds: the median of all their runs (the fastest run for a
+    codec limit, the largest peak for memory); a failed round fails the cell."""
+    if prev is None or prev.get("status") != "ok":
+        return prev or new
+    if new.get("status") != "ok":
+        return new
+    out = dict(new, verified=bool(prev.get("verified") and new.get("verified")))
+    for op in ("write", "read"):
+        if op in new and op in prev:
+            nbytes = new[op]["mbps"] * wl.MB * new[op]["seconds"]
+            out[op] = dict(new[op], **_timing(prev[op]["runs"] + new[op]["runs"], nbytes, ceiling))
+    if "window_us" in new:
+        out["runs_us"] = prev["runs_us"] + new["runs_us"]
+        out["window_us"] = statistics.median(out["runs_us"])
+        pc, nc = prev.get("cache") or {}, new.get("cache") or {}
+        if pc.get("status") == "ok" and nc.get("status") == "ok":
+            runs = pc["runs_us"] + nc["runs_us"]
+            out["cache"] = dict(nc, runs_us=runs, window_us=statistics.median(runs),
+                                verified=bool(pc.get("verified") and nc.get("verified")))
+    if "peak_mib" in new:
+        worst = max((prev, new), key=lambda r: r["peak_mib"])
+        out.update({k: worst[k] for k in ("peak_mib", "ratio") if k in worst})
+    return out
 
 
 def plan(quick: bool, only: Optional[List[str]]) -> List[Tuple[str, str]]:
@@ -429,10 +462,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--order", choices=("job", "peer"), default="job",
                     help="job: for each workload/codec, every peer in turn, exzarr first (default);"
                     " peer: all jobs of one peer, then the next")
+    ap.add_argument("--rounds", type=int, default=None,
+                    help="passes over all jobs, peers in reverse order on every other pass;"
+                    " a cell is the median of all its runs (default 2; 1 with --quick)")
     ap.add_argument("--keep", action="store_true", help="keep the scratch directory")
     ap.add_argument("--output", default=os.path.join(HERE, "results", "latest.json"))
     a = ap.parse_args(argv)
     repeat = a.repeat or (2 if a.quick else 5)
+    a.rounds = max(1, a.rounds or (1 if a.quick else 2))
     peers = [p.strip() for p in a.peers.split(",") if p.strip()]
     bad = [p for p in peers if p not in PEERS]
     if bad:
@@ -479,19 +516,24 @@ def main(argv: Optional[List[str]] = None) -> int:
         v = versions[p]
         log(f"  {LABEL[p]:<12} " + ", ".join(f"{k} {val}" for k, val in v.items()))
 
-    log(f"== measuring ({repeat} repetitions, medians; jobs: "
+    log(f"== measuring ({a.rounds} rounds of {repeat} repetitions, medians; jobs: "
         f"{', '.join(f'{w} {c}' for w, c in jobs)})")
     results: Dict[Tuple[str, str, str], Dict[str, Any]] = {}
     for p in peers:
         shutil.rmtree(os.path.join(scratch, p), ignore_errors=True)
-    if a.order == "job":  # per job, every peer in turn: slow drifts in load hit all alike
-        order = [(p, w, c) for w, c in jobs for p in peers]
-    else:
-        order = [(p, w, c) for p in peers for w, c in jobs]
-    if "exzarr" in peers:  # the codec limit of each W1/W2 row, measured just before it
-        for w, c in reversed([j for j in jobs if j[0] in LIMIT_WORKLOADS]):
-            first = next(k for k, o in enumerate(order) if o[1:] == (w, c))
-            order.insert(first, ("limit", w, c))
+    order: List[Tuple[str, str, str]] = []
+    for rnd in range(a.rounds):
+        # Odd rounds run the peers in reverse: no peer is always first after a job's start.
+        rp = peers if rnd % 2 == 0 else peers[::-1]
+        if a.order == "job":  # per job, every peer in turn: slow drifts in load hit all alike
+            part = [(p, w, c) for w, c in jobs for p in rp]
+        else:
+            part = [(p, w, c) for p in rp for w, c in jobs]
+        if "exzarr" in peers:  # the codec limit of each W1/W2 row, measured just before it
+            for w, c in reversed([j for j in jobs if j[0] in LIMIT_WORKLOADS]):
+                first = next(k for k, o in enumerate(part) if o[1:] == (w, c))
+                part.insert(first, ("limit", w, c))
+        order += part
     for p, w, c in order:
         if p == "limit":
             py = envs["exzarr"][0]
@@ -499,7 +541,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                 res = run_worker(py, ["--peer", "exzarr", "--workload", w, "--codec", c, "--limit",
                                       "--dir", os.path.join(scratch, "exzarr"), "--data", data_dir,
                                       "--repeat", str(repeat)])
-                results[(p, w, c)] = res
+                res = results[(p, w, c)] = merge_rounds(results.get((p, w, c)), res, ceiling=True)
                 log(f"  {'2-core limit':<12} {w:<3} {c:<13} " + (
                     f"write {res['write']['mbps']:.0f} MB/s ({res['write']['impl']}), read"
                     f" {res['read']['mbps']:.0f} MB/s ({res['read']['impl']})"
@@ -514,15 +556,16 @@ def main(argv: Optional[List[str]] = None) -> int:
                               "--dir", os.path.join(scratch, p), "--data", data_dir,
                               "--repeat", str(repeat)])
         res["load1_before"] = load1
-        results[(p, w, c)] = res
         log(f"  {LABEL[p]:<12} {w:<3} {c:<13} {summary(res)}  ({res.get('elapsed', 0):.1f} s,"
             f" load {load1:.1f})")
+        results[(p, w, c)] = merge_rounds(results.get((p, w, c)), res)
     if not a.keep:
         shutil.rmtree(scratch, ignore_errors=True)
 
     lines, rows, goals = build_report(peers, results, jobs)
     log("")
-    log(f"== results ({repeat} repetitions; the machine may be shared: numbers are noisy)")
+    log(f"== results ({a.rounds} x {repeat} repetitions; the machine may be shared: numbers are"
+        " noisy)")
     for line in lines:
         log(line)
     log("")
@@ -535,7 +578,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         machine["loadavg_end"] = list(os.getloadavg())
     out = {
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "elapsed_s": elapsed,
-        "config": {"repeat": repeat, "quick": a.quick, "peers": peers, "jobs": jobs, "order": a.order,
+        "config": {"repeat": repeat, "rounds": a.rounds, "quick": a.quick, "peers": peers, "jobs": jobs, "order": a.order,
                    "dir": scratch, "seed": wl.SEED},
         "machine": machine, "versions": versions,
         "environments": {p: {"python": envs[p][0], "status": envs[p][1]} for p in peers},
