@@ -268,6 +268,20 @@ def test_uncompressed_chunks_written_from_strided_rows(tmp_path, fill, order):
     assert b.nchunks_initialized == 12
 
 
+def test_chunk_keys_as_long_as_the_file_system_allows(tmp_path):
+    # 32 dimensions of 7-digit chunk indices make 255-character keys, NAME_MAX on
+    # common file systems: the chunk files and their temporary names must both fit.
+    nd = 32
+    p = tmp_path / "a"
+    a = exzarr.create(shape=(10**7,) * nd, chunks=(1,) * nd, dtype="i1", storage="filesystem",
+                      path=str(p))
+    sel = (slice(9_999_990, 9_999_999),) + (9_999_999,) * (nd - 1)
+    a[sel] = np.arange(1, 10, dtype="i1")
+    names = sorted(n for n in os.listdir(p) if not n.startswith("."))
+    assert len(names) == 9 and all(len(n) == 255 for n in names)
+    np.testing.assert_array_equal(exzarr.open(path=str(p))[sel], np.arange(1, 10))
+
+
 @pytest.mark.parametrize("threads", [2, 3])
 @pytest.mark.parametrize("bad", ["0.0", "3.5", "7.7"])
 def test_threads_sharing_a_read_name_the_corrupt_chunk(tmp_path, threads, bad):

@@ -53,12 +53,16 @@ class DirectoryStore(Store):
         return out
 
     def temp_paths(self, keys: list[str]) -> list[bytes]:
-        """A fresh temporary name beside each key's file, for an atomic rename."""
-        tag = f".{os.getpid()}-{threading.get_ident()}-{next(self._counter)}.partial"
+        """A fresh temporary name beside each key's file, for an atomic rename.
+
+        The name does not repeat the key's: a key may be as long as the file system
+        allows (a 32-d chunk key runs to 255 characters), its temporary name must fit too.
+        """
+        tag = f"{os.getpid()}-{threading.get_ident()}-{next(self._counter)}"
         out = []
-        for k in keys:
-            folder, _, name = self._path(k).rpartition(os.sep)
-            out.append(os.fsencode(f"{folder}{os.sep}.tmp-{name}{tag}"))
+        for i, k in enumerate(keys):
+            folder = self._path(k).rpartition(os.sep)[0]
+            out.append(os.fsencode(f"{folder}{os.sep}.tmp-{tag}-{i}.partial"))
         return out
 
     def prepare_dirs(self, keys: list[str]) -> None:
