@@ -304,17 +304,57 @@ class Array:
     def __getitem__(self, selection: Any) -> Any:
         return self.get_basic_selection(selection)
 
-    def get_basic_selection(self, selection: Any = Ellipsis) -> Any:
-        """Read ``selection`` (NumPy basic indexing) into a new ``numpy.ndarray``."""
+    def get_basic_selection(self, selection: Any = Ellipsis, out: np.ndarray | None = None) -> Any:
+        """Read ``selection`` (NumPy basic indexing) into a new ``numpy.ndarray``.
+
+        Parameters
+        ----------
+        selection : int, slice, Ellipsis, None or tuple of them
+            What to read, as for NumPy basic indexing.
+        out : numpy.ndarray, optional
+            A writable array of the selection's shape and exactly the array's dtype, any
+            memory layout, to read into instead of a new array (zarr-python's ``out``).
+            Reading tile after tile into one buffer saves allocating the result and
+            the kernel's zeroing of its fresh pages on every read.
+
+        Returns
+        -------
+        numpy.ndarray or scalar
+            The data; ``out`` itself when it was given.
+
+        Raises
+        ------
+        ValueError
+            ``out`` has another shape than the selection, or is read-only.
+        TypeError
+            ``out`` is not a NumPy array of the array's dtype.
+        """
         plan = plan_selection(selection, self.shape, self.chunks)
-        out = np.empty(plan.full_shape, dtype=self.dtype)
+        buf = np.empty(plan.full_shape, dtype=self.dtype) if out is None else self._out_view(out, plan)
         if plan.nchunks:
             if self.dtype.hasobject:
-                self._retrieve_objects(plan, out)
+                self._retrieve_objects(plan, buf)
             else:
-                self._retrieve(plan, out)
-        result = out.reshape(plan.out_shape)
+                self._retrieve(plan, buf)
+        if out is not None:
+            return out
+        result = buf.reshape(plan.out_shape)
         return result[()] if result.ndim == 0 else result
+
+    def _out_view(self, out: Any, plan: Plan) -> np.ndarray:
+        """``out`` checked against the selection, viewed in the plan's full shape."""
+        if not isinstance(out, np.ndarray):
+            raise TypeError(f"out must be a numpy.ndarray of dtype {self.dtype}, not a "
+                            f"{type(out).__name__} (a 0-d selection needs a 0-d array)")
+        if out.dtype != self.dtype:
+            raise TypeError(f"out must be of dtype {self.dtype}, not {out.dtype}")
+        if out.shape != plan.out_shape:
+            raise ValueError(f"out has shape {out.shape}; the selection reads {plan.out_shape}")
+        if not out.flags.writeable:
+            raise ValueError("out is read-only")
+        view = out.view()
+        view.shape = plan.full_shape  # only unit axes differ: always a view, never a copy
+        return view
 
     def _batches(self, n: int) -> list[range]:
         tasks = min(config.thread_count(), max(1, n // _MIN_CHUNKS_PER_TASK))

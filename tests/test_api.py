@@ -268,6 +268,29 @@ def test_uncompressed_chunks_written_from_strided_rows(tmp_path, fill, order):
     assert b.nchunks_initialized == 12
 
 
+@pytest.mark.parametrize("compressor", [None, "zstd"])
+def test_reading_into_out_from_a_directory(tmp_path, compressor):
+    # The core reads chunk files straight into the caller's buffer: contiguous, strided
+    # and reversed; repeated reads reuse it.
+    a = exzarr.create(shape=(40, 30), chunks=(8, 10), dtype="<f4", compressor=compressor,
+                      storage="filesystem", path=str(tmp_path / "a"))
+    data = np.arange(1200, dtype="<f4").reshape(40, 30)
+    a[...] = data
+    b = exzarr.open(path=str(tmp_path / "a"), mode="r")
+    out = np.empty((40, 30), "<f4")
+    for _ in range(2):
+        assert b.get_basic_selection(Ellipsis, out=out) is out
+        np.testing.assert_array_equal(out, data)
+    host = np.zeros((80, 31), "<f4")
+    view = host[::-2, 1:]
+    b.get_basic_selection(Ellipsis, out=view)
+    np.testing.assert_array_equal(view, data)
+    assert not host[-2::-2].any() and not host[:, 0].any()
+    part = np.empty((3, 5), "<f4")
+    b.get_basic_selection((slice(5, 20, 5), slice(None, None, -6)), out=part)
+    np.testing.assert_array_equal(part, data[5:20:5, ::-6])
+
+
 def test_chunk_keys_as_long_as_the_file_system_allows(tmp_path):
     # 32 dimensions of 7-digit chunk indices make 255-character keys, NAME_MAX on
     # common file systems: the chunk files and their temporary names must both fit.

@@ -308,6 +308,46 @@ def test_get_matches_numpy(spec, data):
     assert_same_result(a[sel], ref[sel])
 
 
+@settings(max_examples=200, **SETTINGS)
+@given(spec=array_specs(), data=st.data())
+def test_get_into_out_matches_numpy(spec, data):
+    # Reading into a caller's buffer of any layout (a strided, possibly reversed view
+    # into a larger array) fills exactly that view, touches nothing around it, and
+    # returns the buffer itself.
+    a, ref = make_pair(spec, data.draw(st.sampled_from(["random", "empty"]), label="init"))
+    sel = data.draw(selections(spec["shape"]), label="selection")
+    expected = np.array(ref[sel], dtype=spec["dtype"])  # (a 0-d read gives a scalar)
+    steps = [data.draw(st.sampled_from([1, 2, -1, -3]), label=f"step{d}")
+             for d in range(expected.ndim)]
+    host_shape = tuple(n * abs(k) + 1 for n, k in zip(expected.shape, steps))
+    host = random_values(np.random.default_rng(spec["seed"]), host_shape, spec["dtype"])
+    host_before = host.copy()
+
+    def carve(h):  # the same strided view into h, or into its copy
+        return h[(Ellipsis,) + tuple(slice(None, None, k) for k in steps)][
+            (Ellipsis,) + tuple(slice(0, n) for n in expected.shape)]
+
+    out = carve(host)
+    assert a.get_basic_selection(sel, out=out) is out
+    assert_same_result(out.copy(), expected)
+    out[...] = carve(host_before)
+    assert host.tobytes() == host_before.tobytes()  # nothing outside the view changed
+
+
+def test_get_into_out_rejects_what_does_not_fit():
+    a = exzarr.create(shape=(4, 6), chunks=(3, 3), dtype="i4")
+    with pytest.raises(ValueError, match="shape"):
+        a.get_basic_selection((slice(0, 2), 1), out=np.empty((2, 1), "i4"))
+    with pytest.raises(TypeError, match="dtype int32"):
+        a.get_basic_selection(Ellipsis, out=np.empty((4, 6), "i8"))
+    with pytest.raises(TypeError, match="numpy.ndarray"):
+        a.get_basic_selection(Ellipsis, out=[[0] * 6] * 4)
+    ro = np.empty((4, 6), "i4")
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        a.get_basic_selection(Ellipsis, out=ro)
+
+
 @settings(max_examples=250, **SETTINGS)
 @given(spec=array_specs(), data=st.data())
 def test_set_matches_numpy(spec, data):
