@@ -64,6 +64,7 @@ class Workload:
     codecs: tuple  # codec names
     kind: str  # "rw": whole-array write and read; "windows": W3; "memory": peak RSS of a read
     title: str
+    many_files: bool = False  # thousands of chunk files: each write into a new directory
 
 
 WORKLOADS: Dict[str, Workload] = {
@@ -74,7 +75,8 @@ WORKLOADS: Dict[str, Workload] = {
     "W3": Workload("W3", "field", (512, 512), ("zstd-1",), "windows",
                    f"{W3_WINDOWS} random {W3_SIZE}x{W3_SIZE} windows of W1 (zstd 1)"),
     "W4": Workload("W4", "image16", (64, 64), ("zstd-1",), "rw",
-                   "uint16 4096x4096 (32 MiB), 4,096 chunks of 64x64 (8 KiB), zstd 1"),
+                   "uint16 4096x4096 (32 MiB), 4,096 chunks of 64x64 (8 KiB), zstd 1",
+                   many_files=True),
     "MEM": Workload("MEM", "field", (512, 512), ("zstd-1",), "memory",
                     "peak RSS of a full W1 (zstd 1) read, above the baseline after open"),
 }

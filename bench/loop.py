@@ -1,0 +1,90 @@
+"""One exzarr operation on a benchmark array, in a loop: the thing to run under a profiler.
+
+    python bench/loop.py --workload W1 --codec zstd-1 --op read --repeat 60
+    perf record -e cpu-clock -F 4000 -a -g python bench/loop.py --codec blosc-lz4-5 --op write
+    python bench/loop.py --codec none --op read --out      # into one reused buffer
+
+The array is written once into --dir (from the same generated data as ``make bench``)
+and reused on later runs; every read is checked against the data once, at the end.
+Prints the median MB/s of the timed repetitions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import workloads as wl  # noqa: E402
+
+import exzarr  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--workload", default="W1", choices=["W1", "W2", "W4"])
+    p.add_argument("--codec", default="zstd-1")
+    p.add_argument("--op", default="read", choices=["read", "write"])
+    p.add_argument("--repeat", type=int, default=30)
+    p.add_argument("--threads", type=int, default=None, help="worker threads (default: cores)")
+    p.add_argument("--out", action="store_true", help="read into one reused buffer (out=)")
+    p.add_argument("--dir", default="/tmp/exzarr-loop")
+    a = p.parse_args(argv)
+
+    w = wl.WORKLOADS[a.workload]
+    if a.codec not in w.codecs:
+        p.error(f"{a.workload} codecs: {', '.join(w.codecs)}")
+    codec = wl.codec(a.codec)
+    if a.threads:
+        exzarr.config.set(threads=a.threads)
+    data_dir = os.path.join(a.dir, "data")
+    wl.generate(data_dir)
+    data = wl.load(data_dir, w.array)
+    path = os.path.join(a.dir, f"{w.name}-{codec.name}")
+
+    def create(where: str) -> exzarr.Array:
+        return exzarr.create(shape=data.shape, chunks=w.chunks, dtype=data.dtype.str,
+                             compressor=codec.compressor, filters=codec.filters or None,
+                             storage="filesystem", path=where, overwrite=True)
+
+    if not os.path.exists(os.path.join(path, ".zarray")):
+        create(path)[...] = data
+    times = []
+    if a.op == "write":
+        # Each write into a new directory, all removed at the end: as in make bench,
+        # since ext4 makes creating files slow right after many were removed.
+        fresh = [f"{path}-write{k}" for k in range(a.repeat)]
+        try:
+            for where in fresh:
+                arr = create(where)
+                t0 = time.perf_counter()
+                arr[...] = data
+                times.append(time.perf_counter() - t0)
+            result = exzarr.open(fresh[-1], mode="r")[...]
+        finally:
+            for where in fresh:
+                shutil.rmtree(where, ignore_errors=True)
+    else:
+        arr = exzarr.open(path, mode="r")
+        buf = np.empty(data.shape, data.dtype) if a.out else None
+        for _ in range(a.repeat):
+            t0 = time.perf_counter()
+            result = arr.get_basic_selection(Ellipsis, out=buf)
+            times.append(time.perf_counter() - t0)
+    if not np.array_equal(result, data):
+        print("MISMATCH: the array does not read back as the data", file=sys.stderr)
+        return 1
+    med = statistics.median(times)
+    print(f"{w.name} {codec.name} {a.op}{' into out' if a.out else ''}: "
+          f"{data.nbytes / wl.MB / med:.0f} MB/s (median of {a.repeat}, {med * 1e3:.1f} ms)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
