@@ -57,8 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         create(path)[...] = data
     times = []
     if a.op == "write":
-        # Each write into a new directory, all removed at the end: as in make bench,
-        # since ext4 makes creating files slow right after many were removed.
+        # Each write into a new directory, all removed at the end, as in make bench:
+        # ext4 without a journal creates files slowly for a minute after many were removed.
         fresh = [f"{path}-write{k}" for k in range(a.repeat)]
         try:
             for where in fresh:

@@ -285,9 +285,10 @@ def run_rw(peer: Peer, w: wl.Workload, codec: wl.Codec, root: str, data: np.ndar
     # costs (thread pools, codec contexts, first touch of fresh memory), not throughput.
     if w.many_files:
         # Thousands of files: every write goes to a directory of its own, and none is
-        # removed before the run ends. ext4 skips inodes freed in the last minute when it
-        # allocates new ones, so removing the previous write's files right before a timed
-        # write makes that write 3-8x slower, for whichever peer comes next.
+        # removed before the run ends. ext4 without a journal (this machine's root file
+        # system) skips inodes freed in the last minute when it allocates new ones, so
+        # removing the previous write's files right before a timed write makes that
+        # write 3-8x slower, for whichever peer comes next.
         base = os.path.join(root, f"{w.name}-{codec.name}-write")
         first = 0
         while os.path.exists(f"{base}{first}"):  # an earlier round's writes
