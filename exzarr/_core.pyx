@@ -719,6 +719,16 @@ cdef Py_ssize_t read_whole_file(Ctx* c, const char* path) noexcept nogil:
 DEF MAX_IOV = 1024
 
 
+cdef inline Py_ssize_t row_offset(const Geometry* g, Py_ssize_t r) noexcept nogil:
+    """Byte offset in the user's array of row r (C order) of a whole chunk."""
+    cdef Py_ssize_t off = 0
+    cdef int d
+    for d in range(g.ndim - 2, -1, -1):
+        off += (r % g.chunk_shape[d]) * g.arr_strides[d]
+        r //= g.chunk_shape[d]
+    return off
+
+
 cdef int transfer_rows(Ctx* c, int fd, const Geometry* g, char* base, bint writing) noexcept nogil:
     """Move a C-order chunk between a file and its rows in the user's array.
 
@@ -729,7 +739,7 @@ cdef int transfer_rows(Ctx* c, int fd, const Geometry* g, char* base, bint writi
     cdef iovec iov[MAX_IOV]
     cdef int k, d, nv
     cdef Py_ssize_t row_bytes = g.chunk_shape[g.ndim - 1] * g.itemsize
-    cdef Py_ssize_t rows = 1, r = 0, rem, off
+    cdef Py_ssize_t rows = 1, r = 0
     cdef Py_ssize_t got
     cdef size_t want, done, pos = 0
     for d in range(g.ndim - 1):
@@ -738,12 +748,7 @@ cdef int transfer_rows(Ctx* c, int fd, const Geometry* g, char* base, bint writi
         nv = 0
         want = 0
         while nv < MAX_IOV and r < rows:
-            rem = r
-            off = 0
-            for d in range(g.ndim - 2, -1, -1):
-                off += (rem % g.chunk_shape[d]) * g.arr_strides[d]
-                rem //= g.chunk_shape[d]
-            iov[nv].iov_base = base + off
+            iov[nv].iov_base = base + row_offset(g, r)
             iov[nv].iov_len = <size_t>row_bytes
             want += <size_t>row_bytes
             nv += 1
@@ -905,18 +910,13 @@ cdef bint rows_equal_fill(const Geometry* g, const char* base, const char* patte
                           int nan_kind) noexcept nogil:
     """all_equal_fill over a whole chunk whose rows lie strided in the user's array."""
     cdef Py_ssize_t row_bytes = g.chunk_shape[g.ndim - 1] * g.itemsize
-    cdef Py_ssize_t rows = 1, r, rem, off
+    cdef Py_ssize_t rows = 1, r
     cdef int d
     for d in range(g.ndim - 1):
         rows *= g.chunk_shape[d]
     for r in range(rows):
-        rem = r
-        off = 0
-        for d in range(g.ndim - 2, -1, -1):
-            off += (rem % g.chunk_shape[d]) * g.arr_strides[d]
-            rem //= g.chunk_shape[d]
-        if not all_equal_fill(<const uint8_t*>base + off, <size_t>row_bytes, pattern,
-                              g.itemsize, nan_kind):
+        if not all_equal_fill(<const uint8_t*>base + row_offset(g, r), <size_t>row_bytes,
+                              pattern, g.itemsize, nan_kind):
             return False
     return True
 
