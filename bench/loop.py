@@ -5,8 +5,9 @@
     python bench/loop.py --codec none --op read --out      # into one reused buffer
 
 The array is written once into --dir (from the same generated data as ``make bench``)
-and reused on later runs; every read is checked against the data once, at the end.
-Prints the median MB/s of the timed repetitions.
+and reused on later runs; writes are timed as ``make bench`` times them (worker.py's
+_write_fresh: created untimed, dirty pages flushed first); the result is checked against
+the data once, at the end. Prints the median MB/s of the timed repetitions.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import worker  # noqa: E402
 import workloads as wl  # noqa: E402
 
 import exzarr  # noqa: E402
@@ -48,28 +50,19 @@ def main(argv: list[str] | None = None) -> int:
     data = wl.load(data_dir, w.array)
     path = os.path.join(a.dir, f"{w.name}-{codec.name}")
 
-    def create(where: str) -> exzarr.Array:
-        return exzarr.create(shape=data.shape, chunks=w.chunks, dtype=data.dtype.str,
-                             compressor=codec.compressor, filters=codec.filters or None,
-                             storage="filesystem", path=where, overwrite=True)
-
+    peer = worker.ExzarrPeer()
     if not os.path.exists(os.path.join(path, ".zarray")):
-        create(path)[...] = data
+        worker._write_fresh(peer, path, data, w.chunks, codec)
     times = []
     if a.op == "write":
-        # Each write into a new directory, all removed at the end, as in make bench:
-        # ext4 without a journal creates files slowly for a minute after many were removed.
-        fresh = [f"{path}-write{k}" for k in range(a.repeat)]
+        # Written as make bench writes: into the same directory, removed before each
+        # write, or with thousands of files each into a new one (see worker.run_rw).
+        fresh = [f"{path}-write{k}" for k in range(a.repeat)] if w.many_files else [path] * a.repeat
         try:
-            for where in fresh:
-                arr = create(where)
-                os.sync()  # as make bench: the previous write's writeback is not timed here
-                t0 = time.perf_counter()
-                arr[...] = data
-                times.append(time.perf_counter() - t0)
+            times = [worker._write_fresh(peer, where, data, w.chunks, codec) for where in fresh]
             result = exzarr.open(fresh[-1], mode="r")[...]
         finally:
-            for where in fresh:
+            for where in set(fresh) - {path}:
                 shutil.rmtree(where, ignore_errors=True)
     else:
         arr = exzarr.open(path, mode="r")
