@@ -1511,21 +1511,25 @@ def encode_from(Pipeline pipe not None, cnp.ndarray value not None,
         raise MemoryError()
     cdef Claims* claims = &cursor.c if cursor is not None else NULL
     cdef Py_ssize_t run[SMALL_RUN_MAX]
-    cdef int nrun = 0, run_max
+    cdef Py_ssize_t ignored = -1
+    cdef int nrun = 0, run_max, first_err
+    cdef const char* first_detail
     c.detail = NULL
     base = <char*>cnp.PyArray_DATA(value)
     cap = compress_bound(&pipe.steps[0], pipe.encoded_size(g.chunk_nbytes))
     run_max = <int>max(1, min(SMALL_RUN_MAX, SMALL_RUN_BYTES // max(cap, 1)))
     with nogil:
-        scratch = ws.scratch_for(g.chunk_nbytes)
-        if scratch == NULL:
-            st = ST_NOMEM
-            failed = 0
         i = -1
         while st == ST_OK:
             i = next_chunk(claims, i, n)
             if i >= n:
                 break
+            if scratch == NULL:
+                scratch = ws.scratch_for(g.chunk_nbytes)
+                if scratch == NULL:
+                    st = ST_NOMEM
+                    failed = i
+                    break
             start = base
             whole = True
             for d in range(g.ndim):
@@ -1614,8 +1618,15 @@ def encode_from(Pipeline pipe not None, cnp.ndarray value not None,
             if st != ST_OK:
                 failed = i
                 break
-        if st == ST_OK and nrun > 0:
-            st = write_run(c, tmps, files, run, nrun, reuse, cap, lens, &failed)
+        if nrun > 0:
+            # Chunks encoded before a failure are still written: a failed call leaves
+            # every chunk either as it was or fully replaced, whichever it got to.
+            if st == ST_OK:
+                st = write_run(c, tmps, files, run, nrun, reuse, cap, lens, &failed)
+            else:
+                first_err, first_detail = c.err, c.detail
+                write_run(c, tmps, files, run, nrun, reuse, cap, lens, &ignored)
+                c.err, c.detail = first_err, first_detail  # report the first failure
         free(reuse)
         if st != ST_OK:
             stop_others(claims)

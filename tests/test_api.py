@@ -291,6 +291,26 @@ def test_reading_into_out_from_a_directory(tmp_path, compressor):
     np.testing.assert_array_equal(part, data[5:20:5, ::-6])
 
 
+def test_a_failed_write_keeps_the_chunks_it_finished(tmp_path):
+    # Small chunks are written in runs; when a later chunk fails (here a partly covered
+    # chunk whose stored bytes are corrupt) the chunks already encoded are still written,
+    # the failing one and those after it stay as they were.
+    exzarr.config.set(threads=1)
+    p = tmp_path / "a"
+    a = exzarr.create(shape=(100,), chunks=(10,), dtype="i4", compressor="lz4",
+                      storage="filesystem", path=str(p))
+    a[:] = 1
+    (p / "5").write_bytes(b"\x00" * 12)
+    with pytest.raises(errors.CorruptChunkError) as info:
+        a[3:55] = 2
+    assert info.value.key == "5"
+    assert (p / "5").read_bytes() == b"\x00" * 12
+    b = exzarr.open(path=str(p))
+    np.testing.assert_array_equal(b[:50], [1] * 3 + [2] * 47)
+    np.testing.assert_array_equal(b[60:], [1] * 40)
+    assert not [n for n in os.listdir(p) if n.startswith(".tmp-")]
+
+
 def test_chunk_keys_as_long_as_the_file_system_allows(tmp_path):
     # 32 dimensions of 7-digit chunk indices make 255-character keys, NAME_MAX on
     # common file systems: the chunk files and their temporary names must both fit.
