@@ -365,7 +365,7 @@ class Array:
         batches = self._batches(n)
         if len(batches) == 1:
             return [fn(batches[0])]
-        return list(config.pool().map(fn, batches))
+        return config.run_all(fn, batches)
 
     def _run_claiming(self, call: Any, n: int) -> None:
         """Run ``call(cursor)`` on each worker thread at once over all ``n`` chunks.
@@ -380,7 +380,7 @@ class Array:
             call(None)
             return
         cursor = _core.WorkCursor()
-        list(config.pool().map(lambda _: call(cursor), range(tasks)))
+        config.run_all(call, [cursor] * tasks)
 
     def _retrieve(self, plan: Plan, out: np.ndarray) -> None:
         from exzarr import _core

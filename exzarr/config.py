@@ -73,3 +73,17 @@ def pool() -> Any:
             if old is not None:
                 old.shutdown(wait=False)
         return _pool
+
+
+def run_all(fn: Any, args: list[Any]) -> list[Any]:
+    """``fn(arg)`` for every arg on the worker pool; the results, in order.
+
+    Waits for every call before raising the first failure: a call still running after
+    its sibling failed would otherwise go on writing into the caller's output or
+    renaming chunk files into place behind the caller's back.
+    """
+    from concurrent.futures import wait
+
+    futures = [pool().submit(fn, a) for a in args]
+    wait(futures)
+    return [f.result() for f in futures]
