@@ -52,13 +52,18 @@ class DirectoryStore(Store):
                 out.append(os.fsencode(root + k))
         return out
 
+    def _temp_tag(self) -> str:
+        # Process, thread and call, and a random part: processes on other hosts or in
+        # other containers writing into the same folder may share a pid.
+        return f"{os.getpid()}-{threading.get_ident()}-{next(self._counter)}-{os.urandom(4).hex()}"
+
     def temp_paths(self, keys: list[str]) -> list[bytes]:
         """A fresh temporary name beside each key's file, for an atomic rename.
 
         The name does not repeat the key's: a key may be as long as the file system
         allows (a 32-d chunk key runs to 255 characters), its temporary name must fit too.
         """
-        tag = f"{os.getpid()}-{threading.get_ident()}-{next(self._counter)}"
+        tag = self._temp_tag()
         out = []
         for i, k in enumerate(keys):
             folder = self._path(k).rpartition(os.sep)[0]
@@ -86,9 +91,8 @@ class DirectoryStore(Store):
         if folder not in self._made_dirs:
             os.makedirs(folder, exist_ok=True)
             self._made_dirs.add(folder)
-        # A name unique to this process, thread and write: no two writers share it.
-        tmp = os.path.join(
-            folder, f".tmp-{os.getpid()}-{threading.get_ident()}-{next(self._counter)}.partial")
+        # A name unique to this write: no two writers share it.
+        tmp = os.path.join(folder, f".tmp-{self._temp_tag()}.partial")
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
         except FileNotFoundError:  # the directory was removed behind our back
