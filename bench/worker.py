@@ -444,11 +444,11 @@ def run_limit(w: wl.Workload, codec: wl.Codec, data: np.ndarray, repeat: int) ->
         for impl, (encode, decode) in _limit_impls(codec, data.dtype).items():
             encoded: List[Any] = [None] * len(chunks)
 
-            def enc_share(idx, encode=encode):
+            def enc_share(idx, encode=encode, encoded=encoded):
                 for i in idx:
                     encoded[i] = encode(chunks[i])
 
-            def dec_share(idx, decode=decode):
+            def dec_share(idx, decode=decode, encoded=encoded):
                 for i in idx:
                     decode(encoded[i], outs[i])
 
