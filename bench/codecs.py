@@ -245,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\nratio = exzarr throughput / numcodecs throughput (> 1: exzarr faster)\n")
         cores = os.cpu_count() or 1
         prow = bench_pipeline(datasets, args.repeat)
-        print(f"Array pipeline (in-memory exzarr array, 1 MiB chunks, filter + zstd 1), MB/s of array data:\n")
+        print("Array pipeline (in-memory exzarr array, 1 MiB chunks, filter + zstd 1), MB/s of array data:\n")
         print(table(["filter", "write 1 thread", "read 1 thread", f"write {cores} threads",
                      f"read {cores} threads", "stored ratio"], prow))
     except Mismatch as exc:
