@@ -356,8 +356,11 @@ class Array:
         view.shape = plan.full_shape  # only unit axes differ: always a view, never a copy
         return view
 
+    def _task_count(self, n: int) -> int:
+        return min(config.thread_count(), max(1, n // _MIN_CHUNKS_PER_TASK))
+
     def _batches(self, n: int) -> list[range]:
-        tasks = min(config.thread_count(), max(1, n // _MIN_CHUNKS_PER_TASK))
+        tasks = self._task_count(n)
         bounds = [n * i // tasks for i in range(tasks + 1)]
         return [range(bounds[i], bounds[i + 1]) for i in range(tasks)]
 
@@ -367,20 +370,26 @@ class Array:
             return [fn(batches[0])]
         return config.run_all(fn, batches)
 
-    def _run_claiming(self, call: Any, n: int) -> None:
-        """Run ``call(cursor)`` on each worker thread at once over all ``n`` chunks.
+    def _run_claiming(self, call: Any, keys: list[str]) -> None:
+        """Run ``call(cursor)`` on each worker thread at once over all chunks of ``keys``.
 
         The threads share one :class:`~exzarr._core.WorkCursor` and take chunks one at a
-        time, so none waits for a fixed share of a thread the machine slowed down.
+        time, so none waits for a fixed share of a thread the machine slowed down. A
+        failure of the core becomes the public error naming its chunk.
         """
         from exzarr import _core
 
-        tasks = len(self._batches(n))
+        def named(cursor: Any) -> None:
+            try:
+                call(cursor)
+            except _ChunkFailure as failure:
+                raise failure.to_error(keys[failure.index]) from None
+
+        tasks = self._task_count(len(keys))
         if tasks == 1:
-            call(None)
-            return
-        cursor = _core.WorkCursor()
-        config.run_all(call, [cursor] * tasks)
+            named(None)
+        else:
+            config.run_all(named, [_core.WorkCursor()] * tasks)
 
     def _retrieve(self, plan: Plan, out: np.ndarray) -> None:
         from exzarr import _core
@@ -396,14 +405,10 @@ class Array:
             nothing: list[Any] = [None] * len(keys)
 
             def read_files(cursor: Any) -> None:
-                try:
-                    _core.decode_into(self._pipeline, nothing, out, regions, self.chunks,
-                                      f_order, self._fill, paths, partial, config.workspace(),
-                                      cursor)
-                except _ChunkFailure as failure:
-                    raise failure.to_error(keys[failure.index]) from None
+                _core.decode_into(self._pipeline, nothing, out, regions, self.chunks, f_order,
+                                  self._fill, paths, partial, config.workspace(), cursor)
 
-            self._run_claiming(read_files, len(keys))
+            self._run_claiming(read_files, keys)
             return
 
         def work(batch: range) -> None:
@@ -567,14 +572,11 @@ class Array:
             nothing: list[Any] = [None] * len(keys)
 
             def write_files(cursor: Any) -> None:
-                try:
-                    _core.encode_from(self._pipeline, value, regions, nothing, self.chunks,
-                                      f_order, self._fill, self._write_empty, self._nan_kind,
-                                      paths, tmps, config.workspace(), cursor)
-                except _ChunkFailure as failure:
-                    raise failure.to_error(keys[failure.index]) from None
+                _core.encode_from(self._pipeline, value, regions, nothing, self.chunks, f_order,
+                                  self._fill, self._write_empty, self._nan_kind, paths, tmps,
+                                  config.workspace(), cursor)
 
-            self._run_claiming(write_files, len(keys))
+            self._run_claiming(write_files, keys)
             return
 
         def work(batch: range) -> None:
