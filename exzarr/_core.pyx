@@ -719,6 +719,15 @@ cdef Py_ssize_t read_whole_file(Ctx* c, const char* path) noexcept nogil:
 DEF MAX_IOV = 1024
 
 
+cdef inline Py_ssize_t chunk_rows(const Geometry* g) noexcept nogil:
+    """Rows (runs along the last dimension) in a whole C-order chunk."""
+    cdef Py_ssize_t rows = 1
+    cdef int d
+    for d in range(g.ndim - 1):
+        rows *= g.chunk_shape[d]
+    return rows
+
+
 cdef inline Py_ssize_t row_offset(const Geometry* g, Py_ssize_t r) noexcept nogil:
     """Byte offset in the user's array of row r (C order) of a whole chunk."""
     cdef Py_ssize_t off = 0
@@ -737,13 +746,11 @@ cdef int transfer_rows(Ctx* c, int fd, const Geometry* g, char* base, bint writi
     cross between the page cache and their place in one copy, with no scratch buffer.
     """
     cdef iovec iov[MAX_IOV]
-    cdef int k, d, nv
+    cdef int k, nv
     cdef Py_ssize_t row_bytes = g.chunk_shape[g.ndim - 1] * g.itemsize
-    cdef Py_ssize_t rows = 1, r = 0
+    cdef Py_ssize_t rows = chunk_rows(g), r = 0
     cdef Py_ssize_t got
     cdef size_t want, done, pos = 0
-    for d in range(g.ndim - 1):
-        rows *= g.chunk_shape[d]
     while r < rows:
         nv = 0
         want = 0
@@ -910,11 +917,8 @@ cdef bint rows_equal_fill(const Geometry* g, const char* base, const char* patte
                           int nan_kind) noexcept nogil:
     """all_equal_fill over a whole chunk whose rows lie strided in the user's array."""
     cdef Py_ssize_t row_bytes = g.chunk_shape[g.ndim - 1] * g.itemsize
-    cdef Py_ssize_t rows = 1, r
-    cdef int d
-    for d in range(g.ndim - 1):
-        rows *= g.chunk_shape[d]
-    for r in range(rows):
+    cdef Py_ssize_t r
+    for r in range(chunk_rows(g)):
         if not all_equal_fill(<const uint8_t*>base + row_offset(g, r), <size_t>row_bytes,
                               pattern, g.itemsize, nan_kind):
             return False
