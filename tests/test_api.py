@@ -325,6 +325,25 @@ def test_chunk_keys_as_long_as_the_file_system_allows(tmp_path):
     np.testing.assert_array_equal(exzarr.open(path=str(p))[sel], np.arange(1, 10))
 
 
+@pytest.mark.parametrize("whole", [True, False], ids=["core-path", "store-set"])
+def test_a_directory_at_a_chunk_path_is_left_alone(tmp_path, whole):
+    # Replacing a chunk exchanges it with the file at its path; a directory there
+    # (a stray folder, or the chunk tree of another layout) must stay where it was,
+    # contents and all, and the write must fail as a plain rename would.
+    p = tmp_path / "a"
+    a = exzarr.create(shape=(4, 4), chunks=(2, 2), dtype="i4", compressor=None,
+                      storage="filesystem", path=str(p))
+    (p / "1.0").mkdir()
+    (p / "1.0" / "keep").write_bytes(b"data")
+    with pytest.raises(IsADirectoryError):
+        if whole:
+            a[...] = 7  # whole chunks: written by the core
+        else:
+            a.store.set("1.0", b"\x00" * 16)
+    assert (p / "1.0" / "keep").read_bytes() == b"data"
+    assert not [n for n in os.listdir(p) if n.startswith(".tmp-")]
+
+
 @pytest.mark.parametrize("threads", [2, 3])
 @pytest.mark.parametrize("bad", ["0.0", "3.5", "7.7"])
 def test_threads_sharing_a_read_name_the_corrupt_chunk(tmp_path, threads, bad):

@@ -4,7 +4,8 @@
  * existing file makes ext4 (auto_da_alloc) start writeback of the new file at once,
  * which costs about two thirds of the write speed; exchanging the two names with
  * renameat2(RENAME_EXCHANGE) is just as atomic for readers and avoids it. The old
- * contents, now under the temporary name, are then unlinked.
+ * contents, now under the temporary name, are then unlinked; if they are a directory,
+ * the exchange is undone and the call fails with EISDIR, as rename() does.
  */
 #ifndef EXZARR_FILEIO_H
 #define EXZARR_FILEIO_H
@@ -26,8 +27,13 @@ static void exzarr_unlock_files(void) { pthread_mutex_unlock(&exzarr_file_lock);
 static int exzarr_replace_file(const char *tmp, const char *path) {
 #if defined(__linux__) && defined(RENAME_EXCHANGE)
     if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_EXCHANGE) == 0) {
-        unlink(tmp);
-        return 0;
+        if (unlink(tmp) == 0 || (errno != EISDIR && errno != EPERM))
+            return 0;  /* the new chunk is in place (a leftover old file is harmless) */
+        /* A directory sat at the chunk's path and is now under the temporary name:
+         * put it back and fail as rename() would, so nothing under it is lost. */
+        renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_EXCHANGE);
+        errno = EISDIR;
+        return -1;
     }
     if (errno != ENOENT && errno != EINVAL && errno != ENOSYS && errno != EPERM)
         return -1;
