@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from collections.abc import Iterator, MutableMapping, Sequence
 from typing import Any
@@ -20,8 +21,8 @@ from exzarr.storage.base import Store
 
 # Below this many chunks a batch runs on the calling thread: a pool hop costs more.
 _MIN_CHUNKS_PER_TASK = 2
-# Chunks fetched from a store at once by one worker (directory stores are read by the
-# core chunk by chunk instead).
+# Chunks fetched from (or stored to) a store at once by one worker; directory stores
+# are read and written by the core chunk by chunk instead.
 _FETCH_CHUNKS = 8
 
 
@@ -359,16 +360,34 @@ class Array:
     def _task_count(self, n: int) -> int:
         return min(config.thread_count(), max(1, n // _MIN_CHUNKS_PER_TASK))
 
-    def _batches(self, n: int) -> list[range]:
-        tasks = self._task_count(n)
-        bounds = [n * i // tasks for i in range(tasks + 1)]
-        return [range(bounds[i], bounds[i + 1]) for i in range(tasks)]
+    def _run_groups(self, fn: Any, n: int) -> None:
+        """Run ``fn(group)`` over ``range(n)`` in groups of ``_FETCH_CHUNKS`` chunks.
 
-    def _run(self, fn: Any, n: int) -> list[Any]:
-        batches = self._batches(n)
-        if len(batches) == 1:
-            return [fn(batches[0])]
-        return config.run_all(fn, batches)
+        Worker threads take the next group from a shared counter until none is left,
+        so the work evens out across threads and each holds the encoded bytes of one
+        group at a time, never of its whole share. After a failure the others stop at
+        their next group; the first failure is raised.
+        """
+        tasks = self._task_count(n)
+        if tasks == 1:
+            for start in range(0, n, _FETCH_CHUNKS):
+                fn(range(start, min(start + _FETCH_CHUNKS, n)))
+            return
+        starts = itertools.count(0, _FETCH_CHUNKS)  # next() is atomic under the GIL
+        failed: list[bool] = []
+
+        def worker(_: int) -> None:
+            while not failed:
+                start = next(starts)
+                if start >= n:
+                    return
+                try:
+                    fn(range(start, min(start + _FETCH_CHUNKS, n)))
+                except BaseException:
+                    failed.append(True)
+                    raise
+
+        config.run_all(worker, list(range(tasks)))
 
     def _run_claiming(self, call: Any, keys: list[str]) -> None:
         """Run ``call(cursor)`` on each worker thread at once over all chunks of ``keys``.
@@ -411,28 +430,25 @@ class Array:
             self._run_claiming(read_files, keys)
             return
 
-        def work(batch: range) -> None:
-            ws = config.workspace()
-            # Fetch a few chunks at a time, so compressed bytes never pile up.
-            for i in range(batch.start, batch.stop, _FETCH_CHUNKS):
-                sl = slice(i, min(i + _FETCH_CHUNKS, batch.stop))
-                bkeys = keys[sl]
-                pipeline = self._pipeline
-                if self._cache is not None:
-                    sources = self._cached_sources(bkeys)
-                    pipeline = raw_pipeline()
-                else:
-                    sources = self._store.get_many(bkeys)
-                    if self._python_codecs:
-                        sources = [None if s is None else self._decode_python(k, s)
-                                   for k, s in zip(bkeys, sources)]
-                try:
-                    _core.decode_into(pipeline, sources, out, regions[sl], self.chunks,
-                                      f_order, self._fill, None, partial[sl], ws)
-                except _ChunkFailure as failure:
-                    raise failure.to_error(bkeys[failure.index]) from None
+        def work(group: range) -> None:
+            sl = slice(group.start, group.stop)
+            bkeys = keys[sl]
+            pipeline = self._pipeline
+            if self._cache is not None:
+                sources = self._cached_sources(bkeys)
+                pipeline = raw_pipeline()
+            else:
+                sources = self._store.get_many(bkeys)
+                if self._python_codecs:
+                    sources = [None if s is None else self._decode_python(k, s)
+                               for k, s in zip(bkeys, sources)]
+            try:
+                _core.decode_into(pipeline, sources, out, regions[sl], self.chunks,
+                                  f_order, self._fill, None, partial[sl], config.workspace())
+            except _ChunkFailure as failure:
+                raise failure.to_error(bkeys[failure.index]) from None
 
-        self._run(work, len(keys))
+        self._run_groups(work, len(keys))
 
     def _cached_sources(self, keys: list[str]) -> list[bytes | None]:
         """Decoded chunk bytes for ``keys``: from the cache, else fetched, decoded, cached."""
@@ -579,8 +595,8 @@ class Array:
             self._run_claiming(write_files, keys)
             return
 
-        def work(batch: range) -> None:
-            sl = slice(batch.start, batch.stop)
+        def work(group: range) -> None:
+            sl = slice(group.start, group.stop)
             bkeys = keys[sl]
             need = [k for k, c in zip(bkeys, covered[sl]) if not c]
             fetched = dict(zip(need, self._store.get_many(need))) if need else {}
@@ -604,7 +620,7 @@ class Array:
             if empties:
                 self._store.delete_many(empties)
 
-        self._run(work, len(keys))
+        self._run_groups(work, len(keys))
 
     # -- object arrays (variable-length strings and bytes): chunks handled in Python ----
     def _object_chunk(self, key: str, data: bytes | None) -> np.ndarray:

@@ -10,6 +10,7 @@ import pytest
 
 import exzarr
 from exzarr import errors
+from exzarr.storage.memory import MemoryStore
 
 
 def test_create_defaults_match_the_original():
@@ -371,6 +372,60 @@ def test_thread_counts_agree(threads):
     data = np.arange(10000).reshape(100, 100)
     a[...] = data
     np.testing.assert_array_equal(a[3:97:2, ::-3], data[3:97:2, ::-3])
+
+
+class _CountingStore(MemoryStore):
+    """A memory store that records how many chunks each batched call moves."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sets: list[int] = []
+        self.gets: list[int] = []
+        self.fail_key: str | None = None
+
+    def get_many(self, keys):
+        keys = list(keys)
+        self.gets.append(len(keys))
+        return super().get_many(keys)
+
+    def set_many(self, items):
+        items = list(items)
+        if any(k == self.fail_key for k, _ in items):
+            raise OSError(28, "No space left on device", self.fail_key)
+        self.sets.append(len(items))
+        super().set_many(items)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_store_batches_stay_small_on_every_thread(threads):
+    # Threads share out the chunks a few at a time: a big write never holds the encoded
+    # bytes of a thread's whole share before storing them, and a read fetches a few
+    # chunks at a time as well.
+    exzarr.config.set(threads=threads)
+    store = _CountingStore()
+    a = exzarr.create(shape=(64, 64), chunks=(4, 8), dtype="i4", storage=store)
+    data = np.arange(64 * 64, dtype="i4").reshape(64, 64)
+    a[...] = data
+    assert sum(store.sets) == 128 and max(store.sets) <= 8
+    np.testing.assert_array_equal(a[...], data)
+    assert sum(store.gets) == 128 and max(store.gets) <= 8
+
+
+def test_a_failing_store_batch_fails_the_write_and_leaves_whole_chunks():
+    exzarr.config.set(threads=2)
+    store = _CountingStore()
+    a = exzarr.create(shape=(64, 64), chunks=(4, 8), dtype="i4", storage=store)
+    store.fail_key = "5.3"
+    with pytest.raises(OSError, match="No space"):
+        a[...] = 1
+    # Each chunk is either written whole or left as it was (fill), and the failing
+    # batch stored nothing.
+    assert sum(store.sets) <= 120
+    assert set(np.unique(a[...])) <= {0, 1}
+    assert store.get("5.3") is None
+    store.fail_key = None
+    a[...] = 2
+    assert (a[...] == 2).all()
 
 
 def test_dimension_separator_slash(tmp_path):
