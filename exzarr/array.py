@@ -21,9 +21,6 @@ from exzarr.storage.base import Store
 
 # Below this many chunks a batch runs on the calling thread: a pool hop costs more.
 _MIN_CHUNKS_PER_TASK = 2
-# Chunks fetched from (or stored to) a store at once by one worker; directory stores
-# are read and written by the core chunk by chunk instead.
-_FETCH_CHUNKS = 8
 
 
 @functools.lru_cache(maxsize=1)
@@ -361,7 +358,7 @@ class Array:
         return min(config.thread_count(), max(1, n // _MIN_CHUNKS_PER_TASK))
 
     def _run_groups(self, fn: Any, n: int) -> None:
-        """Run ``fn(group)`` over ``range(n)`` in groups of ``_FETCH_CHUNKS`` chunks.
+        """Run ``fn(group)`` over ``range(n)`` in groups of the store's ``batch_chunks``.
 
         Worker threads take the next group from a shared counter until none is left,
         so the work evens out across threads and each holds the encoded bytes of one
@@ -369,11 +366,12 @@ class Array:
         their next group; the first failure is raised.
         """
         tasks = self._task_count(n)
+        size = max(1, min(int(self._store.batch_chunks), -(-n // tasks)))  # every thread gets some
         if tasks == 1:
-            for start in range(0, n, _FETCH_CHUNKS):
-                fn(range(start, min(start + _FETCH_CHUNKS, n)))
+            for start in range(0, n, size):
+                fn(range(start, min(start + size, n)))
             return
-        starts = itertools.count(0, _FETCH_CHUNKS)  # next() is atomic under the GIL
+        starts = itertools.count(0, size)  # next() is atomic under the GIL
         failed: list[bool] = []
 
         def worker(_: int) -> None:
@@ -382,7 +380,7 @@ class Array:
                 if start >= n:
                     return
                 try:
-                    fn(range(start, min(start + _FETCH_CHUNKS, n)))
+                    fn(range(start, min(start + size, n)))
                 except BaseException:
                     failed.append(True)
                     raise

@@ -52,6 +52,7 @@ class ConsolidatedStore(Store):
     def __init__(self, store: Store, metadata: dict[str, Any], prefix: str = "") -> None:
         super().__init__(read_only=store.read_only)
         self.base = store
+        self.batch_chunks = store.batch_chunks
         self.prefix = prefix + "/" if prefix else ""
         self._meta = _LazyDocs({self.prefix + k: v for k, v in metadata.items()})
 

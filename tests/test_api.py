@@ -411,6 +411,20 @@ def test_store_batches_stay_small_on_every_thread(threads):
     assert sum(store.gets) == 128 and max(store.gets) <= 8
 
 
+def test_a_store_sets_its_own_batch_size():
+    exzarr.config.set(threads=2)
+    store = _CountingStore()
+    store.batch_chunks = 3
+    a = exzarr.create(shape=(10, 64), chunks=(10, 2), dtype="u1", storage=store)
+    a[...] = 7
+    assert sum(store.sets) == 32 and max(store.sets) == 3
+    # Fewer chunks than threads times the batch: split so that every thread has some.
+    store.batch_chunks = 100
+    store.gets.clear()
+    np.testing.assert_array_equal(a[...], 7)
+    assert store.gets == [16, 16]
+
+
 def test_a_failing_store_batch_fails_the_write_and_leaves_whole_chunks():
     exzarr.config.set(threads=2)
     store = _CountingStore()

@@ -19,6 +19,9 @@ class Store:
 
     #: Short name of the backend, as registered (``"memory"``, ``"filesystem"``...).
     backend: str = ""
+    #: Chunks an array hands to one :meth:`get_many` / :meth:`set_many` call per worker
+    #: thread: larger for backends whose batches run concurrently over a network.
+    batch_chunks: int = 8
 
     def __init__(self, *, read_only: bool = False) -> None:
         self.read_only = read_only

@@ -30,6 +30,7 @@ class FsspecStore(Store):
     """
 
     backend = "fsspec"
+    batch_chunks = 64  # requests in flight per worker thread on asynchronous filesystems
 
     def __init__(self, url: str, storage_options: dict[str, Any] | None = None, *,
                  read_only: bool = False) -> None:
