@@ -19,7 +19,8 @@ from exzarr.indexing import Plan, plan_selection
 from exzarr.metadata import ZARRAY, ZATTRS, ArrayMeta, fill_bytes, json_dumps, json_loads
 from exzarr.storage.base import Store
 
-# Below this many chunks a batch runs on the calling thread: a pool hop costs more.
+# Below this many chunks per worker (or config's task_bytes of chunk data) a batch runs
+# on the calling thread: the pool hop (~200 us on 2 cores) costs more than it shares.
 _MIN_CHUNKS_PER_TASK = 2
 
 
@@ -355,7 +356,13 @@ class Array:
         return view
 
     def _task_count(self, n: int) -> int:
-        return min(config.thread_count(), max(1, n // _MIN_CHUNKS_PER_TASK))
+        """Worker threads worth using for ``n`` chunks: handing work to the pool costs
+        a few hundred microseconds, so a task needs enough chunks and enough bytes."""
+        tasks = min(config.thread_count(), n // _MIN_CHUNKS_PER_TASK)
+        per_task = int(config.get("task_bytes"))
+        if per_task > 0:
+            tasks = min(tasks, n * math.prod(self.chunks) * self.dtype.itemsize // per_task)
+        return max(1, tasks)
 
     def _run_groups(self, fn: Any, n: int) -> None:
         """Run ``fn(group)`` over ``range(n)`` in groups of the store's ``batch_chunks``.

@@ -10,7 +10,7 @@ import os
 import threading
 from typing import Any
 
-_settings: dict[str, Any] = {"threads": None, "cache_bytes": 0}
+_settings: dict[str, Any] = {"threads": None, "cache_bytes": 0, "task_bytes": 256 << 10}
 _pool: Any = None
 _pool_key: tuple[int, int] | None = None
 _lock = threading.Lock()
@@ -47,6 +47,9 @@ def set(**options: Any) -> None:  # noqa: A001 - mirrors dask.config.set / zarr.
     ``threads``: worker threads for chunk decoding and encoding (default: CPU count).
     ``cache_bytes``: default decoded-chunk cache size of arrays opened afterwards
     (0: no cache).
+    ``task_bytes``: chunk bytes each worker thread must have before a read or write
+    is shared out (default 256 KiB; below that, handing work to the pool costs more
+    than it saves, and the calling thread does it all). 0 shares any two chunks.
     """
     for name, value in options.items():
         if name not in _settings:

@@ -411,6 +411,24 @@ def test_store_batches_stay_small_on_every_thread(threads):
     assert sum(store.gets) == 128 and max(store.gets) <= 8
 
 
+def test_small_work_stays_on_the_calling_thread(monkeypatch, tmp_path):
+    exzarr.config.set(threads=2, task_bytes=256 << 10)  # the default
+    pooled = []
+    real = exzarr.config.run_all
+    monkeypatch.setattr(exzarr.config, "run_all", lambda fn, args: pooled.append(len(args))
+                        or real(fn, args))
+    for storage, path in [("memory", None), ("filesystem", str(tmp_path / "a"))]:
+        small = exzarr.create(shape=(100, 100), chunks=(50, 50), dtype="f8", storage=storage,
+                              path=path)  # 4 chunks of 20 kB
+        small[...] = 1.0
+        assert small[...].sum() == 10_000 and pooled == []
+        big = exzarr.create(shape=(512, 512), chunks=(256, 256), dtype="f8", storage=storage,
+                            path=None if path is None else path + "-big")  # 4 of 512 KiB
+        big[...] = 2.0
+        assert big[...].sum() == 2 * 512 * 512 and pooled == [2, 2]
+        pooled.clear()
+
+
 def test_a_store_sets_its_own_batch_size():
     exzarr.config.set(threads=2)
     store = _CountingStore()
