@@ -1802,6 +1802,20 @@ def decode_buffer_unsized(Pipeline pipe not None, data, Py_ssize_t max_size):
         PyBuffer_Release(&src)
 
 
+def crc32(data, uint32_t value=0):
+    """zlib's CRC-32 of a bytes-like object, continued from ``value`` (libdeflate's,
+    several times faster than zlib's, with the GIL released)."""
+    cdef Py_buffer view
+    cdef uint32_t r
+    PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+    try:
+        with nogil:
+            r = libdeflate_crc32(value, view.buf, <size_t>view.len)
+    finally:
+        PyBuffer_Release(&view)
+    return r
+
+
 def replace_file(tmp, path):
     """Move the file ``tmp`` onto ``path`` atomically (see _lib/fileio.h)."""
     cdef bytes t = os_fsencode(tmp)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import struct
 import threading
 import warnings
 import zipfile
@@ -15,8 +16,10 @@ from exzarr.storage.base import Store
 class ZipStore(Store):
     """Keys as members of a zip archive (stored, not compressed: chunks already are).
 
-    Reading opens single members on demand, never the whole archive. Writing appends
-    members; a key written twice or deleted leaves a stale member behind until
+    Reading opens single members on demand, never the whole archive: the bytes of a
+    stored member are read with one ``pread`` at its offset, outside the store's lock,
+    so worker threads read in parallel, and checked against the member's CRC-32.
+    Writing appends members; a key written twice or deleted leaves a stale member behind until
     :meth:`close` (or :meth:`compact`) rewrites the archive without them, so the file
     never keeps duplicate entries once closed.
 
@@ -43,6 +46,8 @@ class ZipStore(Store):
         self._zf: zipfile.ZipFile | None = None
         self._stale = False
         self._deleted: set[str] = set()
+        # name -> (offset of its data, size, CRC-32) of the newest member of that name
+        self._spans: dict[str, tuple[int, int, int]] = {}
         if mode == "w" and os.path.exists(self.path):
             os.unlink(self.path)
 
@@ -70,12 +75,71 @@ class ZipStore(Store):
         except KeyError:
             return None
 
+    def _span(self, zf: zipfile.ZipFile, fd: int, info: zipfile.ZipInfo) -> tuple[int, int, int] | None:
+        """Where a stored member's bytes lie, from its local header; None when the
+        member needs zipfile (compressed or encrypted)."""
+        span = self._spans.get(info.filename)
+        if span is not None:
+            return span
+        if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1:
+            return None
+        head = os.pread(fd, 30, info.header_offset)
+        if len(head) != 30 or head[:4] != b"PK\x03\x04":
+            raise zipfile.BadZipFile(f"bad local header for member {info.filename!r} in {self.path}")
+        name_len, extra_len = struct.unpack("<HH", head[26:30])
+        name = os.pread(fd, name_len, info.header_offset + 30)
+        if info.orig_filename not in (name.decode("utf-8", "replace"), name.decode("cp437")):
+            raise zipfile.BadZipFile(f"member {info.filename!r} of {self.path}: the names in "
+                                     "its local header and the central directory differ")
+        span = (info.header_offset + 30 + name_len + extra_len, info.file_size, info.CRC)
+        self._spans[info.filename] = span
+        return span
+
     def get(self, key: str) -> bytes | None:
+        return self.get_many([key])[0]
+
+    def get_many(self, keys: Any) -> list[bytes | None]:
+        from exzarr._core import crc32
+
+        keys = list(keys)
         with self._lock:
-            info = self._info(key)
-            if info is None:
-                return None
-            return self._archive().read(info)  # type: ignore[union-attr]
+            # Offsets and a descriptor of this very file are taken under the lock, so a
+            # compaction (which replaces the file) cannot come between them.
+            zf = self._archive()
+            if zf is None:
+                return [None] * len(keys)
+            if zf.fp is not None and zf.mode != "r":
+                zf.fp.flush()  # members written so far reach the file
+            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+            try:
+                infos = [self._info(k) for k in keys]
+                spans = [None if i is None else self._span(zf, fd, i) for i in infos]
+                slow = {k: zf.read(i) for k, i, sp in zip(keys, infos, spans)
+                        if i is not None and sp is None}
+            except BaseException:
+                os.close(fd)
+                raise
+        try:
+            out: list[bytes | None] = []
+            for key, info, span in zip(keys, infos, spans):
+                if info is None:
+                    out.append(None)
+                elif span is None:
+                    out.append(slow[key])
+                else:
+                    offset, size, crc = span
+                    data = os.pread(fd, size, offset)
+                    if len(data) != size or crc32(data) != crc:
+                        from exzarr.errors import CorruptChunkError
+
+                        raise CorruptChunkError(
+                            f"zip member {key!r} of {self.path} does not match its CRC-32 "
+                            "(the archive is damaged or was changed behind this store); "
+                            "restore the archive, or rewrite that key", key)
+                    out.append(data)
+            return out
+        finally:
+            os.close(fd)
 
     def set(self, key: str, value: bytes) -> None:
         self._check_writable()
@@ -85,6 +149,7 @@ class ZipStore(Store):
             if key in zf.NameToInfo:
                 self._stale = True
             self._deleted.discard(key)
+            self._spans.pop(key, None)
             info = zipfile.ZipInfo(key, date_time=(1980, 1, 1, 0, 0, 0))
             info.compress_type = zipfile.ZIP_STORED
             info.external_attr = 0o644 << 16
@@ -152,6 +217,7 @@ class ZipStore(Store):
             self._zf = None
             self._stale = False
             self._deleted.clear()
+            self._spans.clear()
 
     def flush(self) -> None:
         """Make the archive complete on disk (central directory written, no stale members)."""
