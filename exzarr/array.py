@@ -15,7 +15,8 @@ from exzarr.cache import ChunkCache
 from exzarr.codecs.abc import Codec
 from exzarr.codecs.registry import get_codec
 from exzarr.errors import ReadOnlyError, _ChunkFailure
-from exzarr.indexing import Plan, plan_selection
+from exzarr.indexing import (ChunkSlots, Plan, chunk_groups, coordinate_positions, fancy_kind,
+                             orthogonal_positions, plan_selection)
 from exzarr.metadata import ZARRAY, ZATTRS, ArrayMeta, fill_bytes, json_dumps, json_loads
 from exzarr.storage.base import Store
 
@@ -301,7 +302,14 @@ class Array:
 
     # -- reading ----------------------------------------------------------------------
     def __getitem__(self, selection: Any) -> Any:
-        return self.get_basic_selection(selection)
+        kind = fancy_kind(selection, self.ndim)
+        if kind is None:
+            return self.get_basic_selection(selection)
+        if kind == "orthogonal":
+            return self.get_orthogonal_selection(selection)
+        if kind == "mask":
+            return self.get_mask_selection(selection)
+        return self.get_coordinate_selection(selection)
 
     def get_basic_selection(self, selection: Any = Ellipsis, out: np.ndarray | None = None) -> Any:
         """Read ``selection`` (NumPy basic indexing) into a new ``numpy.ndarray``.
@@ -535,22 +543,44 @@ class Array:
             raise ReadOnlyError("array is read-only; open it with mode='r+' to write")
 
     def __setitem__(self, selection: Any, value: Any) -> None:
-        self.set_basic_selection(selection, value)
+        kind = fancy_kind(selection, self.ndim)
+        if kind is None:
+            self.set_basic_selection(selection, value)
+        elif kind == "orthogonal":
+            self.set_orthogonal_selection(selection, value)
+        elif kind == "mask":
+            self.set_mask_selection(selection, value)
+        else:
+            self.set_coordinate_selection(selection, value)
 
     def set_basic_selection(self, selection: Any, value: Any) -> None:
         """Write ``value`` (broadcast NumPy-style, cast to the dtype) into ``selection``."""
         self._check_writable()
         plan = plan_selection(selection, self.shape, self.chunks)
         if not plan.nchunks:
-            probe = np.asarray(value) if not self.dtype.hasobject else np.empty(np.shape(value))
-            while probe.ndim > len(plan.out_shape) and probe.shape[0] == 1:
-                probe = probe[0]
-            try:
-                np.broadcast_to(probe, plan.out_shape)  # still validate the shape
-            except ValueError:
-                raise ValueError(f"could not broadcast input array from shape {np.shape(value)} "
-                                 f"into shape {plan.out_shape}") from None
+            self._check_broadcast(value, plan.out_shape)
             return
+        arr = self._value_for(value, plan.out_shape).reshape(plan.full_shape)
+        if not arr.flags.c_contiguous:  # (ascontiguousarray would make 0-d arrays 1-d)
+            arr = arr.copy(order="C")
+        if self.dtype.hasobject:
+            self._store_objects(plan, arr)
+        else:
+            self._store_plan(plan, arr)
+
+    def _check_broadcast(self, value: Any, shape: tuple[int, ...]) -> None:
+        """Raise as NumPy would when ``value`` cannot fill an (empty) selection."""
+        probe = np.asarray(value) if not self.dtype.hasobject else np.empty(np.shape(value))
+        while probe.ndim > len(shape) and probe.shape[0] == 1:
+            probe = probe[0]
+        try:
+            np.broadcast_to(probe, shape)
+        except ValueError:
+            raise ValueError(f"could not broadcast input array from shape {np.shape(value)} "
+                             f"into shape {shape}") from None
+
+    def _value_for(self, value: Any, shape: tuple[int, ...]) -> np.ndarray:
+        """``value`` cast to the dtype and broadcast to ``shape``, as NumPy assigns."""
         if self.dtype.hasobject:
             arr = np.empty(np.shape(value), dtype=object) if np.ndim(value) else np.empty((), object)
             arr[...] = value
@@ -561,21 +591,224 @@ class Array:
         if arr.dtype != self.dtype:
             arr = arr.astype(self.dtype, casting="unsafe")
         # NumPy drops leading length-1 axes of the value that the selection does not have.
-        while arr.ndim > len(plan.out_shape) and arr.shape[0] == 1:
+        while arr.ndim > len(shape) and arr.shape[0] == 1:
             arr = arr[0]
         try:
-            arr = np.broadcast_to(arr, plan.out_shape)
+            return np.broadcast_to(arr, shape)
         except ValueError:
             raise ValueError(
                 f"could not broadcast input array from shape {np.shape(value)} into "
-                f"shape {plan.out_shape}") from None
-        arr = arr.reshape(plan.full_shape)
-        if not arr.flags.c_contiguous:  # (ascontiguousarray would make 0-d arrays 1-d)
-            arr = arr.copy(order="C")
-        if self.dtype.hasobject:
-            self._store_objects(plan, arr)
+                f"shape {shape}") from None
+
+    # -- orthogonal, coordinate and mask selections (zarr-python's oindex / vindex) ------
+    @property
+    def oindex(self) -> _OIndex:
+        """Orthogonal (outer) indexing: ``a.oindex[[0, 5, 2], 10:20]``; see
+        :meth:`get_orthogonal_selection`."""
+        return _OIndex(self)
+
+    @property
+    def vindex(self) -> _VIndex:
+        """Coordinate or mask indexing: ``a.vindex[[0, 5], [3, 1]]`` reads the points
+        (0, 3) and (5, 1); ``a.vindex[mask]`` the True positions of a boolean array of
+        the array's shape."""
+        return _VIndex(self)
+
+    def get_orthogonal_selection(self, selection: Any, out: np.ndarray | None = None) -> Any:
+        """Read the outer product of per-dimension selections, as ``numpy.ix_`` does.
+
+        Parameters
+        ----------
+        selection : tuple
+            Per dimension an int, a slice, an integer array or list (any order, repeats
+            and negative values allowed) or a boolean mask of the dimension's length.
+        out : numpy.ndarray, optional
+            Writable array of the result's shape and the array's dtype to read into.
+
+        Returns
+        -------
+        numpy.ndarray or scalar
+            Dimensions selected by an int are dropped, as in NumPy.
+
+        Raises
+        ------
+        IndexError
+            Out-of-bounds indices, a mask of the wrong length, None, or too many indices.
+        """
+        dims = orthogonal_positions(selection, self.shape)
+        full_shape = tuple(len(p) for p, _ in dims)
+        out_shape = tuple(len(p) for p, dropped in dims if not dropped)
+        result = self._fancy_out(out, out_shape, full_shape)
+        if 0 not in full_shape:
+            groups = [chunk_groups(p, c) for (p, _), c in zip(dims, self.chunks)]
+            combos = list(itertools.product(*groups))
+            room = None
+            for batch in self._slot_batches(len(combos)):
+                part = combos[batch]
+                slots = self._read_slots([tuple(g[0] for g in combo) for combo in part], room)
+                room = slots
+                for slot, combo in zip(slots, part):
+                    result[_outer([g[1] for g in combo])] = slot[_outer([g[2] for g in combo])]
+        return self._fancy_result(out, result, out_shape)
+
+    def set_orthogonal_selection(self, selection: Any, value: Any) -> None:
+        """Write ``value`` (broadcast to the selection's shape) into an orthogonal
+        selection; see :meth:`get_orthogonal_selection`. Where an index repeats, the
+        last value written to it wins, as in NumPy."""
+        self._check_writable()
+        dims = orthogonal_positions(selection, self.shape)
+        full_shape = tuple(len(p) for p, _ in dims)
+        out_shape = tuple(len(p) for p, dropped in dims if not dropped)
+        if 0 in full_shape:
+            self._check_broadcast(value, out_shape)
+            return
+        arr = self._value_for(value, out_shape).reshape(full_shape)
+        groups = [chunk_groups(p, c) for (p, _), c in zip(dims, self.chunks)]
+        combos = list(itertools.product(*groups))
+        room = None
+        for batch in self._slot_batches(len(combos)):
+            part = combos[batch]
+            coords = [tuple(g[0] for g in combo) for combo in part]
+            slots = room = self._read_slots(coords, room)
+            for slot, combo in zip(slots, part):
+                slot[_outer([g[2] for g in combo])] = arr[_outer([g[1] for g in combo])]
+            self._write_slots(coords, slots)
+
+    def get_coordinate_selection(self, selection: Any, out: np.ndarray | None = None) -> Any:
+        """Read single elements at coordinates: one integer array per dimension, broadcast
+        together; the result has their broadcast shape.
+
+        Parameters
+        ----------
+        selection : tuple of array-like
+            One integer array (or int) per dimension; negative values count from the end.
+        out : numpy.ndarray, optional
+            Writable array of the result's shape and the array's dtype to read into.
+
+        Raises
+        ------
+        IndexError
+            Not one index array per dimension, shapes that do not broadcast, or
+            out-of-bounds coordinates.
+        """
+        points, out_shape = coordinate_positions(selection, self.shape)
+        target = self._fancy_out(out, out_shape, out_shape)
+        contiguous = target.flags.c_contiguous
+        flat = target.reshape(-1) if contiguous else np.empty(target.size, dtype=self.dtype)
+        room = None
+        for coords, slot_of, where, local in self._point_batches(points):
+            room = self._read_slots(coords, room)
+            flat[where] = room[(slot_of,) + local]
+        if not contiguous:
+            target[...] = flat.reshape(out_shape)
+        return self._fancy_result(out, target, out_shape)
+
+    def set_coordinate_selection(self, selection: Any, value: Any) -> None:
+        """Write ``value`` (broadcast to the coordinates' shape) at coordinates; see
+        :meth:`get_coordinate_selection`. A repeated coordinate keeps the last value."""
+        self._check_writable()
+        points, out_shape = coordinate_positions(selection, self.shape)
+        arr = self._value_for(value, out_shape).reshape(-1)
+        room = None
+        for coords, slot_of, where, local in self._point_batches(points):
+            slots = room = self._read_slots(coords, room)
+            slots[(slot_of,) + local] = arr[where]
+            self._write_slots(coords, slots)
+
+    def get_mask_selection(self, mask: Any, out: np.ndarray | None = None) -> Any:
+        """Read the elements where ``mask`` (a boolean array of the array's shape) is
+        True, in C order, as a 1-d array."""
+        return self.get_coordinate_selection(self._mask_points(mask), out=out)
+
+    def set_mask_selection(self, mask: Any, value: Any) -> None:
+        """Write ``value`` (broadcast to the number of True elements) where ``mask`` is
+        True."""
+        self.set_coordinate_selection(self._mask_points(mask), value)
+
+    def _mask_points(self, mask: Any) -> tuple[np.ndarray, ...]:
+        m = np.asarray(mask)
+        if m.dtype != bool or m.shape != self.shape:
+            raise IndexError(f"a mask selection takes a boolean array of the array's shape "
+                             f"{self.shape}, not {m.dtype} of shape {m.shape}")
+        return np.nonzero(m)
+
+    def _fancy_out(self, out: Any, out_shape: tuple[int, ...], full_shape: tuple[int, ...]) -> np.ndarray:
+        """A new result buffer of ``full_shape``, or ``out`` checked and viewed so."""
+        if out is None:
+            return np.empty(full_shape, dtype=self.dtype)
+        if not isinstance(out, np.ndarray) or out.dtype != self.dtype:
+            raise TypeError(f"out must be a numpy.ndarray of dtype {self.dtype}")
+        if out.shape != out_shape:
+            raise ValueError(f"out has shape {out.shape}; the selection reads {out_shape}")
+        if not out.flags.writeable:
+            raise ValueError("out is read-only")
+        view = out.view()
+        view.shape = full_shape  # only unit axes differ: always a view, never a copy
+        return view
+
+    @staticmethod
+    def _fancy_result(out: Any, result: np.ndarray, out_shape: tuple[int, ...]) -> Any:
+        if out is not None:
+            return out
+        r = result.reshape(out_shape)
+        return r[()] if r.ndim == 0 else r
+
+    def _slot_batches(self, n: int) -> Iterator[slice]:
+        """Runs of the ``n`` touched chunks decoded at once: a few per thread, about
+        8 MiB of decoded chunks, so one buffer serves every run while still in cache."""
+        chunk_bytes = max(1, math.prod(self.chunks) * self.dtype.itemsize)
+        per = max(2 * config.thread_count(), (8 << 20) // chunk_bytes)
+        for start in range(0, n, per):
+            yield slice(start, start + per)
+
+    def _point_batches(self, points: list[np.ndarray]) -> Iterator[tuple[list[tuple[int, ...]], np.ndarray, np.ndarray, tuple[np.ndarray, ...]]]:
+        """Coordinates grouped by chunk, in runs as :meth:`_slot_batches` cuts them:
+        the chunks, each point's slot among them, its place in the result and its
+        position inside its chunk."""
+        if not points[0].size:
+            return
+        grid = tuple(-(-s // c) for s, c in zip(self.shape, self.chunks))
+        ids = [p // c for p, c in zip(points, self.chunks)]
+        linear = np.ravel_multi_index(ids, grid)
+        if math.prod(grid) <= 1 << 16:
+            linear = linear.astype(np.uint16)  # NumPy sorts 16-bit keys by radix
+        order = np.argsort(linear, kind="stable")
+        ordered = linear[order]
+        starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
+        uniq = ordered[starts].astype(np.int64)
+        counts = np.diff(np.append(starts, len(ordered)))
+        for batch in self._slot_batches(len(uniq)):
+            chunk_ids = uniq[batch]
+            lo = starts[batch][0]
+            hi = lo + int(counts[batch].sum())
+            where = order[lo:hi]
+            slot_of = np.repeat(np.arange(len(chunk_ids)), counts[batch])
+            local = tuple(p[where] - i[where] * c for p, i, c in zip(points, ids, self.chunks))
+            coords = [tuple(int(x) for x in c) for c in zip(*np.unravel_index(chunk_ids, grid))]
+            yield coords, slot_of, where, local
+
+    def _read_slots(self, coords: list[tuple[int, ...]], room: np.ndarray | None = None) -> np.ndarray:
+        """The chunks at ``coords``, decoded whole (fill where missing): shape
+        ``(len(coords), *chunks)``, in ``room`` (an earlier result) when it is large enough."""
+        slots = ChunkSlots(tuple(coords), self.chunks)
+        if room is not None and room.shape[0] >= len(coords):
+            buf = room.reshape((room.shape[0] * self.chunks[0],) + self.chunks[1:])
+            buf = buf[: len(coords) * self.chunks[0]]
         else:
-            self._store_plan(plan, arr)
+            buf = np.empty((len(coords) * self.chunks[0],) + self.chunks[1:], dtype=self.dtype)
+        if self.dtype.hasobject:
+            self._retrieve_objects(slots, buf)  # type: ignore[arg-type]
+        else:
+            self._retrieve(slots, buf)  # type: ignore[arg-type]
+        return buf.reshape((len(coords),) + self.chunks)
+
+    def _write_slots(self, coords: list[tuple[int, ...]], slots: np.ndarray) -> None:
+        plan = ChunkSlots(tuple(coords), self.chunks)
+        flat = slots.reshape((len(coords) * self.chunks[0],) + self.chunks[1:])
+        if self.dtype.hasobject:
+            self._store_objects(plan, flat)  # type: ignore[arg-type]
+        else:
+            self._store_plan(plan, flat)  # type: ignore[arg-type]
 
     def _store_plan(self, plan: Plan, value: np.ndarray) -> None:
         from exzarr import _core
@@ -782,3 +1015,64 @@ def _human(n: float) -> str:
             return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
         n /= 1024
     return str(n)
+
+
+class _OIndex:
+    """``array.oindex[...]``: orthogonal selections, read and written."""
+
+    __slots__ = ("array",)
+
+    def __init__(self, array: Array) -> None:
+        self.array = array
+
+    def __getitem__(self, selection: Any) -> Any:
+        return self.array.get_orthogonal_selection(selection)
+
+    def __setitem__(self, selection: Any, value: Any) -> None:
+        self.array.set_orthogonal_selection(selection, value)
+
+    def __repr__(self) -> str:
+        return f"<oindex of {self.array!r}>"
+
+
+class _VIndex:
+    """``array.vindex[...]``: coordinate selections, or a boolean mask of the array's shape."""
+
+    __slots__ = ("array",)
+
+    def __init__(self, array: Array) -> None:
+        self.array = array
+
+    @staticmethod
+    def _is_mask(selection: Any) -> bool:
+        return isinstance(selection, np.ndarray) and selection.dtype == bool
+
+    def __getitem__(self, selection: Any) -> Any:
+        if self._is_mask(selection):
+            return self.array.get_mask_selection(selection)
+        return self.array.get_coordinate_selection(selection)
+
+    def __setitem__(self, selection: Any, value: Any) -> None:
+        if self._is_mask(selection):
+            self.array.set_mask_selection(selection, value)
+        else:
+            self.array.set_coordinate_selection(selection, value)
+
+    def __repr__(self) -> str:
+        return f"<vindex of {self.array!r}>"
+
+
+def _outer(positions: list[np.ndarray]) -> tuple[Any, ...]:
+    """An index for the outer product of per-dimension positions, as ``numpy.ix_``
+    gives, with runs of consecutive positions as slices: with at most one array left,
+    NumPy takes the fast path and keeps the dimensions in place."""
+    index: list[Any] = []
+    for p in positions:
+        n = len(p)
+        if n and int(p[-1]) - int(p[0]) == n - 1 and (n < 3 or bool((np.diff(p) == 1).all())):
+            index.append(slice(int(p[0]), int(p[0]) + n))
+        else:
+            index.append(p)
+    if sum(not isinstance(i, slice) for i in index) <= 1:
+        return tuple(index)
+    return np.ix_(*positions)

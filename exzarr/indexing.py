@@ -173,3 +173,191 @@ def plan_selection(selection: Any, shape: tuple[int, ...], chunks: tuple[int, ..
         empty = tuple(DimPlan((), (), d.count, d.dropped, ()) for d in dims)
         plan = Plan(empty, tuple(core_shape), full_shape, tuple(new_axes))
     return plan
+
+
+# --------------------------------------------------------------------------------------
+# Orthogonal and coordinate selections (zarr-python's oindex / vindex)
+# --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ChunkSlots:
+    """Whole chunks, each moved to or from its own slot of a stacked buffer.
+
+    The buffer has shape ``(n * chunks[0], *chunks[1:])``: chunk ``j`` of ``coords``
+    fills rows ``j * chunks[0]`` on. Orthogonal and coordinate selections decode the
+    chunks they touch into such a buffer with one batched core call (and encode them
+    back from it), and pick or place their elements there with NumPy. Quacks like a
+    :class:`Plan` for the array's chunk readers and writers.
+    """
+
+    coords: tuple[tuple[int, ...], ...]
+    chunks: tuple[int, ...]
+
+    @property
+    def nchunks(self) -> int:
+        return len(self.coords)
+
+    def chunk_coords(self) -> list[tuple[int, ...]]:
+        return list(self.coords)
+
+    def regions(self) -> np.ndarray:
+        n, ndim = len(self.coords), len(self.chunks)
+        r = np.zeros((n, ndim, 4), dtype=np.int64)
+        r[:, :, 1] = 1
+        r[:, :, 3] = self.chunks
+        if ndim:
+            r[:, 0, 2] = np.arange(n, dtype=np.int64) * self.chunks[0]
+        return r
+
+    def covered(self) -> list[bool]:
+        return [True] * len(self.coords)
+
+
+def _is_index_array(s: Any) -> bool:
+    return isinstance(s, (list, np.ndarray)) and not (isinstance(s, np.ndarray) and s.ndim == 0)
+
+
+def _positions(s: Any, size: int, axis: int) -> np.ndarray:
+    """An index array (integers, negative ones too, or a boolean mask) as positions."""
+    arr = np.asarray(s)
+    if arr.dtype == bool:
+        if arr.shape != (size,):
+            raise IndexError(f"boolean index of shape {arr.shape} does not match axis {axis} "
+                             f"of size {size}")
+        return np.flatnonzero(arr)
+    return _normalize_ints(arr, size, axis)
+
+
+def _normalize_ints(arr: np.ndarray, size: int, axis: int) -> np.ndarray:
+    if arr.size == 0:
+        return np.zeros(arr.shape, dtype=np.int64)
+    if arr.dtype.kind not in "iu":
+        raise IndexError(f"index arrays must hold integers or booleans; axis {axis} got "
+                         f"dtype {arr.dtype}")
+    bad = arr[(arr >= size) | (arr < -size)] if arr.dtype.kind == "i" else arr[arr >= size]
+    if bad.size:
+        raise IndexError(f"index {bad.flat[0]} is out of bounds for axis {axis} with size {size}")
+    out = arr.astype(np.int64)
+    out[out < 0] += size
+    return out
+
+
+def orthogonal_positions(selection: Any, shape: tuple[int, ...]) -> list[tuple[np.ndarray, bool]]:
+    """Per dimension: the positions an orthogonal selection takes, and whether an
+    integer dropped the dimension.
+
+    Each dimension is selected on its own, by an integer, a slice, an integer array or
+    list (any order, repeats and negative values allowed) or a boolean mask of the
+    dimension's length; the result is their outer product, as ``numpy.ix_`` makes it.
+
+    Raises
+    ------
+    IndexError
+        Out-of-bounds indices, a mask of the wrong length, multi-dimensional index
+        arrays, None (new axes) or too many indices.
+    """
+    per_dim, new_axes = expand_selection(selection, len(shape))
+    if new_axes:
+        raise IndexError("None (a new axis) is not supported in orthogonal selections")
+    dims: list[tuple[np.ndarray, bool]] = []
+    for axis, (s, size) in enumerate(zip(per_dim, shape)):
+        if isinstance(s, slice):
+            dims.append((np.arange(*s.indices(size), dtype=np.int64), False))
+        elif _is_index_array(s):
+            arr = np.asarray(s)
+            if arr.ndim != 1:
+                raise IndexError(f"orthogonal index arrays are one-dimensional; axis {axis} "
+                                 f"got shape {arr.shape}")
+            dims.append((_positions(arr, size, axis), False))
+        elif isinstance(s, (bool, np.bool_)):
+            raise IndexError("a boolean scalar is not an index; use a boolean array")
+        else:
+            try:
+                i = _normalize_int(s, size, axis)
+            except TypeError:
+                raise IndexError(f"unsupported index {s!r} for axis {axis}: use ints, slices, "
+                                 "integer arrays or boolean masks") from None
+            dims.append((np.array([i], dtype=np.int64), True))
+    return dims
+
+
+def coordinate_positions(selection: Any, shape: tuple[int, ...]) -> tuple[list[np.ndarray], tuple[int, ...]]:
+    """The points of a coordinate selection: one flat position array per dimension,
+    and the result's shape (the index arrays broadcast together, as NumPy does).
+
+    Raises
+    ------
+    IndexError
+        Not one integer array (or integer) per dimension, arrays that do not
+        broadcast, or out-of-bounds coordinates.
+    """
+    items = selection if isinstance(selection, tuple) else (selection,)
+    if not shape:
+        raise IndexError("a 0-dimensional array has no coordinates to select; use a[()]")
+    if len(items) != len(shape):
+        raise IndexError(f"a coordinate selection needs one index array per dimension: "
+                         f"{len(shape)}, not {len(items)}")
+    arrays = []
+    for axis, s in enumerate(items):
+        if isinstance(s, (slice, type(Ellipsis))) or s is None:
+            raise IndexError("coordinate selections take integer arrays, not slices, Ellipsis "
+                             "or None; use oindex for slices")
+        arr = np.asarray(s)
+        if arr.dtype == bool:
+            raise IndexError("boolean masks select through get_mask_selection (a.vindex[mask])")
+        arrays.append(_normalize_ints(arr, shape[axis], axis) if arr.size else arr.astype(np.int64))
+    try:
+        arrays = np.broadcast_arrays(*arrays)
+    except ValueError:
+        raise IndexError("the coordinate arrays do not broadcast to one shape: "
+                         f"{[a.shape for a in arrays]}") from None
+    out_shape = arrays[0].shape if arrays else ()
+    return [np.ascontiguousarray(a).reshape(-1) for a in arrays], out_shape
+
+
+def chunk_groups(positions: np.ndarray, chunk: int) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """Split one dimension's positions by chunk: (chunk index, where in the result,
+    where in the chunk) for every chunk the positions touch, in chunk order."""
+    cid = positions // chunk
+    order = np.argsort(cid, kind="stable")
+    ids, starts = np.unique(cid[order], return_index=True)
+    ends = np.append(starts[1:], len(order))
+    return [(int(k), order[s:e], positions[order[s:e]] - int(k) * chunk)
+            for k, s, e in zip(ids, starts, ends)]
+
+
+def fancy_kind(selection: Any, ndim: int) -> str | None:
+    """How ``array[selection]`` indexes, as zarr-python reads it: None for basic
+    indexing, ``"orthogonal"`` for one index array among ints and slices (NumPy gives
+    the same result), ``"coordinate"`` for index arrays and ints only, ``"mask"`` for a
+    boolean array of the array's shape.
+
+    Raises
+    ------
+    IndexError
+        Several index arrays mixed with slices: NumPy's and zarr's meanings differ;
+        say which with ``oindex`` or ``vindex``.
+    """
+    items = selection if isinstance(selection, tuple) else (selection,)
+    is_array = [_is_index_array(s) for s in items]
+    if not any(is_array):
+        return None
+    if (len(items) == 1 and ndim > 1 and isinstance(items[0], np.ndarray)
+            and items[0].dtype == bool and items[0].ndim == ndim):
+        return "mask"
+    if sum(is_array) == 1 and all(a or isinstance(s, (slice, type(Ellipsis))) or
+                                  (not isinstance(s, (bool, np.bool_)) and s is not None
+                                   and _is_int(s)) for s, a in zip(items, is_array)):
+        return "orthogonal"
+    if all(a or (_is_int(s) and not isinstance(s, (bool, np.bool_))) for s, a in zip(items, is_array)):
+        return "coordinate"
+    raise IndexError("index arrays mixed with slices or None: use a.oindex[...] for an "
+                     "orthogonal (outer) selection or a.vindex[...] for coordinates")
+
+
+def _is_int(s: Any) -> bool:
+    try:
+        operator.index(s)
+    except TypeError:
+        return False
+    return True

@@ -223,10 +223,12 @@ def test_bad_broadcast_is_a_value_error():
     np.testing.assert_array_equal(a[...], np.zeros((4, 4)))
 
 
-def test_advanced_indexing_is_refused_clearly():
-    a = exzarr.create(shape=(4,), chunks=(2,))
+def test_ambiguous_advanced_indexing_is_refused_clearly():
+    a = exzarr.create(shape=(4, 4), chunks=(2, 2))
+    with pytest.raises(IndexError, match="oindex.*vindex"):
+        a[[0, 1], None]
     with pytest.raises(TypeError, match="basic indexing"):
-        a[[0, 1]]
+        a.get_basic_selection([0, 1])
 
 
 def test_directory_writes_are_atomic_renames(tmp_path):
