@@ -635,6 +635,8 @@ class Array:
         IndexError
             Out-of-bounds indices, a mask of the wrong length, None, or too many indices.
         """
+        if not self.ndim:  # nothing to select per dimension: the basic selection
+            return self.get_basic_selection(selection, out=out)
         dims = orthogonal_positions(selection, self.shape)
         full_shape = tuple(len(p) for p, _ in dims)
         out_shape = tuple(len(p) for p, dropped in dims if not dropped)
@@ -656,6 +658,9 @@ class Array:
         selection; see :meth:`get_orthogonal_selection`. Where an index repeats, the
         last value written to it wins, as in NumPy."""
         self._check_writable()
+        if not self.ndim:
+            self.set_basic_selection(selection, value)
+            return
         dims = orthogonal_positions(selection, self.shape)
         full_shape = tuple(len(p) for p, _ in dims)
         out_shape = tuple(len(p) for p, dropped in dims if not dropped)
@@ -757,7 +762,8 @@ class Array:
         """Runs of the ``n`` touched chunks decoded at once: a few per thread, about
         8 MiB of decoded chunks, so one buffer serves every run while still in cache."""
         chunk_bytes = max(1, math.prod(self.chunks) * self.dtype.itemsize)
-        per = max(2 * config.thread_count(), (8 << 20) // chunk_bytes)
+        floor = min(2 * config.thread_count(), max(1, (256 << 20) // chunk_bytes))
+        per = max(floor, (8 << 20) // chunk_bytes)
         for start in range(0, n, per):
             yield slice(start, start + per)
 

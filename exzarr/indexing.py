@@ -328,9 +328,10 @@ def chunk_groups(positions: np.ndarray, chunk: int) -> list[tuple[int, np.ndarra
 
 def fancy_kind(selection: Any, ndim: int) -> str | None:
     """How ``array[selection]`` indexes, as zarr-python reads it: None for basic
-    indexing, ``"orthogonal"`` for one index array among ints and slices (NumPy gives
-    the same result), ``"coordinate"`` for index arrays and ints only, ``"mask"`` for a
-    boolean array of the array's shape.
+    indexing, ``"orthogonal"`` for one 1-d index array among ints and slices,
+    ``"coordinate"`` for index arrays and ints only, ``"mask"`` for a boolean array of
+    the array's shape. (NumPy agrees, except that it moves the array's dimension to
+    the front when an int and the array are separated by a slice; zarr does not.)
 
     Raises
     ------
@@ -345,7 +346,9 @@ def fancy_kind(selection: Any, ndim: int) -> str | None:
     if (len(items) == 1 and ndim > 1 and isinstance(items[0], np.ndarray)
             and items[0].dtype == bool and items[0].ndim == ndim):
         return "mask"
-    if sum(is_array) == 1 and all(a or isinstance(s, (slice, type(Ellipsis))) or
+    one_flat_array = sum(is_array) == 1 and all(
+        np.ndim(s) == 1 for s, a in zip(items, is_array) if a)
+    if one_flat_array and all(a or isinstance(s, (slice, type(Ellipsis))) or
                                   (not isinstance(s, (bool, np.bool_)) and s is not None
                                    and _is_int(s)) for s, a in zip(items, is_array)):
         return "orthogonal"

@@ -146,6 +146,9 @@ def test_getitem_dispatches_as_zarr_python_does(tmp_path):
     np.testing.assert_array_equal(a[[0, 5], 2, [7, 0]], x[[0, 5], 2, [7, 0]])
     mask = x % 7 == 0
     np.testing.assert_array_equal(a[mask], x[mask])
+    pts = np.array([[0, 1], [5, 4]])  # one index array of more dimensions: points
+    np.testing.assert_array_equal(a[pts, 0, 3], x[pts, 0, 3])
+    np.testing.assert_array_equal(a[2, 1:3, [0, 1, 2]], x[2, 1:3][:, [0, 1, 2]])  # as zarr
     with pytest.raises(IndexError, match="oindex"):
         a[[0, 1], :, [2, 3]]  # NumPy and zarr disagree here: say which
     a[mask] = -1
@@ -155,6 +158,18 @@ def test_getitem_dispatches_as_zarr_python_does(tmp_path):
     x[[0, 1], [0, 1], [0, 1]] = [100, 101]
     x[:, [6]] = 9
     np.testing.assert_array_equal(exzarr.open(str(tmp_path / "a"))[...], x)
+
+
+def test_fancy_selections_on_0d_and_1d_arrays():
+    z = exzarr.create(shape=(), chunks=(), dtype="i4", fill_value=3)
+    assert z.oindex[()] == 3
+    z.oindex[...] = 5
+    assert z[()] == 5
+    a = exzarr.create(shape=(10,), chunks=(3,), dtype="i4")
+    a[...] = np.arange(10)
+    np.testing.assert_array_equal(a[np.array([[0, 9], [4, 4]])], [[0, 9], [4, 4]])
+    a[np.array([[1], [2]])] = -1
+    np.testing.assert_array_equal(a[:4], [0, -1, -1, 3])
 
 
 def test_fancy_selections_on_object_arrays():

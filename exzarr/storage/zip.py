@@ -128,7 +128,7 @@ class ZipStore(Store):
                     out.append(slow[key])
                 else:
                     offset, size, crc = span
-                    data = os.pread(fd, size, offset)
+                    data = _pread_all(fd, size, offset)
                     if len(data) != size or crc32(data) != crc:
                         from exzarr.errors import CorruptChunkError
 
@@ -238,6 +238,23 @@ class ZipStore(Store):
 
     def __repr__(self) -> str:
         return f"<ZipStore {self.path!r} mode={self.mode!r}>"
+
+
+def _pread_all(fd: int, size: int, offset: int) -> bytes:
+    """``size`` bytes at ``offset`` (fewer only at the end of the file): one pread
+    returns at most about 2 GiB on Linux."""
+    data = os.pread(fd, size, offset)
+    if len(data) == size or not data:
+        return data
+    parts = [data]
+    got = len(data)
+    while got < size:
+        more = os.pread(fd, size - got, offset + got)
+        if not more:
+            break
+        parts.append(more)
+        got += len(more)
+    return b"".join(parts)
 
 
 def open_zip_store(path: Any = None, read_only: bool = False, mode: str = "a", **_: Any) -> ZipStore:
