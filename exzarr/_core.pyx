@@ -25,7 +25,7 @@ cdef extern from "fcntl.h":
     int O_CLOEXEC
 
 cdef extern from "_lib/fileio.h" nogil:
-    int exzarr_replace_file(const char* tmp, const char* path)
+    int exzarr_replace_file(const char* tmp, const char* path, int* fresh)
     void exzarr_lock_files()
     void exzarr_unlock_files()
 
@@ -244,6 +244,7 @@ cdef struct Ctx:
     uint8_t* fbuf          # file contents, grown on demand
     size_t fcap
     int err                # errno of the last failed file operation
+    int fresh              # the last chunk file replaced was new (see _lib/fileio.h)
 
 
 cdef uint8_t* ctx_buffer(Ctx* c, int which, size_t n) noexcept nogil:
@@ -872,7 +873,7 @@ cdef int write_file_atomic(Ctx* c, const char* tmp, const char* path, const uint
     if st == ST_OK:
         if not locked:
             exzarr_lock_files()
-        if exzarr_replace_file(tmp, path) != 0:
+        if exzarr_replace_file(tmp, path, &c.fresh) != 0:
             c.err = errno
             st = ST_IO
         if not locked:
@@ -1824,7 +1825,7 @@ def replace_file(tmp, path):
     cdef const char* pp = p
     cdef int rc
     with nogil:
-        rc = exzarr_replace_file(tp, pp)
+        rc = exzarr_replace_file(tp, pp, NULL)
     if rc != 0:
         import os
         err = errno

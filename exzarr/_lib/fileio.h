@@ -24,8 +24,20 @@ static pthread_mutex_t exzarr_file_lock = PTHREAD_MUTEX_INITIALIZER;
 static void exzarr_lock_files(void) { pthread_mutex_lock(&exzarr_file_lock); }
 static void exzarr_unlock_files(void) { pthread_mutex_unlock(&exzarr_file_lock); }
 
-static int exzarr_replace_file(const char *tmp, const char *path) {
-#if defined(__linux__) && defined(RENAME_EXCHANGE)
+/* `fresh` (may be NULL) carries what the caller's last replacement found: 1 when no
+ * file was at its path. Then renameat2(RENAME_NOREPLACE) moves a new chunk into place
+ * in one call; an exchange tried first would fail with ENOENT on every file of a new
+ * array (a tenth of writing thousands of small chunks). */
+static int exzarr_replace_file(const char *tmp, const char *path, int *fresh) {
+#if defined(__linux__) && defined(RENAME_EXCHANGE) && defined(RENAME_NOREPLACE)
+    if (fresh != NULL && *fresh) {
+        if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) == 0)
+            return 0;
+        if (errno == EEXIST)
+            *fresh = 0;  /* something is there: exchange with it below */
+        else if (errno != EINVAL && errno != ENOSYS && errno != EPERM)
+            return -1;
+    }
     if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_EXCHANGE) == 0) {
         if (unlink(tmp) == 0 || (errno != EISDIR && errno != EPERM))
             return 0;  /* the new chunk is in place (a leftover old file is harmless) */
@@ -35,8 +47,12 @@ static int exzarr_replace_file(const char *tmp, const char *path) {
         errno = EISDIR;
         return -1;
     }
-    if (errno != ENOENT && errno != EINVAL && errno != ENOSYS && errno != EPERM)
+    if (errno == ENOENT && fresh != NULL)
+        *fresh = 1;
+    else if (errno != ENOENT && errno != EINVAL && errno != ENOSYS && errno != EPERM)
         return -1;
+#else
+    (void)fresh;
 #endif
     return rename(tmp, path);
 }
