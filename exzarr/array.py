@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import threading
 from collections.abc import Iterator, MutableMapping, Sequence
 from typing import Any
 
@@ -386,12 +387,14 @@ class Array:
             for start in range(0, n, size):
                 fn(range(start, min(start + size, n)))
             return
-        starts = itertools.count(0, size)  # next() is atomic under the GIL
+        starts = itertools.count(0, size)
+        claim = threading.Lock()  # (next() alone is atomic only with the GIL)
         failed: list[bool] = []
 
         def worker(_: int) -> None:
             while not failed:
-                start = next(starts)
+                with claim:
+                    start = next(starts)
                 if start >= n:
                     return
                 try:
