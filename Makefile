@@ -19,7 +19,7 @@ PKGCONFIG_MODULES := libzstd liblz4 libdeflate blosc
 CORE_SOURCES := setup.py pyproject.toml $(wildcard exzarr/*.pyx exzarr/*.pxi exzarr/*.pxd exzarr/_lib/*.pxd exzarr/_lib/*.h)
 PIP := PIP_DISABLE_PIP_VERSION_CHECK=1 $(VENV)/bin/python -m pip -q
 
-.PHONY: help deps venv build test demo bench clean
+.PHONY: help deps venv build test demo bench bench-extra clean
 
 help:
 	@echo "make demo   write a dataset with exzarr, inspect it, read it with zarr-python, compare speed"
@@ -66,6 +66,9 @@ demo: build
 
 bench: build
 	$(PY) bench/run.py
+
+bench-extra: build
+	$(PY) bench/extra.py
 
 clean:
 	rm -rf build *.egg-info exzarr/*.c exzarr/*.so $(VENV) $(VENV_ZARR2) demo_data .deps.stamp .hypothesis
