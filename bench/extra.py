@@ -55,7 +55,23 @@ class NotSupported(Exception):
 # --------------------------------------------------------------------------- peers
 
 
-class Exzarr:
+class _ZarrStyle:
+    """Arrays indexed in place, as exzarr's and zarr-python's are."""
+
+    def write(self, arr: Any, data: np.ndarray) -> None:
+        arr[...] = data
+
+    def read(self, arr: Any, sel: Any = Ellipsis) -> np.ndarray:
+        return arr[sel]
+
+    def oindex(self, arr: Any, sel: Any) -> np.ndarray:
+        return arr.oindex[sel]
+
+    def vindex(self, arr: Any, sel: Any) -> np.ndarray:
+        return arr.vindex[sel]
+
+
+class Exzarr(_ZarrStyle):
     def __init__(self) -> None:
         import exzarr
         self.z = exzarr
@@ -72,18 +88,6 @@ class Exzarr:
     def open(self, kind: str, path: str) -> Any:
         return self.z.open(path, mode="r", storage={"dir": "filesystem"}.get(kind, kind))
 
-    def write(self, arr: Any, data: np.ndarray) -> None:
-        arr[...] = data
-
-    def read(self, arr: Any, sel: Any = Ellipsis) -> np.ndarray:
-        return arr[sel]
-
-    def oindex(self, arr: Any, sel: Any) -> np.ndarray:
-        return arr.oindex[sel]
-
-    def vindex(self, arr: Any, sel: Any) -> np.ndarray:
-        return arr.vindex[sel]
-
     def group_write(self, path: str, small: np.ndarray) -> None:
         g = self.z.open_group(path, mode="w")
         for i in range(GROUP_ARRAYS):
@@ -95,7 +99,7 @@ class Exzarr:
         return [g[f"a{i}"][...] for i in range(GROUP_ARRAYS)]
 
 
-class Zarr3:
+class Zarr3(_ZarrStyle):
     def __init__(self) -> None:
         import numcodecs
         import zarr
@@ -123,18 +127,6 @@ class Zarr3:
     def open(self, kind: str, path: str) -> Any:
         store = self.z.storage.ZipStore(path, mode="r") if kind == "zip" else path
         return self.z.open_array(store, mode="r", zarr_format=2)
-
-    def write(self, arr: Any, data: np.ndarray) -> None:
-        arr[...] = data
-
-    def read(self, arr: Any, sel: Any = Ellipsis) -> np.ndarray:
-        return arr[sel]
-
-    def oindex(self, arr: Any, sel: Any) -> np.ndarray:
-        return arr.oindex[sel]
-
-    def vindex(self, arr: Any, sel: Any) -> np.ndarray:
-        return arr.vindex[sel]
 
     def group_write(self, path: str, small: np.ndarray) -> None:
         g = self.z.open_group(path, mode="w", zarr_format=2)
