@@ -584,6 +584,7 @@ class Array:
 
     def _value_for(self, value: Any, shape: tuple[int, ...]) -> np.ndarray:
         """``value`` cast to the dtype and broadcast to ``shape``, as NumPy assigns."""
+        arr: np.ndarray
         if self.dtype.hasobject:
             arr = np.empty(np.shape(value), dtype=object) if np.ndim(value) else np.empty((), object)
             arr[...] = value
@@ -883,7 +884,7 @@ class Array:
             for f in reversed(self._filters):
                 buf = f.decode(buf)
             items = np.asarray(buf, dtype=object).reshape(-1)
-            return items.reshape(self.chunks, order=self.order)
+            return items.reshape(self.chunks, order="F" if self.order == "F" else "C")
         except Exception as exc:
             from exzarr.errors import CorruptChunkError
 
@@ -892,7 +893,7 @@ class Array:
                 "rewrite it or delete it to read it as fill_value", key) from None
 
     def _encode_object_chunk(self, chunk: np.ndarray) -> bytes:
-        buf: Any = chunk.reshape(-1, order=self.order)
+        buf: Any = chunk.reshape(-1, order="F" if self.order == "F" else "C")
         for f in self._filters:
             buf = f.encode(buf)
         if self._compressor is not None:

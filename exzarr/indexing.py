@@ -297,7 +297,7 @@ def coordinate_positions(selection: Any, shape: tuple[int, ...]) -> tuple[list[n
     if len(items) != len(shape):
         raise IndexError(f"a coordinate selection needs one index array per dimension: "
                          f"{len(shape)}, not {len(items)}")
-    arrays = []
+    arrays: list[np.ndarray] = []
     for axis, s in enumerate(items):
         if isinstance(s, (slice, type(Ellipsis))) or s is None:
             raise IndexError("coordinate selections take integer arrays, not slices, Ellipsis "
@@ -307,12 +307,12 @@ def coordinate_positions(selection: Any, shape: tuple[int, ...]) -> tuple[list[n
             raise IndexError("boolean masks select through get_mask_selection (a.vindex[mask])")
         arrays.append(_normalize_ints(arr, shape[axis], axis) if arr.size else arr.astype(np.int64))
     try:
-        arrays = np.broadcast_arrays(*arrays)
+        together = np.broadcast_arrays(*arrays)
     except ValueError:
         raise IndexError("the coordinate arrays do not broadcast to one shape: "
                          f"{[a.shape for a in arrays]}") from None
-    out_shape = arrays[0].shape if arrays else ()
-    return [np.ascontiguousarray(a).reshape(-1) for a in arrays], out_shape
+    out_shape = tuple(together[0].shape) if together else ()
+    return [np.ascontiguousarray(a).reshape(-1) for a in together], out_shape
 
 
 def chunk_groups(positions: np.ndarray, chunk: int) -> list[tuple[int, np.ndarray, np.ndarray]]:

@@ -19,8 +19,9 @@ class Codec:
     #: True for codecs that compress bytes (the ``compressor`` slot); False for filters.
     is_compressor: ClassVar[bool] = False
 
-    def encode(self, buf: Any) -> bytes:
-        """Encode ``buf`` (any buffer) and return the encoded bytes."""
+    def encode(self, buf: Any) -> Any:
+        """Encode ``buf`` (any buffer) and return the encoded bytes (or, for filters, an
+        array of the encoded dtype, as numcodecs' filters return)."""
         raise NotImplementedError
 
     def decode(self, buf: Any, out: Any = None) -> Any:

@@ -51,6 +51,7 @@ class SQLiteStore(Store):
     """
 
     backend = "sqlite"
+    _shared: sqlite3.Connection | None = None  # the one connection of ":memory:"
 
     def __init__(self, path: str | os.PathLike[str], *, read_only: bool = False,
                  timeout: float = 30.0) -> None:
@@ -82,7 +83,7 @@ class SQLiteStore(Store):
 
     def _conn(self) -> sqlite3.Connection:
         if self._memory:  # one in-memory database: one connection shared by all threads
-            conn = getattr(self, "_shared", None)
+            conn = self._shared
             if conn is None:
                 conn = self._shared = sqlite3.connect(
                     ":memory:", check_same_thread=False, isolation_level=None)
