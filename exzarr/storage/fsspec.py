@@ -35,13 +35,13 @@ class FsspecStore(Store):
     def __init__(self, url: str, storage_options: dict[str, Any] | None = None, *,
                  read_only: bool = False) -> None:
         super().__init__(read_only=read_only)
+        self.url = url
         try:
             import fsspec
         except ImportError:
             raise ExZarrError(
                 f"opening {url!r} needs fsspec: pip install 'exzarr[fsspec]' "
                 "(or 'exzarr[s3]' for S3)") from None
-        self.url = url
         self.fs, root = fsspec.core.url_to_fs(url, **(storage_options or {}))
         self.root = root.rstrip("/")
 
@@ -128,7 +128,8 @@ class FsspecStore(Store):
             return False
 
     def __repr__(self) -> str:
-        return f"<FsspecStore {self.url!r} ({type(self.fs).__name__})>"
+        fs = getattr(self, "fs", None)
+        return f"<FsspecStore {self.url!r} ({type(fs).__name__ if fs is not None else 'not opened'})>"
 
 
 def open_fsspec_store(path: Any = None, read_only: bool = False, **storage_options: Any) -> FsspecStore:
