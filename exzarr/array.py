@@ -338,31 +338,41 @@ class Array:
             ``out`` is not a NumPy array of the array's dtype.
         """
         plan = plan_selection(selection, self.shape, self.chunks)
-        buf = np.empty(plan.full_shape, dtype=self.dtype) if out is None else self._out_view(out, plan)
+        buf = self._result_buffer(out, plan.out_shape, plan.full_shape)
         if plan.nchunks:
             if self.dtype.hasobject:
                 self._retrieve_objects(plan, buf)
             else:
                 self._retrieve(plan, buf)
-        if out is not None:
-            return out
-        result = buf.reshape(plan.out_shape)
-        return result[()] if result.ndim == 0 else result
+        return self._result(out, buf, plan.out_shape)
 
-    def _out_view(self, out: Any, plan: Plan) -> np.ndarray:
-        """``out`` checked against the selection, viewed in the plan's full shape."""
+    def _result_buffer(self, out: Any, out_shape: tuple[int, ...],
+                       full_shape: tuple[int, ...]) -> np.ndarray:
+        """Where a read of ``out_shape`` goes, in ``full_shape`` (the same with dropped
+        dimensions kept as 1): a new array, or ``out`` checked and viewed so."""
+        if out is None:
+            return np.empty(full_shape, dtype=self.dtype)
         if not isinstance(out, np.ndarray):
             raise TypeError(f"out must be a numpy.ndarray of dtype {self.dtype}, not a "
                             f"{type(out).__name__} (a 0-d selection needs a 0-d array)")
         if out.dtype != self.dtype:
             raise TypeError(f"out must be of dtype {self.dtype}, not {out.dtype}")
-        if out.shape != plan.out_shape:
-            raise ValueError(f"out has shape {out.shape}; the selection reads {plan.out_shape}")
+        if out.shape != out_shape:
+            raise ValueError(f"out has shape {out.shape}; the selection reads {out_shape}")
         if not out.flags.writeable:
             raise ValueError("out is read-only")
         view = out.view()
-        view.shape = plan.full_shape  # only unit axes differ: always a view, never a copy
+        view.shape = full_shape  # only unit axes differ: always a view, never a copy
         return view
+
+    @staticmethod
+    def _result(out: Any, buf: np.ndarray, out_shape: tuple[int, ...]) -> Any:
+        """What a read returns: ``out`` when given, else ``buf`` in the result's shape
+        (a scalar for a 0-d result, as NumPy gives)."""
+        if out is not None:
+            return out
+        r = buf.reshape(out_shape)
+        return r[()] if r.ndim == 0 else r
 
     def _task_count(self, n: int) -> int:
         """Worker threads worth using for ``n`` chunks: handing work to the pool costs
@@ -644,7 +654,7 @@ class Array:
         dims = orthogonal_positions(selection, self.shape)
         full_shape = tuple(len(p) for p, _ in dims)
         out_shape = tuple(len(p) for p, dropped in dims if not dropped)
-        result = self._fancy_out(out, out_shape, full_shape)
+        result = self._result_buffer(out, out_shape, full_shape)
         if 0 not in full_shape:
             groups = [chunk_groups(p, c) for (p, _), c in zip(dims, self.chunks)]
             combos = list(itertools.product(*groups))
@@ -655,7 +665,7 @@ class Array:
                 room = slots
                 for slot, combo in zip(slots, part):
                     result[_outer([g[1] for g in combo])] = slot[_outer([g[2] for g in combo])]
-        return self._fancy_result(out, result, out_shape)
+        return self._result(out, result, out_shape)
 
     def set_orthogonal_selection(self, selection: Any, value: Any) -> None:
         """Write ``value`` (broadcast to the selection's shape) into an orthogonal
@@ -701,7 +711,7 @@ class Array:
             out-of-bounds coordinates.
         """
         points, out_shape = coordinate_positions(selection, self.shape)
-        target = self._fancy_out(out, out_shape, out_shape)
+        target = self._result_buffer(out, out_shape, out_shape)
         contiguous = target.flags.c_contiguous
         flat = target.reshape(-1) if contiguous else np.empty(target.size, dtype=self.dtype)
         room = None
@@ -710,7 +720,7 @@ class Array:
             flat[where] = room[(slot_of,) + local]
         if not contiguous:
             target[...] = flat.reshape(out_shape)
-        return self._fancy_result(out, target, out_shape)
+        return self._result(out, target, out_shape)
 
     def set_coordinate_selection(self, selection: Any, value: Any) -> None:
         """Write ``value`` (broadcast to the coordinates' shape) at coordinates; see
@@ -740,27 +750,6 @@ class Array:
             raise IndexError(f"a mask selection takes a boolean array of the array's shape "
                              f"{self.shape}, not {m.dtype} of shape {m.shape}")
         return np.nonzero(m)
-
-    def _fancy_out(self, out: Any, out_shape: tuple[int, ...], full_shape: tuple[int, ...]) -> np.ndarray:
-        """A new result buffer of ``full_shape``, or ``out`` checked and viewed so."""
-        if out is None:
-            return np.empty(full_shape, dtype=self.dtype)
-        if not isinstance(out, np.ndarray) or out.dtype != self.dtype:
-            raise TypeError(f"out must be a numpy.ndarray of dtype {self.dtype}")
-        if out.shape != out_shape:
-            raise ValueError(f"out has shape {out.shape}; the selection reads {out_shape}")
-        if not out.flags.writeable:
-            raise ValueError("out is read-only")
-        view = out.view()
-        view.shape = full_shape  # only unit axes differ: always a view, never a copy
-        return view
-
-    @staticmethod
-    def _fancy_result(out: Any, result: np.ndarray, out_shape: tuple[int, ...]) -> Any:
-        if out is not None:
-            return out
-        r = result.reshape(out_shape)
-        return r[()] if r.ndim == 0 else r
 
     def _slot_batches(self, n: int) -> Iterator[slice]:
         """Runs of the ``n`` touched chunks decoded at once: a few per thread, about
