@@ -651,20 +651,12 @@ class Array:
         """
         if not self.ndim:  # nothing to select per dimension: the basic selection
             return self.get_basic_selection(selection, out=out)
-        dims = orthogonal_positions(selection, self.shape)
-        full_shape = tuple(len(p) for p, _ in dims)
-        out_shape = tuple(len(p) for p, dropped in dims if not dropped)
+        dims, full_shape, out_shape = self._orthogonal(selection)
         result = self._result_buffer(out, out_shape, full_shape)
         if 0 not in full_shape:
-            groups = [chunk_groups(p, c) for (p, _), c in zip(dims, self.chunks)]
-            combos = list(itertools.product(*groups))
-            room = None
-            for batch in self._slot_batches(len(combos)):
-                part = combos[batch]
-                slots = self._read_slots([tuple(g[0] for g in combo) for combo in part], room)
-                room = slots
-                for slot, combo in zip(slots, part):
-                    result[_outer([g[1] for g in combo])] = slot[_outer([g[2] for g in combo])]
+            for _, _, picks in self._orthogonal_slots(dims):
+                for slot, there, here in picks:
+                    result[there] = slot[here]
         return self._result(out, result, out_shape)
 
     def set_orthogonal_selection(self, selection: Any, value: Any) -> None:
@@ -675,22 +667,14 @@ class Array:
         if not self.ndim:
             self.set_basic_selection(selection, value)
             return
-        dims = orthogonal_positions(selection, self.shape)
-        full_shape = tuple(len(p) for p, _ in dims)
-        out_shape = tuple(len(p) for p, dropped in dims if not dropped)
+        dims, full_shape, out_shape = self._orthogonal(selection)
         if 0 in full_shape:
             self._check_broadcast(value, out_shape)
             return
         arr = self._value_for(value, out_shape).reshape(full_shape)
-        groups = [chunk_groups(p, c) for (p, _), c in zip(dims, self.chunks)]
-        combos = list(itertools.product(*groups))
-        room = None
-        for batch in self._slot_batches(len(combos)):
-            part = combos[batch]
-            coords = [tuple(g[0] for g in combo) for combo in part]
-            slots = room = self._read_slots(coords, room)
-            for slot, combo in zip(slots, part):
-                slot[_outer([g[2] for g in combo])] = arr[_outer([g[1] for g in combo])]
+        for coords, slots, picks in self._orthogonal_slots(dims):
+            for slot, there, here in picks:
+                slot[here] = arr[there]
             self._write_slots(coords, slots)
 
     def get_coordinate_selection(self, selection: Any, out: np.ndarray | None = None) -> Any:
@@ -714,10 +698,8 @@ class Array:
         target = self._result_buffer(out, out_shape, out_shape)
         contiguous = target.flags.c_contiguous
         flat = target.reshape(-1) if contiguous else np.empty(target.size, dtype=self.dtype)
-        room = None
-        for coords, slot_of, where, local in self._point_batches(points):
-            room = self._read_slots(coords, room)
-            flat[where] = room[(slot_of,) + local]
+        for _, slots, slot_of, where, local in self._point_slots(points):
+            flat[where] = slots[(slot_of,) + local]
         if not contiguous:
             target[...] = flat.reshape(out_shape)
         return self._result(out, target, out_shape)
@@ -728,9 +710,7 @@ class Array:
         self._check_writable()
         points, out_shape = coordinate_positions(selection, self.shape)
         arr = self._value_for(value, out_shape).reshape(-1)
-        room = None
-        for coords, slot_of, where, local in self._point_batches(points):
-            slots = room = self._read_slots(coords, room)
+        for coords, slots, slot_of, where, local in self._point_slots(points):
             slots[(slot_of,) + local] = arr[where]
             self._write_slots(coords, slots)
 
@@ -760,10 +740,31 @@ class Array:
         for start in range(0, n, per):
             yield slice(start, start + per)
 
-    def _point_batches(self, points: list[np.ndarray]) -> Iterator[tuple[list[tuple[int, ...]], np.ndarray, np.ndarray, tuple[np.ndarray, ...]]]:
-        """Coordinates grouped by chunk, in runs as :meth:`_slot_batches` cuts them:
-        the chunks, each point's slot among them, its place in the result and its
-        position inside its chunk."""
+    def _orthogonal(self, selection: Any) -> tuple[list[tuple[np.ndarray, bool]], tuple[int, ...], tuple[int, ...]]:
+        """An orthogonal selection's positions per dimension, and the result's shape
+        with dropped dimensions kept as 1 and without them."""
+        dims = orthogonal_positions(selection, self.shape)
+        full_shape = tuple(len(p) for p, _ in dims)
+        return dims, full_shape, tuple(len(p) for p, dropped in dims if not dropped)
+
+    def _orthogonal_slots(self, dims: list[tuple[np.ndarray, bool]]) -> Iterator[tuple[Any, ...]]:
+        """The touched chunks, decoded in runs as :meth:`_slot_batches` cuts them: per
+        run the chunks' coordinates and slots, and per chunk its slot, its index into
+        the result (or the value) and its index into the slot."""
+        groups = [chunk_groups(p, c) for (p, _), c in zip(dims, self.chunks)]
+        combos = list(itertools.product(*groups))
+        room = None
+        for batch in self._slot_batches(len(combos)):
+            part = combos[batch]
+            coords = [tuple(g[0] for g in combo) for combo in part]
+            room = self._read_slots(coords, room)
+            yield coords, room, [(slot, _outer([g[1] for g in combo]), _outer([g[2] for g in combo]))
+                                 for slot, combo in zip(room, part)]
+
+    def _point_slots(self, points: list[np.ndarray]) -> Iterator[tuple[Any, ...]]:
+        """Coordinates grouped by chunk, their chunks decoded in runs as
+        :meth:`_slot_batches` cuts them: the chunks and their slots, each point's slot
+        among them, its place in the result and its position inside its chunk."""
         if not points[0].size:
             return
         grid = tuple(-(-s // c) for s, c in zip(self.shape, self.chunks))
@@ -776,6 +777,7 @@ class Array:
         starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
         uniq = ordered[starts].astype(np.int64)
         counts = np.diff(np.append(starts, len(ordered)))
+        room = None
         for batch in self._slot_batches(len(uniq)):
             chunk_ids = uniq[batch]
             lo = starts[batch][0]
@@ -784,7 +786,8 @@ class Array:
             slot_of = np.repeat(np.arange(len(chunk_ids)), counts[batch])
             local = tuple(p[where] - i[where] * c for p, i, c in zip(points, ids, self.chunks))
             coords = [tuple(int(x) for x in c) for c in zip(*np.unravel_index(chunk_ids, grid))]
-            yield coords, slot_of, where, local
+            room = self._read_slots(coords, room)
+            yield coords, room, slot_of, where, local
 
     def _read_slots(self, coords: list[tuple[int, ...]], room: np.ndarray | None = None) -> np.ndarray:
         """The chunks at ``coords``, decoded whole (fill where missing): shape
