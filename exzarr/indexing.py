@@ -305,7 +305,7 @@ def coordinate_positions(selection: Any, shape: tuple[int, ...]) -> tuple[list[n
         arr = np.asarray(s)
         if arr.dtype == bool:
             raise IndexError("boolean masks select through get_mask_selection (a.vindex[mask])")
-        arrays.append(_normalize_ints(arr, shape[axis], axis) if arr.size else arr.astype(np.int64))
+        arrays.append(_normalize_ints(arr, shape[axis], axis))
     try:
         together = np.broadcast_arrays(*arrays)
     except ValueError:
