@@ -20,12 +20,10 @@ and the table shows medians in milliseconds and exzarr's speed over the best pee
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import time
 from typing import Any, Callable, Dict, List
@@ -34,34 +32,30 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import worker  # noqa: E402  (make bench's peers and timing)
 import workloads as wl  # noqa: E402
 
 CASES = ["memory-write", "memory-read", "zip-read", "oindex", "vindex", "stride",
          "group-write", "group-read"]
 PEERS = ["exzarr", "zarr3", "tensorstore"]
 LABEL = {"exzarr": "exzarr", "zarr3": "zarr-py 3", "tensorstore": "tensorstore"}
-ZSTD1 = {"id": "zstd", "level": 1}
 CHUNKS = (512, 512)
 GROUP_ARRAYS = 200
 
 
-LAST_RUNS: List[float] = []  # the timed runs of the last case (reported by the worker)
-
-
-class NotSupported(Exception):
-    pass
+ZSTD1 = wl.codec("zstd-1")
+NotSupported = worker.NotSupported
 
 
 # --------------------------------------------------------------------------- peers
+# make bench's peers (worker.py: directory arrays, whole reads and writes), plus what
+# these cases need: memory and zip stores, selections, groups.
 
 
 class _ZarrStyle:
-    """Arrays indexed in place, as exzarr's and zarr-python's are."""
+    """Selections on arrays indexed in place, as exzarr's and zarr-python's are."""
 
-    def write(self, arr: Any, data: np.ndarray) -> None:
-        arr[...] = data
-
-    def read(self, arr: Any, sel: Any = Ellipsis) -> np.ndarray:
+    def select(self, arr: Any, sel: Any) -> np.ndarray:
         return arr[sel]
 
     def oindex(self, arr: Any, sel: Any) -> np.ndarray:
@@ -71,111 +65,84 @@ class _ZarrStyle:
         return arr.vindex[sel]
 
 
-class Exzarr(_ZarrStyle):
-    def __init__(self) -> None:
-        import exzarr
-        self.z = exzarr
-
-    def create(self, kind: str, path: str, data: np.ndarray) -> Any:
-        return self.z.create(shape=data.shape, chunks=CHUNKS, dtype=data.dtype.str,
-                             compressor=ZSTD1, overwrite=True,
-                             storage={"dir": "filesystem"}.get(kind, kind),
-                             path=None if kind == "memory" else path)
+class Exzarr(_ZarrStyle, worker.ExzarrPeer):
+    def create_in(self, kind: str, path: str, data: np.ndarray) -> Any:
+        """A new array in a ``"memory"`` or ``"zip"`` store."""
+        return self.exzarr.create(shape=data.shape, chunks=CHUNKS, dtype=data.dtype.str,
+                                  compressor=ZSTD1.compressor, overwrite=True, storage=kind,
+                                  path=None if kind == "memory" else path)
 
     def close(self, arr: Any) -> None:
         arr.store.close()
 
-    def open(self, kind: str, path: str) -> Any:
-        return self.z.open(path, mode="r", storage={"dir": "filesystem"}.get(kind, kind))
+    def open_zip(self, path: str) -> Any:
+        return self.exzarr.open(path, mode="r", storage="zip")
 
     def group_write(self, path: str, small: np.ndarray) -> None:
-        g = self.z.open_group(path, mode="w")
+        g = self.exzarr.open_group(path, mode="w")
         for i in range(GROUP_ARRAYS):
             g.create_array(f"a{i}", shape=small.shape, chunks=(50, 50), dtype=small.dtype.str,
-                           compressor=ZSTD1)[...] = small
+                           compressor=ZSTD1.compressor)[...] = small
 
     def group_read(self, path: str) -> List[np.ndarray]:
-        g = self.z.open_group(path, mode="r")
+        g = self.exzarr.open_group(path, mode="r")
         return [g[f"a{i}"][...] for i in range(GROUP_ARRAYS)]
 
 
-class Zarr3(_ZarrStyle):
-    def __init__(self) -> None:
-        import numcodecs
-        import zarr
-        self.z, self.nc = zarr, numcodecs
-        self._zip: Any = None
+class Zarr3(_ZarrStyle, worker.Zarr3Peer):
+    _zip: Any = None
 
-    def _create(self, store: Any, data: np.ndarray) -> Any:
-        return self.z.create_array(store=store, shape=data.shape, chunks=CHUNKS, dtype=data.dtype,
-                                   zarr_format=2, compressors=self.nc.get_codec(dict(ZSTD1)),
-                                   filters=None, overwrite=True)
-
-    def create(self, kind: str, path: str, data: np.ndarray) -> Any:
-        if kind == "memory":
-            return self._create(self.z.storage.MemoryStore(), data)
+    def create_in(self, kind: str, path: str, data: np.ndarray) -> Any:
         if kind == "zip":
-            self._zip = self.z.storage.ZipStore(path, mode="w")
-            return self._create(self._zip, data)
-        return self._create(path, data)
+            self._zip = store = self.zarr.storage.ZipStore(path, mode="w")
+        else:
+            store = self.zarr.storage.MemoryStore()
+        return self.create(store, data, CHUNKS, ZSTD1)
 
     def close(self, arr: Any) -> None:
         if self._zip is not None:
             self._zip.close()
             self._zip = None
 
-    def open(self, kind: str, path: str) -> Any:
-        store = self.z.storage.ZipStore(path, mode="r") if kind == "zip" else path
-        return self.z.open_array(store, mode="r", zarr_format=2)
+    def open_zip(self, path: str) -> Any:
+        return self.zarr.open_array(self.zarr.storage.ZipStore(path, mode="r"), mode="r",
+                                    zarr_format=2)
 
     def group_write(self, path: str, small: np.ndarray) -> None:
-        g = self.z.open_group(path, mode="w", zarr_format=2)
+        g = self.zarr.open_group(path, mode="w", zarr_format=2)
+        codec = self.numcodecs.get_codec(dict(ZSTD1.compressor))
         for i in range(GROUP_ARRAYS):
             g.create_array(f"a{i}", shape=small.shape, chunks=(50, 50), dtype=small.dtype,
-                           compressors=self.nc.get_codec(dict(ZSTD1)))[...] = small
+                           compressors=codec)[...] = small
 
     def group_read(self, path: str) -> List[np.ndarray]:
-        g = self.z.open_group(path, mode="r", zarr_format=2, use_consolidated=False)
+        g = self.zarr.open_group(path, mode="r", zarr_format=2, use_consolidated=False)
         return [g[f"a{i}"][...] for i in range(GROUP_ARRAYS)]
 
 
-class Tensorstore:
-    CONTEXT = {"file_io_sync": False}
+class Tensorstore(worker.TensorstorePeer):
+    def _spec(self, kvstore: Dict[str, Any], data: np.ndarray | None = None) -> Dict[str, Any]:
+        spec: Dict[str, Any] = {"driver": "zarr", "kvstore": kvstore, "context": self.CONTEXT}
+        if data is not None:
+            spec["metadata"] = {"shape": list(data.shape), "chunks": list(CHUNKS),
+                                "dtype": data.dtype.str, "compressor": ZSTD1.compressor,
+                                "order": "C", "fill_value": 0, "filters": None}
+        return spec
 
-    def __init__(self) -> None:
-        import tensorstore
-        self.ts = tensorstore
-
-    @staticmethod
-    def _kvstore(kind: str, path: str) -> Dict[str, Any]:
-        if kind == "memory":
-            return {"driver": "memory"}
-        if kind == "zip":
-            return {"driver": "zip", "base": {"driver": "file", "path": path}}
-        return {"driver": "file", "path": path}
-
-    def _meta(self, data: np.ndarray, chunks: tuple) -> Dict[str, Any]:
-        return {"shape": list(data.shape), "chunks": list(chunks), "dtype": data.dtype.str,
-                "compressor": ZSTD1, "order": "C", "fill_value": 0, "filters": None}
-
-    def create(self, kind: str, path: str, data: np.ndarray) -> Any:
+    def create_in(self, kind: str, path: str, data: np.ndarray) -> Any:
         if kind == "zip":
             raise NotSupported("tensorstore's zip kvstore is read-only")
-        spec = {"driver": "zarr", "kvstore": self._kvstore(kind, path),
-                "metadata": self._meta(data, CHUNKS), "context": self.CONTEXT}
-        return self.ts.open(spec, create=True, delete_existing=True).result()
+        return self.ts.open(self._spec({"driver": "memory"}, data), create=True,
+                            delete_existing=True).result()
 
     def close(self, arr: Any) -> None:
         pass
 
-    def open(self, kind: str, path: str) -> Any:
-        spec = {"driver": "zarr", "kvstore": self._kvstore(kind, path), "context": self.CONTEXT}
-        return self.ts.open(spec, open=True, read=True).result()
+    def open_zip(self, path: str) -> Any:
+        kvstore = {"driver": "zip", "base": {"driver": "file", "path": path}}
+        return self.ts.open(self._spec(kvstore), open=True, read=True).result()
 
-    def write(self, arr: Any, data: np.ndarray) -> None:
-        arr[...].write(data).result()
-
-    def read(self, arr: Any, sel: Any = Ellipsis) -> np.ndarray:
+    def select(self, arr: Any, sel: Any) -> np.ndarray:
         return arr[sel].read().result()
 
     def oindex(self, arr: Any, sel: Any) -> np.ndarray:
@@ -190,12 +157,10 @@ class Tensorstore:
         with open(os.path.join(path, ".zgroup"), "w") as f:
             json.dump({"zarr_format": 2}, f)
         for i in range(GROUP_ARRAYS):
-            spec = {"driver": "zarr", "kvstore": self._kvstore("dir", f"{path}/a{i}"),
-                    "metadata": self._meta(small, (50, 50)), "context": self.CONTEXT}
-            self.ts.open(spec, create=True, delete_existing=True).result()[...].write(small).result()
+            self.write(self.create(f"{path}/a{i}", small, (50, 50), ZSTD1), small)
 
     def group_read(self, path: str) -> List[np.ndarray]:
-        return [self.open("dir", f"{path}/a{i}")[...].read().result() for i in range(GROUP_ARRAYS)]
+        return [self.read(self.open(f"{path}/a{i}")) for i in range(GROUP_ARRAYS)]
 
 
 ADAPTERS = {"exzarr": Exzarr, "zarr3": Zarr3, "tensorstore": Tensorstore}
@@ -204,21 +169,19 @@ ADAPTERS = {"exzarr": Exzarr, "zarr3": Zarr3, "tensorstore": Tensorstore}
 # --------------------------------------------------------------------------- worker
 
 
-def _timed(fn: Callable[[], Any], repeat: int, before: Callable[[], Any] | None = None) -> tuple:
-    """Median seconds of ``repeat`` timed calls after an untimed one, and the last result."""
-    global LAST_RUNS
+def _timed(fn: Callable[..., Any], repeat: int, before: Callable[[], Any] | None = None) -> tuple:
+    """The seconds of ``repeat`` timed calls after an untimed one, and the last result;
+    ``fn`` takes what ``before`` (untimed) returns, when given."""
     runs, out = [], None
-    LAST_RUNS = runs
     for k in range(repeat + 1):
-        arg = before() if before else None
-        os.sync()
-        gc.collect()
+        args = (before(),) if before else ()
+        worker._settle()
         t0 = time.perf_counter()
-        out = fn() if arg is None else fn(arg)
+        out = fn(*args)
         t = time.perf_counter() - t0
         if k:
             runs.append(t)
-    return statistics.median(runs), out
+    return runs, out
 
 
 def run_case(peer_name: str, case: str, root: str, data_dir: str, repeat: int) -> Dict[str, Any]:
@@ -231,75 +194,66 @@ def run_case(peer_name: str, case: str, root: str, data_dir: str, repeat: int) -
     def directory_array() -> Any:
         base = os.path.join(root, "field")
         if not os.path.exists(base):
-            arr = peer.create("dir", base, field)
-            peer.write(arr, field)
-        return peer.open("dir", base)
+            peer.write(peer.create(base, field, CHUNKS, ZSTD1), field)
+        return peer.open(base)
 
     if case in ("memory-write", "memory-read"):
-        arr = peer.create("memory", path, field)
+        arr = peer.create_in("memory", path, field)
         peer.write(arr, field)
         if case == "memory-write":
-            t, _ = _timed(lambda: peer.write(arr, field), repeat)
-            out, expected = peer.read(arr), field
+            runs, _ = _timed(lambda: peer.write(arr, field), repeat)
+            out = peer.read(arr)
         else:
-            t, out = _timed(lambda: peer.read(arr), repeat)
-            expected = field
+            runs, out = _timed(lambda: peer.read(arr), repeat)
+        expected = field
     elif case == "zip-read":
         zpath = path + ".zip"
-        with_zarr3 = peer_name == "tensorstore"  # cannot write zip: read zarr-python's
-        if with_zarr3:
+        if peer_name == "tensorstore":  # cannot write zip: reads zarr-python's archive
             zpath = os.path.join(os.path.dirname(root), "zarr3", "zip-read.zip")
             if not os.path.exists(zpath):
                 raise NotSupported("reads zarr-python 3's archive: run zarr3 first")
         elif not os.path.exists(zpath):
-            arr = peer.create("zip", zpath, field)
+            arr = peer.create_in("zip", zpath, field)
             peer.write(arr, field)
             peer.close(arr)
-        arr = peer.open("zip", zpath)
-        t, out = _timed(lambda: peer.read(arr), repeat)
+        arr = peer.open_zip(zpath)
+        runs, out = _timed(lambda: peer.read(arr), repeat)
         expected = field
     elif case == "oindex":
         arr = directory_array()
         rows = np.sort(rng.choice(field.shape[0], 500, replace=False))
-        t, out = _timed(lambda: peer.oindex(arr, (rows, slice(None))), repeat)
+        runs, out = _timed(lambda: peer.oindex(arr, (rows, slice(None))), repeat)
         expected = field[rows, :]
     elif case == "vindex":
         arr = directory_array()
         r = rng.integers(0, field.shape[0], 100_000)
         c = rng.integers(0, field.shape[1], 100_000)
-        t, out = _timed(lambda: peer.vindex(arr, (r, c)), repeat)
+        runs, out = _timed(lambda: peer.vindex(arr, (r, c)), repeat)
         expected = field[r, c]
     elif case == "stride":
         arr = directory_array()
-        t, out = _timed(lambda: peer.read(arr, np.s_[::3, ::5]), repeat)
+        runs, out = _timed(lambda: peer.select(arr, np.s_[::3, ::5]), repeat)
         expected = field[::3, ::5]
     elif case in ("group-write", "group-read"):
         small = np.ascontiguousarray(field[:100, :100])
-        expected = [small] * GROUP_ARRAYS
         if case == "group-write":
             # A new directory for every write: removing thousands of files right before
             # a timed write slows file creation on some file systems (see worker.py).
             count = iter(range(repeat + 1))
-
-            def fresh() -> str:
-                return os.path.join(root, f"group-write-{next(count)}")
-
-            t, _ = _timed(lambda p: peer.group_write(p, small), repeat, before=fresh)
+            runs, _ = _timed(lambda p: peer.group_write(p, small), repeat,
+                             before=lambda: os.path.join(root, f"group-write-{next(count)}"))
             out = peer.group_read(os.path.join(root, f"group-write-{repeat}"))
         else:
             gpath = os.path.join(root, "group-read")
             if not os.path.exists(gpath):
                 peer.group_write(gpath, small)
-            t, out = _timed(lambda: peer.group_read(gpath), repeat)
+            runs, out = _timed(lambda: peer.group_read(gpath), repeat)
+        out, expected = np.stack([np.asarray(o) for o in out]), np.stack([small] * GROUP_ARRAYS)
     else:
         raise ValueError(f"unknown case {case!r}")
-    if isinstance(expected, list):
-        ok = len(out) == len(expected) and all(np.array_equal(np.asarray(o), e)
-                                               for o, e in zip(out, expected))
-    else:
-        ok = np.asarray(out).shape == expected.shape and bool(np.array_equal(out, expected))
-    return {"status": "ok" if ok else "error", "ms": t * 1e3,
-            "runs_ms": [round(x * 1e3, 1) for x in LAST_RUNS],
+    ok = worker._same(out, expected)
+    return {"status": "ok" if ok else "error", "ms": statistics.median(runs) * 1e3,
+            "runs_ms": [round(x * 1e3, 1) for x in runs],
             **({} if ok else {"reason": "the result differs from NumPy's"})}
 
 
@@ -357,13 +311,9 @@ def main(argv: List[str] | None = None) -> int:
                 if py is None:
                     notes[(peer, case)] = envs[peer][1]
                     continue
-                cmd = [py, os.path.abspath(__file__), "--worker", peer, case, "--dir",
-                       os.path.join(a.scratch, peer), "--data", data_dir, "--repeat",
-                       str(a.repeat)]
-                r = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-                lines = [ln for ln in r.stdout.splitlines() if ln.startswith("{")]
-                res = json.loads(lines[-1]) if lines else {
-                    "status": "error", "reason": (r.stderr or r.stdout).strip()[-200:]}
+                res = run.run_worker(py, ["--worker", peer, case, "--dir",
+                                          os.path.join(a.scratch, peer), "--data", data_dir,
+                                          "--repeat", str(a.repeat)], script=__file__)
                 if res["status"] == "ok":
                     results.setdefault((peer, case), []).append(res["ms"])
                 else:

@@ -168,8 +168,9 @@ def machine_info() -> Dict[str, Any]:
 # --------------------------------------------------------------------------- running
 
 
-def run_worker(python: str, args: List[str]) -> Dict[str, Any]:
-    cmd = [python, os.path.join(HERE, "worker.py")] + args
+def run_worker(python: str, args: List[str], script: str = "worker.py") -> Dict[str, Any]:
+    """Run a worker script in a peer's interpreter; its last JSON line, or the error."""
+    cmd = [python, os.path.join(HERE, script)] + args
     t0 = time.perf_counter()
     try:
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=WORKER_TIMEOUT)
