@@ -29,7 +29,14 @@ cdef extern from "_lib/fileio.h" nogil:
     void exzarr_lock_files()
     void exzarr_unlock_files()
 
+cdef extern from "_lib/hugealloc.h":
+    object exzarr_huge_capsule()
+    size_t EXZARR_HUGE_MIN
+
 cimport numpy as cnp
+
+cdef extern from "numpy/arrayobject.h":
+    object PyDataMem_SetHandler(object handler)
 
 from exzarr._lib.blosc cimport *
 from exzarr._lib.deflate cimport *
@@ -1815,6 +1822,24 @@ def crc32(data, uint32_t value=0):
     finally:
         PyBuffer_Release(&view)
     return r
+
+
+HUGE_MIN = EXZARR_HUGE_MIN
+
+
+def empty_huge(shape, dtype):
+    """``numpy.empty(shape, dtype)`` with its data 2 MiB aligned, in huge pages.
+
+    The array owns its data as any other; NumPy frees it with the handler of
+    _lib/hugealloc.h, which it keeps a reference to. The handler is set for this one
+    allocation in the current context only, then the previous one is restored.
+    """
+    import numpy as np
+    old = PyDataMem_SetHandler(exzarr_huge_capsule())
+    try:
+        return np.empty(shape, dtype)
+    finally:
+        PyDataMem_SetHandler(old)
 
 
 def replace_file(tmp, path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import os
 import threading
 from collections.abc import Iterator, MutableMapping, Sequence
 from typing import Any
@@ -32,6 +33,22 @@ def raw_pipeline() -> Any:
     from exzarr import _core
 
     return _core.Pipeline([], None)
+
+
+def new_array(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """A new, uninitialised array for a read's result.
+
+    Large ones come 2 MiB aligned from the core's huge-page handler: NumPy's own
+    allocation leaves about 2 MiB of a big array in small pages, a few percent of a read
+    (see exzarr/_lib/hugealloc.h). ``NUMPY_MADVISE_HUGEPAGE=0`` turns it off, as it turns
+    off NumPy's own huge-page advice.
+    """
+    from exzarr import _core
+
+    if (dtype.hasobject or math.prod(shape) * dtype.itemsize < _core.HUGE_MIN
+            or os.environ.get("NUMPY_MADVISE_HUGEPAGE") == "0"):
+        return np.empty(shape, dtype=dtype)
+    return _core.empty_huge(shape, dtype)
 
 
 class Attributes(MutableMapping[str, Any]):
@@ -351,7 +368,7 @@ class Array:
         """Where a read of ``out_shape`` goes, in ``full_shape`` (the same with dropped
         dimensions kept as 1): a new array, or ``out`` checked and viewed so."""
         if out is None:
-            return np.empty(full_shape, dtype=self.dtype)
+            return new_array(full_shape, self.dtype)
         if not isinstance(out, np.ndarray):
             raise TypeError(f"out must be a numpy.ndarray of dtype {self.dtype}, not a "
                             f"{type(out).__name__} (a 0-d selection needs a 0-d array)")
@@ -371,6 +388,8 @@ class Array:
         (a scalar for a 0-d result, as NumPy gives)."""
         if out is not None:
             return out
+        if buf.shape == out_shape and buf.ndim:
+            return buf  # the array itself, owning its data, not a view of it
         r = buf.reshape(out_shape)
         return r[()] if r.ndim == 0 else r
 

@@ -1,0 +1,102 @@
+"""Big read results come from the core's huge-page handler (exzarr/_lib/hugealloc.h)."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+import exzarr
+from exzarr import _core
+from exzarr.array import new_array
+
+try:  # NumPy 2
+    from numpy._core.multiarray import get_handler_name
+except ImportError:  # NumPy 1.25/1.26
+    from numpy.core.multiarray import get_handler_name
+
+HUGE = 2 << 20
+
+
+def _big_array(tmp_path, dtype="f4"):
+    a = exzarr.create(storage="filesystem", path=str(tmp_path / "a"), shape=(1024, 2048),
+                      chunks=(256, 512),
+                      dtype=dtype, compressor={"id": "zstd", "level": 1})
+    data = np.arange(a.size, dtype=dtype).reshape(a.shape)
+    a[...] = data
+    return a, data
+
+
+def test_big_reads_are_aligned_arrays_owning_their_data(tmp_path):
+    a, data = _big_array(tmp_path)
+    r = a[...]
+    np.testing.assert_array_equal(r, data)
+    assert r.ctypes.data % HUGE == 0
+    assert r.flags.owndata and r.flags.c_contiguous and r.flags.writeable
+    assert get_handler_name(r) == "exzarr_huge_pages"
+    # The handler was set for that one allocation only.
+    assert get_handler_name() == "default_allocator"
+    assert get_handler_name(np.empty(HUGE * 4, np.uint8)) == "default_allocator"
+
+
+def test_small_and_object_reads_use_numpy_allocation(tmp_path):
+    a, data = _big_array(tmp_path)
+    small = a[:10, :10]
+    np.testing.assert_array_equal(small, data[:10, :10])
+    assert get_handler_name(small) == "default_allocator"
+    assert get_handler_name(new_array((_core.HUGE_MIN // 8,), np.dtype(object))) == "default_allocator"
+    assert get_handler_name(new_array((_core.HUGE_MIN,), np.dtype("u1"))) == "exzarr_huge_pages"
+
+
+def test_numpy_hugepage_switch_turns_it_off(monkeypatch):
+    monkeypatch.setenv("NUMPY_MADVISE_HUGEPAGE", "0")
+    assert get_handler_name(new_array((_core.HUGE_MIN,), np.dtype("u1"))) == "default_allocator"
+
+
+@pytest.mark.parametrize("new_len", [1, 3 << 20, 5 << 20, (64 << 20) + 7])
+def test_resize_keeps_the_data(new_len):
+    r = new_array((5 << 20,), np.dtype("u1"))
+    r[:] = np.arange(r.size, dtype=np.uint64).astype(np.uint8)
+    before = r.copy()
+    r.resize((new_len,), refcheck=False)
+    keep = min(new_len, before.size)
+    np.testing.assert_array_equal(r[:keep], before[:keep])
+    if new_len > before.size:
+        assert not r[keep:].any()  # NumPy zero-fills the growth
+    assert get_handler_name(r) == "exzarr_huge_pages"
+
+
+def test_freed_arrays_give_their_memory_back():
+    def rss() -> int:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * 4096
+
+    base = rss()
+    for _ in range(40):  # 40 x 64 MiB touched: 2.5 GiB if none were unmapped
+        r = new_array((64 << 20,), np.dtype("u1"))
+        r[::4096] = 1
+        del r
+    assert rss() - base < 256 << 20
+
+
+def test_threads_allocate_at_once(tmp_path):
+    a, data = _big_array(tmp_path)
+    seen: list[bool] = []
+    errors: list[BaseException] = []
+
+    def reader() -> None:
+        try:
+            for _ in range(5):
+                r = a[...]
+                seen.append(bool(np.array_equal(r, data)) and get_handler_name(r) == "exzarr_huge_pages")
+                seen.append(get_handler_name(np.empty(HUGE, np.uint8)) == "default_allocator")
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=reader) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(seen) == 40 and all(seen)
