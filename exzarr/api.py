@@ -13,7 +13,9 @@ from exzarr.codecs.registry import get_codec
 from exzarr.errors import (
     ChunksRequiredError,
     ContainsArrayError,
+    ContainsGroupError,
     ExZarrError,
+    InvalidArgumentError,
     InvalidFilterConfigError,
     MetadataNotFoundError,
     PathNotFoundError,
@@ -59,7 +61,9 @@ def normalize_filters(filters: Any) -> list[Codec]:
         if isinstance(f, Codec):
             out.append(f)
         elif isinstance(f, (tuple, list)) and len(f) == 2 and isinstance(f[0], str):
-            opts = dict(f[1]) if f[1] else {}
+            # The original's option values may be atoms too: (":delta", {"dtype": ":int64"}).
+            opts = {k: v[1:] if isinstance(v, str) and v.startswith(":") else v
+                    for k, v in dict(f[1] or {}).items()}
             out.append(get_codec({"id": f[0].lstrip(":"), **opts}, kind="filter"))
         elif isinstance(f, str):
             out.append(get_codec({"id": f.lstrip(":")}, kind="filter"))
@@ -159,9 +163,9 @@ def create(
     chunks_t = normalize_chunks(chunks, shape_t)
     dt = normalize_dtype(dtype)
     if order not in ("C", "F"):
-        raise ExZarrError(f"order must be 'C' or 'F', not {order!r}")
+        raise InvalidArgumentError(f"order must be 'C' or 'F', not {order!r}")
     if dimension_separator not in (".", "/"):
-        raise ExZarrError(f"dimension_separator must be '.' or '/', not {dimension_separator!r}")
+        raise InvalidArgumentError(f"dimension_separator must be '.' or '/', not {dimension_separator!r}")
     comp = normalize_compressor(compressor)
     filts = normalize_filters(filters)
     if dt.hasobject:
@@ -171,11 +175,14 @@ def create(
             filts.insert(0, get_codec({"id": wants}))
         if fill_value == 0 and not isinstance(fill_value, bool):
             fill_value = b"" if filts[0].codec_id == "vlen-bytes" else ""
+    elif dt.kind in "SU" and isinstance(fill_value, (int, float)) and fill_value == 0:
+        # The default 0 means empty strings, as in zarr-python ('0' would be a digit).
+        fill_value = np.zeros((), dtype=dt)[()]
     elif fill_value is not None and dt.kind not in "V":
         try:
             np.array(fill_value).astype(dt, casting="unsafe")
         except (TypeError, ValueError) as exc:
-            raise ExZarrError(f"fill_value {fill_value!r} does not fit dtype {dt}: {exc}") from None
+            raise InvalidArgumentError(f"fill_value {fill_value!r} does not fit dtype {dt}: {exc}") from None
     meta = ArrayMeta(
         shape=shape_t,
         chunks=chunks_t,
@@ -187,9 +194,11 @@ def create(
         dimension_separator=dimension_separator,
     )
     # Check the whole pipeline against the dtype before anything is written.
-    from exzarr.array import build_codecs, core_steps
+    from exzarr.array import build_codecs, check_filters, core_steps
 
-    core_steps(dt, *build_codecs(meta))
+    filter_codecs, compressor_codec = build_codecs(meta)
+    core_steps(dt, filter_codecs, compressor_codec)
+    check_filters(dt, chunks_t, filter_codecs)
     store, inner = _split_path(storage, path, storage_options)
     prefix = inner + "/" if inner else ""
     if store.contains(prefix + ZARRAY) or store.contains(prefix + ZGROUP):
@@ -208,7 +217,7 @@ def _open_store_for(path: Any, storage: Any, mode: str, storage_options: Any) ->
     if isinstance(storage, Store):
         return storage, "" if path is None else str(path).strip("/")
     if path is None:
-        raise ExZarrError("open() needs path=...")
+        raise InvalidArgumentError("open() needs path=...")
     store = open_store(storage, path, read_only=(mode == "r"), storage_options=storage_options)
     if not store.exists():
         if isinstance(path, (str, os.PathLike)) and os.path.isfile(path):
@@ -252,7 +261,7 @@ def open(  # noqa: A001 - the original's name
         ``path`` exists but holds no ``.zarray`` (a group, or not Zarr at all).
     """
     if mode not in ("r", "r+", "a"):
-        raise ExZarrError(f"mode must be 'r', 'r+' or 'a' to open an array, not {mode!r}; "
+        raise InvalidArgumentError(f"mode must be 'r', 'r+' or 'a' to open an array, not {mode!r}; "
                           "use exzarr.create() to make a new one")
     store, inner = _open_store_for(path, storage, mode, storage_options)
     prefix = inner + "/" if inner else ""
@@ -267,43 +276,142 @@ def open(  # noqa: A001 - the original's name
                  cache_bytes=cache_bytes)
 
 
-def save(array: Array, path: Any = None, *, storage: Any = "filesystem") -> None:
+_COPY_BATCH = 256  # chunks held in memory at once while save() copies
+
+
+def _is_chunk_key(rest: str, ndim: int, sep: str | None) -> bool:
+    """Whether ``rest`` (a key below an array) names one of its chunks."""
+    parts = rest.split(sep) if sep else rest.replace("/", ".").split(".")
+    return (len(parts) == max(ndim, 1) or sep is None) and all(p.isdigit() for p in parts)
+
+
+def _array_keys(store: Store, prefix: str, meta: ArrayMeta | None) -> list[str]:
+    """The keys of the array at ``prefix``: its metadata and its chunks, nothing nested
+    (a ``meta`` of None: an unreadable array, whose chunk keys are guessed)."""
+    ndim = len(meta.shape) if meta is not None else 0
+    sep = meta.dimension_separator if meta is not None else None
+    return [k for k in store.list_prefix(prefix)
+            if k[len(prefix):] in (ZARRAY, ZATTRS) or _is_chunk_key(k[len(prefix):], ndim, sep)]
+
+
+def _place(store: Store, prefix: str) -> tuple[Any, str]:
+    """Where ``prefix`` of ``store`` is: an identity for the storage and the path in it,
+    ending in "/", comparable across Store objects of one directory or bucket."""
+    root = getattr(store, "root", None)
+    if isinstance(root, str):
+        where = os.path.realpath(root) if os.path.isabs(root) else root
+        return (type(store), getattr(store, "fs", None)), where.rstrip("/") + "/" + prefix
+    return (id(store),), "/" + prefix
+
+
+def _where(store: Store, prefix: str) -> str:
+    return f"{prefix.rstrip('/')!r} in {store!r}" if prefix else repr(store)
+
+
+def _check_save_target(target: Store, dst: str, array: Array | None) -> ArrayMeta | None:
+    """Refuse targets save() would destroy; the metadata of an array it replaces."""
+    if target.contains(dst + ZGROUP):
+        raise ContainsGroupError(
+            f"{_where(target, dst)} is a Zarr group; save into a path inside it, or remove "
+            "the group first")
+    if array is not None:
+        there, src = _place(array.store, array.path + "/" if array.path else "")
+        here, full = _place(target, dst)
+        if there == here and src.startswith(full) and src != full:
+            raise ContainsArrayError(
+                f"cannot save {array!r} to {_where(target, dst)}: the array itself lies "
+                "inside that path; save it somewhere else")
+    if not target.contains(dst + ZARRAY):
+        return None
+    try:
+        return ArrayMeta.decode(target.get(dst + ZARRAY) or b"")
+    except ExZarrError:
+        return None  # a broken array: replaced, its chunk keys guessed
+
+
+def save(array: Array | np.ndarray, path: Any = None, *, storage: Any = "filesystem",
+         storage_options: dict[str, Any] | None = None) -> None:
     """Write ``array`` (metadata, attributes and every stored chunk) to ``path``.
 
-    A NumPy array is accepted too: it is stored with default chunks and compressor.
+    A NumPy array is accepted too: it is stored with default chunks and compressor. An
+    array already at ``path`` is replaced (its metadata and chunks; anything else there
+    is kept); the copy holds a few hundred chunks in memory at a time.
+
+    Parameters
+    ----------
+    array : Array or numpy.ndarray
+        What to save.
+    path : str or os.PathLike
+        Where: a directory, a URL (see :func:`create`), or a path inside ``storage``
+        when that is a Store.
+    storage : str or Store
+        ``"filesystem"`` (default), another backend name, or a Store.
+    storage_options : dict, optional
+        Passed to the backend (an fsspec URL's endpoint, keys...).
+
+    Raises
+    ------
+    ContainsGroupError
+        A Zarr group is at ``path``.
+    ContainsArrayError
+        The array being saved lies inside ``path``, or files at ``path`` that are not
+        part of a Zarr array would be overwritten.
     """
+    target, inner = _split_path(storage, path, storage_options)
+    dst = inner + "/" if inner else ""
+    try:
+        _save(array, target, inner, dst)
+    finally:
+        if not isinstance(storage, Store):
+            target.close()  # zip archives get their central directory, databases their commit
+
+
+def _save(array: Array | np.ndarray, target: Store, inner: str, dst: str) -> None:
     if not isinstance(array, Array):
         data = np.asarray(array)
         from exzarr.metadata import guess_chunks
 
+        old = _check_save_target(target, dst, None)
+        if target.contains(dst + ZARRAY):
+            target.delete_many(_array_keys(target, dst, old))
         create(shape=data.shape, chunks=guess_chunks(data.shape, data.dtype.itemsize),
-               dtype=data.dtype, storage=storage, path=path, overwrite=True)[...] = data
+               dtype=data.dtype, storage=target, path=inner)[...] = data
         return
-    target, inner = _split_path(storage, path)
-    dst_prefix = inner + "/" if inner else ""
-    src_prefix = array.path + "/" if array.path else ""
-    if (target is array.store and dst_prefix == src_prefix) or (
-            isinstance(target, type(array.store)) and getattr(target, "root", None) is not None
-            and getattr(target, "root", None) == getattr(array.store, "root", None)
-            and not array.path and not inner):
+    src = array.path + "/" if array.path else ""
+    if _place(target, dst) == _place(array.store, src):
         array._write_meta()  # already there: just make sure the metadata is current
         return
-    keys = [k for k in array.store.list_prefix(src_prefix)
-            if "/" not in k[len(src_prefix):].replace(array.dimension_separator, "")
-            or k[len(src_prefix):] in (ZARRAY, ZATTRS)]
-    target.delete_many(list(target.list_prefix(dst_prefix)))
-    values = array.store.get_many(keys)
-    target.set_many([(dst_prefix + k[len(src_prefix):], v)
-                     for k, v in zip(keys, values) if v is not None])
-    target.set(dst_prefix + ZARRAY, array.meta.encode())
-    if not isinstance(storage, Store):
-        target.close()  # zip archives get their central directory, databases their commit
+    old = _check_save_target(target, dst, array)
+    keys = _array_keys(array.store, src, array.meta)
+    chunk_keys = [k for k in keys if k[len(src):] not in (ZARRAY, ZATTRS)]
+    if target.contains(dst + ZARRAY):
+        # The old array goes first, its metadata before its chunks: while the copy runs,
+        # readers find no array there rather than old metadata over new chunks.
+        stale = _array_keys(target, dst, old)
+        target.delete(dst + ZARRAY)
+        target.delete_many([k for k in stale if k != dst + ZARRAY])
+    else:
+        taken = set(target.list_prefix(dst)) & {dst + k[len(src):] for k in keys}
+        if taken:
+            raise ContainsArrayError(
+                f"{_where(target, dst)} holds {len(taken)} file(s) that are not part "
+                f"of a Zarr array but would be overwritten (e.g. {min(taken)!r}); save to "
+                "an empty path")
+    for start in range(0, len(chunk_keys), _COPY_BATCH):
+        batch = chunk_keys[start:start + _COPY_BATCH]
+        target.set_many([(dst + k[len(src):], v)
+                         for k, v in zip(batch, array.store.get_many(batch)) if v is not None])
+    attrs = array.store.get(src + ZATTRS)
+    if attrs is not None:
+        target.set(dst + ZATTRS, attrs)
+    target.set(dst + ZARRAY, array.meta.encode())
 
 
-def load(path: Any = None, *, storage: Any = "filesystem") -> np.ndarray:
+def load(path: Any = None, *, storage: Any = "filesystem",
+         storage_options: dict[str, Any] | None = None) -> np.ndarray:
     """Read a whole array into memory as a ``numpy.ndarray``.
 
     ``load(path).tobytes()`` is the array's C-order binary in its dtype, as the original
-    returns it.
+    returns it. ``storage`` and ``storage_options`` are those of :func:`open`.
     """
-    return np.asarray(open(path, mode="r", storage=storage)[...])
+    return np.asarray(open(path, mode="r", storage=storage, storage_options=storage_options)[...])

@@ -140,6 +140,46 @@ def core_steps(dtype: np.dtype, filters: list[Codec],
     return steps, compressor.core_step(dtype) if compressor is not None else None
 
 
+def check_filters(dtype: np.dtype, chunks: tuple[int, ...], filters: list[Codec]) -> None:
+    """Refuse, for a new array, filters that do not fit its dtype and chunks.
+
+    numcodecs views a chunk's bytes as a filter's ``dtype`` whatever the array's is, so
+    ``delta(dtype="int64")`` on an int32 array mixes pairs of numbers, and a chunk that
+    is not a whole number of the filter's elements fails on its first write. Arrays
+    other tools made are opened as they are; only :func:`exzarr.create` checks.
+
+    Raises
+    ------
+    InvalidFilterConfigError
+        Naming the filter, what does not fit and the setting that would.
+    """
+    from exzarr import _core
+    from exzarr.errors import InvalidFilterConfigError
+
+    here = dtype
+    for codec in filters:
+        want = getattr(codec, "dtype", None)
+        if want is not None and not here.hasobject:
+            want = np.dtype(want)
+            if want.itemsize != here.itemsize or (want.kind == "f") != (here.kind == "f"):
+                raise InvalidFilterConfigError(
+                    codec.codec_id, f"its dtype {want} does not match the {here} data that "
+                    f"reaches it; give it dtype={here.str!r} or change the array's dtype")
+        here = codec.encoded_dtype(here)
+    steps, _ = core_steps(dtype, filters, None)
+    if dtype.hasobject or not steps or any(s is None for s in steps):
+        return  # codecs that run in Python check their input themselves
+    nbytes = math.prod(chunks) * dtype.itemsize
+    for k in range(len(steps)):
+        try:
+            _core.Pipeline(steps[:k + 1], None).encoded_size(nbytes)
+        except ValueError:
+            raise InvalidFilterConfigError(
+                filters[k].codec_id, f"a chunk of {math.prod(chunks)} x {dtype} "
+                f"({nbytes} bytes) is not a whole number of the elements it works on; "
+                "change its element size or the chunk shape") from None
+
+
 class Array:
     """A chunked, compressed N-dimensional array stored in Zarr v2 format.
 
@@ -158,16 +198,19 @@ class Array:
         self._write_empty = write_empty_chunks
         if meta is None:
             # Consolidated stores hand over the parsed document: no JSON round trip.
-            doc = getattr(store, "get_document", lambda key: None)(self._prefix + ZARRAY)
-            if doc is not None:
-                meta = ArrayMeta.from_json(doc)
-            else:
-                raw = store.get(self._prefix + ZARRAY)
-                if raw is None:
-                    from exzarr.errors import MetadataNotFoundError
+            from exzarr.errors import InvalidMetadataError, MetadataNotFoundError
 
-                    raise MetadataNotFoundError(f"no array at {self._path or '/'!r} in {store!r}")
-                meta = ArrayMeta.decode(raw)
+            doc = getattr(store, "get_document", lambda key: None)(self._prefix + ZARRAY)
+            try:
+                if doc is not None:
+                    meta = ArrayMeta.from_json(doc)
+                else:
+                    raw = store.get(self._prefix + ZARRAY)
+                    if raw is None:
+                        raise MetadataNotFoundError(f"no array at {self._path or '/'!r} in {store!r}")
+                    meta = ArrayMeta.decode(raw)
+            except InvalidMetadataError as exc:
+                raise InvalidMetadataError(f"{self._prefix + ZARRAY} in {store!r}: {exc}") from None
         self._set_meta(meta)
         self.attrs = Attributes(store, self._prefix + ZATTRS, self._read_only)
         if cache_bytes is None:

@@ -15,10 +15,13 @@ __all__ = [
     "ContainsGroupError",
     "CorruptChunkError",
     "ExZarrError",
+    "InvalidArgumentError",
     "InvalidChunksError",
     "InvalidFilterConfigError",
+    "InvalidMetadataError",
     "InvalidShapeError",
     "MetadataNotFoundError",
+    "MissingDependencyError",
     "PathNotFoundError",
     "ReadOnlyError",
     "ShapeRequiredError",
@@ -86,6 +89,27 @@ class InvalidFilterConfigError(ExZarrError, ValueError):
         super().__init__(f"invalid configuration for codec {filter_id!r}: {reason}")
         self.filter_id = filter_id
         self.reason = reason
+
+
+class InvalidArgumentError(ExZarrError, ValueError):
+    """A call was given a value it does not accept (a dtype, order, mode, fill value,
+    storage backend, or no ``path`` where one is needed); the message says which."""
+
+    code = "invalid_argument"
+
+
+class InvalidMetadataError(ExZarrError, ValueError):
+    """Stored metadata (``.zarray``, ``.zgroup``, ``.zmetadata``) or a store's own
+    format is unreadable or not Zarr v2; the message names the document or file."""
+
+    code = "invalid_metadata"
+
+
+class MissingDependencyError(ExZarrError, ImportError):
+    """An optional dependency a feature needs is not installed; the message names the
+    extra to install."""
+
+    code = "missing_dependency"
 
 
 class PathNotFoundError(ExZarrError, FileNotFoundError):

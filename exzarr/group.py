@@ -8,7 +8,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from exzarr.array import Array, Attributes
-from exzarr.errors import ContainsArrayError, ContainsGroupError, ExZarrError, PathNotFoundError
+from exzarr.errors import (ContainsArrayError, ContainsGroupError, InvalidArgumentError,
+                           InvalidMetadataError, MetadataNotFoundError, PathNotFoundError)
 from exzarr.metadata import ZARRAY, ZATTRS, ZGROUP, ZMETADATA, group_document, json_dumps, json_loads
 from exzarr.storage.base import Store
 from exzarr.storage.registry import open_store
@@ -149,7 +150,7 @@ class Group:
             if store.contains(self._prefix + ZARRAY):
                 raise ContainsArrayError(
                     f"{self._path or '/'!r} is an array, not a group; open it with exzarr.open()")
-            raise ExZarrError(f"no group at {self._path or '/'!r} in {store!r}")
+            raise MetadataNotFoundError(f"no group at {self._path or '/'!r} in {store!r}")
         self.attrs = Attributes(store, self._prefix + ZATTRS, self._read_only)
 
     @property
@@ -351,7 +352,7 @@ def open_consolidated_store(store: Store, path: str = "") -> Store:
         return store
     doc = json_loads(raw, prefix + ZMETADATA)
     if not isinstance(doc, dict) or not isinstance(doc.get("metadata"), dict):
-        raise ExZarrError(f"{prefix + ZMETADATA!r} is not consolidated metadata")
+        raise InvalidMetadataError(f"{prefix + ZMETADATA!r} is not consolidated metadata")
     return ConsolidatedStore(store, doc["metadata"], path.strip("/"))
 
 
@@ -385,12 +386,12 @@ def open_group(path: Any = None, *, mode: str = "a", storage: Any = "filesystem"
         ``path`` holds an array, not a group.
     """
     if mode not in ("r", "r+", "a", "w", "w-"):
-        raise ExZarrError(f"mode must be one of r, r+, a, w, w-; not {mode!r}")
+        raise InvalidArgumentError(f"mode must be one of r, r+, a, w, w-; not {mode!r}")
     if isinstance(storage, Store):
         store, inner = storage, ("" if path is None else str(path).strip("/"))
     else:
         if path is None and storage != "memory":
-            raise ExZarrError("open_group() needs path=...")
+            raise InvalidArgumentError("open_group() needs path=...")
         store = open_store(storage, path, read_only=(mode == "r"), storage_options=storage_options)
         inner = ""
     prefix = inner + "/" if inner else ""

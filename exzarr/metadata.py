@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from exzarr.errors import ExZarrError, InvalidChunksError, InvalidShapeError
+from exzarr.errors import (InvalidArgumentError, InvalidChunksError, InvalidMetadataError,
+                           InvalidShapeError)
 
 ZARRAY = ".zarray"
 ZGROUP = ".zgroup"
@@ -49,11 +50,11 @@ def normalize_dtype(dtype: Any) -> np.dtype:
     try:
         dt = np.dtype(dtype)
     except TypeError as exc:
-        raise ExZarrError(f"unsupported dtype {dtype!r}: {exc}") from exc
+        raise InvalidArgumentError(f"unsupported dtype {dtype!r}: {exc}") from exc
     if dt.kind == "T":  # NumPy 2's StringDType: stored as variable-length UTF-8
         return np.dtype(object)
     if dt.kind not in "biufcSUVmMO" or dt.names is not None or dt.subdtype:
-        raise ExZarrError(
+        raise InvalidArgumentError(
             f"dtype {dt!r} is not supported; use a bool, integer, float, complex, "
             "bytes, unicode, datetime or str dtype"
         )
@@ -130,7 +131,7 @@ def _json_to_float(v: Any) -> float:
         try:  # zarr-python 2 stores some as hex ("0x7fc00000") or plain number strings.
             return float.fromhex(v) if v.startswith(("0x", "-0x")) else float(v)
         except ValueError:
-            raise ExZarrError(f"fill_value {v!r} is not a number") from None
+            raise InvalidMetadataError(f"fill_value {v!r} is not a number") from None
     return float(v)
 
 
@@ -161,7 +162,7 @@ def encode_fill_value(value: Any, dtype: np.dtype) -> Any:
         if isinstance(value, bytes):
             return base64.standard_b64encode(value).decode("ascii")
         return value if isinstance(value, (str, int, float, bool)) else str(value)
-    raise ExZarrError(f"no fill_value encoding for dtype {dtype.str}")
+    raise InvalidArgumentError(f"no fill_value encoding for dtype {dtype.str}")
 
 
 def decode_fill_value(value: Any, dtype: np.dtype) -> Any:
@@ -192,7 +193,7 @@ def decode_fill_value(value: Any, dtype: np.dtype) -> Any:
         return np.array(int(value), dtype="i8").view(dtype)[()]
     if kind == "O":
         return value
-    raise ExZarrError(f"no fill_value decoding for dtype {dtype.str}")
+    raise InvalidMetadataError(f"no fill_value decoding for dtype {dtype.str}")
 
 
 def fill_bytes(value: Any, dtype: np.dtype) -> bytes:
@@ -217,7 +218,7 @@ def json_loads(raw: bytes | str, what: str = "metadata") -> Any:
     try:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ExZarrError(f"{what} is not valid JSON: {exc}") from exc
+        raise InvalidMetadataError(f"{what} is not valid JSON: {exc}") from exc
 
 
 @dataclass
@@ -255,25 +256,25 @@ class ArrayMeta:
     @classmethod
     def from_json(cls, doc: Any) -> ArrayMeta:
         if not isinstance(doc, dict):
-            raise ExZarrError(".zarray must hold a JSON object")
+            raise InvalidMetadataError(".zarray must hold a JSON object")
         fmt = doc.get("zarr_format", 2)
         if fmt != 2:
-            raise ExZarrError(f"zarr_format {fmt} is not supported; exzarr reads Zarr v2")
+            raise InvalidMetadataError(f"zarr_format {fmt} is not supported; exzarr reads Zarr v2")
         try:
             shape = normalize_shape(doc["shape"])
             chunks = normalize_chunks(doc["chunks"], shape)
             dtype = np.dtype(doc["dtype"] if not isinstance(doc["dtype"], list)
                              else [tuple(f) for f in doc["dtype"]])
         except KeyError as exc:
-            raise ExZarrError(f".zarray lacks the required key {exc.args[0]!r}") from None
+            raise InvalidMetadataError(f".zarray lacks the required key {exc.args[0]!r}") from None
         except TypeError as exc:
-            raise ExZarrError(f".zarray has an invalid dtype: {exc}") from None
+            raise InvalidMetadataError(f".zarray has an invalid dtype: {exc}") from None
         order = doc.get("order", "C")
         if order not in ("C", "F"):
-            raise ExZarrError(f".zarray order must be 'C' or 'F', not {order!r}")
+            raise InvalidMetadataError(f".zarray order must be 'C' or 'F', not {order!r}")
         sep = doc.get("dimension_separator") or "."
         if sep not in (".", "/"):
-            raise ExZarrError(f".zarray dimension_separator must be '.' or '/', not {sep!r}")
+            raise InvalidMetadataError(f".zarray dimension_separator must be '.' or '/', not {sep!r}")
         known = {"zarr_format", "shape", "chunks", "dtype", "compressor", "fill_value",
                  "order", "filters", "dimension_separator"}
         fill_value = decode_fill_value(doc.get("fill_value"), dtype)

@@ -186,7 +186,7 @@ def check_pipeline(filters, arr: np.ndarray, chunks, *, compressor=None, order="
     for pos in np.ndindex(*grid):
         # Filters see the chunk's bytes in its order, as a flat array of the dtype (a
         # Fortran-ordered ndarray would not do: numcodecs' BitRound copies it to C order).
-        chunk = numcodecs_chunk(arr, chunks, pos, 0, order)
+        chunk = numcodecs_chunk(arr, chunks, pos, a.fill_value, order)
         buf = np.frombuffer(chunk.tobytes(order=order), dtype=arr.dtype)
         for f in nc_filters:
             buf = f.encode(buf)

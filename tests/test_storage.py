@@ -174,6 +174,18 @@ def test_s3_both_ways_with_zarr_python(s3):
         exzarr.open("s3://interop/zp", mode="r", storage_options=opts)[...], data.astype("<i4"))
 
 
+def test_save_and_load_take_storage_options(s3):
+    s3.make_bucket("saves")
+    a = exzarr.create(shape=(5,), chunks=(2,), dtype="i2")
+    a[...] = [1, 2, 3, 4, 5]
+    exzarr.save(a, path="s3://saves/a", storage_options=s3.storage_options)
+    np.testing.assert_array_equal(
+        exzarr.load("s3://saves/a", storage_options=s3.storage_options), [1, 2, 3, 4, 5])
+    exzarr.save(np.eye(3), path="s3://saves/np", storage_options=s3.storage_options)
+    np.testing.assert_array_equal(
+        exzarr.load("s3://saves/np", storage_options=s3.storage_options), np.eye(3))
+
+
 def test_registry_resolves_names_urls_and_custom_backends(tmp_path):
     assert isinstance(open_store("memory"), MemoryStore)
     assert isinstance(open_store("filesystem", tmp_path), DirectoryStore)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from exzarr.errors import ExZarrError
+from exzarr.errors import InvalidArgumentError, MissingDependencyError
 from exzarr.storage.base import Store
 
 
@@ -39,7 +39,7 @@ class FsspecStore(Store):
         try:
             import fsspec
         except ImportError:
-            raise ExZarrError(
+            raise MissingDependencyError(
                 f"opening {url!r} needs fsspec: pip install 'exzarr[fsspec]' "
                 "(or 'exzarr[s3]' for S3)") from None
         self.fs, root = fsspec.core.url_to_fs(url, **(storage_options or {}))
@@ -134,5 +134,5 @@ class FsspecStore(Store):
 
 def open_fsspec_store(path: Any = None, read_only: bool = False, **storage_options: Any) -> FsspecStore:
     if path is None:
-        raise ExZarrError("storage='fsspec' needs path=...: a URL such as s3://bucket/key")
+        raise InvalidArgumentError("storage='fsspec' needs path=...: a URL such as s3://bucket/key")
     return FsspecStore(str(path), storage_options, read_only=read_only)

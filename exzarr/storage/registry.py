@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from exzarr._plugins import EntryPointRegistry
-from exzarr.errors import ExZarrError
+from exzarr.errors import InvalidArgumentError
 from exzarr.storage.base import Store
 
 ENTRY_POINT_GROUP = "exzarr.storage"
@@ -41,7 +41,7 @@ def open_store(storage: Any, path: Any = None, *, read_only: bool = False,
         name = "fsspec"
     factory = _backends.lookup(name)
     if factory is None:
-        raise ExZarrError(
+        raise InvalidArgumentError(
             f"unknown storage backend {name!r}; registered: {', '.join(registered_backends())}"
         )
     return factory(path=path, read_only=read_only, **(storage_options or {}))
@@ -57,7 +57,7 @@ def _filesystem(path: Any = None, read_only: bool = False, **options: Any) -> St
     from exzarr.storage.directory import DirectoryStore
 
     if path is None:
-        raise ExZarrError("storage='filesystem' needs path=...: the directory to use")
+        raise InvalidArgumentError("storage='filesystem' needs path=...: the directory to use")
     return DirectoryStore(path, read_only=read_only, **options)
 
 

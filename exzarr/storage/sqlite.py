@@ -206,7 +206,7 @@ class SQLiteStore(Store):
 
 def open_sqlite_store(path: Any = None, read_only: bool = False, **options: Any) -> SQLiteStore:
     if path is None:
-        from exzarr.errors import ExZarrError
+        from exzarr.errors import InvalidArgumentError
 
-        raise ExZarrError("storage='sqlite' needs path=...: the database file")
+        raise InvalidArgumentError("storage='sqlite' needs path=...: the database file")
     return SQLiteStore(path, read_only=read_only, **options)

@@ -57,13 +57,20 @@ class ZipStore(Store):
             if self._zf is not None:
                 self._zf.close()
                 self._zf = None
-            if write:
-                self._zf = zipfile.ZipFile(self.path, mode="a", compression=zipfile.ZIP_STORED,
-                                           allowZip64=True)
-            elif os.path.exists(self.path):
-                self._zf = zipfile.ZipFile(self.path, mode="r")
-            else:
-                return None
+            try:
+                if write:
+                    self._zf = zipfile.ZipFile(self.path, mode="a", compression=zipfile.ZIP_STORED,
+                                               allowZip64=True)
+                elif os.path.exists(self.path):
+                    self._zf = zipfile.ZipFile(self.path, mode="r")
+                else:
+                    return None
+            except zipfile.BadZipFile as exc:
+                from exzarr.errors import InvalidMetadataError
+
+                raise InvalidMetadataError(
+                    f"{self.path} is not a zip archive ({exc}); open it with the backend of "
+                    "its format, or pass a new path") from None
         return self._zf
 
     def _info(self, key: str) -> zipfile.ZipInfo | None:
@@ -259,7 +266,7 @@ def _pread_all(fd: int, size: int, offset: int) -> bytes:
 
 def open_zip_store(path: Any = None, read_only: bool = False, mode: str = "a", **_: Any) -> ZipStore:
     if path is None:
-        from exzarr.errors import ExZarrError
+        from exzarr.errors import InvalidArgumentError
 
-        raise ExZarrError("storage='zip' needs path=...: the archive file")
+        raise InvalidArgumentError("storage='zip' needs path=...: the archive file")
     return ZipStore(path, mode=mode, read_only=read_only)
