@@ -279,54 +279,70 @@ def open(  # noqa: A001 - the original's name
 _COPY_BATCH = 256  # chunks held in memory at once while save() copies
 
 
-def _is_chunk_key(rest: str, ndim: int, sep: str | None) -> bool:
-    """Whether ``rest`` (a key below an array) names one of its chunks."""
-    parts = rest.split(sep) if sep else rest.replace("/", ".").split(".")
-    return (len(parts) == max(ndim, 1) or sep is None) and all(p.isdigit() for p in parts)
+def _array_keys(store: Store, prefix: str, meta: ArrayMeta | None) -> set[str]:
+    """The keys of the array at ``prefix``: its metadata and its chunks.
 
-
-def _array_keys(store: Store, prefix: str, meta: ArrayMeta | None) -> list[str]:
-    """The keys of the array at ``prefix``: its metadata and its chunks, nothing nested
-    (a ``meta`` of None: an unreadable array, whose chunk keys are guessed)."""
-    ndim = len(meta.shape) if meta is not None else 0
-    sep = meta.dimension_separator if meta is not None else None
-    return [k for k in store.list_prefix(prefix)
-            if k[len(prefix):] in (ZARRAY, ZATTRS) or _is_chunk_key(k[len(prefix):], ndim, sep)]
+    Arrays and groups nested below it are not its keys, nor is anything that is not a
+    chunk of its grid. With ``meta`` None (unreadable metadata) only flat keys of digits
+    count as chunks.
+    """
+    keys = list(store.list_prefix(prefix))
+    nested = tuple(k[:-len(name)] for k in keys for name in (ZARRAY, ZGROUP)
+                   if k.endswith("/" + name) and k != prefix + name)
+    if meta is not None:
+        grid = [-(-s // c) for s, c in zip(meta.shape, meta.chunks)]
+        sep = meta.dimension_separator
+    own = set()
+    for k in keys:
+        rest = k[len(prefix):]
+        if rest in (ZARRAY, ZATTRS):
+            own.add(k)
+        elif nested and k.startswith(nested):
+            continue
+        elif meta is None:
+            if "/" not in rest and all(p.isdigit() for p in rest.split(".")):
+                own.add(k)
+        else:
+            parts = rest.split(sep)
+            if not grid:
+                ok = parts == ["0"]
+            else:
+                ok = len(parts) == len(grid) and all(
+                    p.isdigit() and int(p) < n for p, n in zip(parts, grid))
+            if ok:
+                own.add(k)
+    return own
 
 
 def _place(store: Store, prefix: str) -> tuple[Any, str]:
     """Where ``prefix`` of ``store`` is: an identity for the storage and the path in it,
-    ending in "/", comparable across Store objects of one directory or bucket."""
+    ending in "/", the same for two Store objects of one directory, file or dict."""
+    while isinstance(getattr(store, "base", None), Store):  # consolidated views
+        store = store.base  # type: ignore[attr-defined]
     root = getattr(store, "root", None)
+    if isinstance(root, str) and os.path.isabs(root):
+        return ("path",), os.path.realpath(os.path.join(root, prefix)) + "/"
     if isinstance(root, str):
-        where = os.path.realpath(root) if os.path.isabs(root) else root
-        return (type(store), getattr(store, "fs", None)), where.rstrip("/") + "/" + prefix
-    return (id(store),), "/" + prefix
+        return ("fs", id(getattr(store, "fs", None))), root.rstrip("/") + "/" + prefix
+    path = getattr(store, "path", None)
+    if isinstance(path, str) and path != ":memory:":
+        return ("file", os.path.realpath(path)), "/" + prefix
+    data = getattr(store, "_data", None)
+    return ("object", id(store if data is None else data)), "/" + prefix
 
 
 def _where(store: Store, prefix: str) -> str:
     return f"{prefix.rstrip('/')!r} in {store!r}" if prefix else repr(store)
 
 
-def _check_save_target(target: Store, dst: str, array: Array | None) -> ArrayMeta | None:
-    """Refuse targets save() would destroy; the metadata of an array it replaces."""
-    if target.contains(dst + ZGROUP):
-        raise ContainsGroupError(
-            f"{_where(target, dst)} is a Zarr group; save into a path inside it, or remove "
-            "the group first")
-    if array is not None:
-        there, src = _place(array.store, array.path + "/" if array.path else "")
-        here, full = _place(target, dst)
-        if there == here and src.startswith(full) and src != full:
-            raise ContainsArrayError(
-                f"cannot save {array!r} to {_where(target, dst)}: the array itself lies "
-                "inside that path; save it somewhere else")
-    if not target.contains(dst + ZARRAY):
-        return None
-    try:
-        return ArrayMeta.decode(target.get(dst + ZARRAY) or b"")
-    except ExZarrError:
-        return None  # a broken array: replaced, its chunk keys guessed
+def _under_any(key: str, parents: set[str]) -> bool:
+    """Whether a "/"-ancestor of ``key`` is in ``parents`` (it would be a directory)."""
+    cut = key.find("/")
+    while cut != -1:
+        if key[:cut] in parents:
+            return True
+        cut = key.find("/", cut + 1)
+    return False
 
 
 def save(array: Array | np.ndarray, path: Any = None, *, storage: Any = "filesystem",
@@ -334,8 +350,10 @@ def save(array: Array | np.ndarray, path: Any = None, *, storage: Any = "filesys
     """Write ``array`` (metadata, attributes and every stored chunk) to ``path``.
 
     A NumPy array is accepted too: it is stored with default chunks and compressor. An
-    array already at ``path`` is replaced (its metadata and chunks; anything else there
-    is kept); the copy holds a few hundred chunks in memory at a time.
+    array already at ``path`` is replaced: its metadata and chunks, not what else is
+    there (arrays or groups inside it, other files). The copy holds a few hundred chunks
+    in memory at a time. While it runs, readers find no array at ``path``; the old
+    array's chunks that the new one does not overwrite are deleted last.
 
     Parameters
     ----------
@@ -354,49 +372,67 @@ def save(array: Array | np.ndarray, path: Any = None, *, storage: Any = "filesys
     ContainsGroupError
         A Zarr group is at ``path``.
     ContainsArrayError
-        The array being saved lies inside ``path``, or files at ``path`` that are not
-        part of a Zarr array would be overwritten.
+        The array being saved lies inside ``path``, or something at ``path`` that is not
+        the array being replaced would be overwritten.
     """
+    if not isinstance(array, Array):
+        from exzarr.metadata import guess_chunks
+
+        data = np.asarray(array)
+        array = create(shape=data.shape, chunks=guess_chunks(data.shape, data.dtype.itemsize),
+                       dtype=data.dtype)
+        array[...] = data
     target, inner = _split_path(storage, path, storage_options)
-    dst = inner + "/" if inner else ""
     try:
-        _save(array, target, inner, dst)
+        _save(array, target, inner + "/" if inner else "")
     finally:
         if not isinstance(storage, Store):
             target.close()  # zip archives get their central directory, databases their commit
 
 
-def _save(array: Array | np.ndarray, target: Store, inner: str, dst: str) -> None:
-    if not isinstance(array, Array):
-        data = np.asarray(array)
-        from exzarr.metadata import guess_chunks
-
-        old = _check_save_target(target, dst, None)
-        if target.contains(dst + ZARRAY):
-            target.delete_many(_array_keys(target, dst, old))
-        create(shape=data.shape, chunks=guess_chunks(data.shape, data.dtype.itemsize),
-               dtype=data.dtype, storage=target, path=inner)[...] = data
-        return
+def _save(array: Array, target: Store, dst: str) -> None:
     src = array.path + "/" if array.path else ""
-    if _place(target, dst) == _place(array.store, src):
+    (there, src_at), (here, dst_at) = _place(array.store, src), _place(target, dst)
+    if there == here and src_at == dst_at:
         array._write_meta()  # already there: just make sure the metadata is current
         return
-    old = _check_save_target(target, dst, array)
-    keys = _array_keys(array.store, src, array.meta)
+    if target.contains(dst + ZGROUP):
+        raise ContainsGroupError(
+            f"{_where(target, dst)} is a Zarr group; save into a path inside it, or remove "
+            "the group first")
+    if there == here and src_at.startswith(dst_at):
+        raise ContainsArrayError(
+            f"cannot save {array!r} to {_where(target, dst)}: the array itself lies inside "
+            "that path; save it somewhere else")
+    replacing = target.contains(dst + ZARRAY)
+    old: ArrayMeta | None = None
+    if replacing:
+        try:
+            old = ArrayMeta.decode(target.get(dst + ZARRAY) or b"")
+        except ExZarrError:
+            pass  # a broken array: replaced all the same, its chunk keys guessed
+    stale = _array_keys(target, dst, old) if replacing else set()
+    keys = sorted(_array_keys(array.store, src, array.meta))
     chunk_keys = [k for k in keys if k[len(src):] not in (ZARRAY, ZATTRS)]
-    if target.contains(dst + ZARRAY):
-        # The old array goes first, its metadata before its chunks: while the copy runs,
-        # readers find no array there rather than old metadata over new chunks.
-        stale = _array_keys(target, dst, old)
+    new = {dst + k[len(src):] for k in keys} | {dst + ZARRAY}
+    # Nothing but the old array may be overwritten, or lie below a new key (a chunk file
+    # cannot replace a directory). This is checked before anything is changed.
+    others = [k for k in target.list_prefix(dst) if k not in stale]
+    taken = [k for k in others if k in new or _under_any(k, new)]
+    if taken:
+        raise ContainsArrayError(
+            f"{_where(target, dst)} holds {len(taken)} key(s) that are not part of the array "
+            f"being replaced but would be overwritten (e.g. {min(taken)!r}); save to an "
+            "empty path")
+    if replacing:
         target.delete(dst + ZARRAY)
-        target.delete_many([k for k in stale if k != dst + ZARRAY])
-    else:
-        taken = set(target.list_prefix(dst)) & {dst + k[len(src):] for k in keys}
-        if taken:
-            raise ContainsArrayError(
-                f"{_where(target, dst)} holds {len(taken)} file(s) that are not part "
-                f"of a Zarr array but would be overwritten (e.g. {min(taken)!r}); save to "
-                "an empty path")
+        in_the_way = {k for k in stale if _under_any(k, new)}  # nested chunks of another layout
+        if in_the_way:
+            target.delete_many(sorted(in_the_way))
+            prune = getattr(target, "remove_empty_dirs", None)
+            if prune is not None:
+                prune(dst)
+            stale -= in_the_way
     for start in range(0, len(chunk_keys), _COPY_BATCH):
         batch = chunk_keys[start:start + _COPY_BATCH]
         target.set_many([(dst + k[len(src):], v)
@@ -405,6 +441,7 @@ def _save(array: Array | np.ndarray, target: Store, inner: str, dst: str) -> Non
     if attrs is not None:
         target.set(dst + ZATTRS, attrs)
     target.set(dst + ZARRAY, array.meta.encode())
+    target.delete_many(sorted(stale - new))
 
 
 def load(path: Any = None, *, storage: Any = "filesystem",

@@ -140,13 +140,26 @@ def core_steps(dtype: np.dtype, filters: list[Codec],
     return steps, compressor.core_step(dtype) if compressor is not None else None
 
 
+# Filters that compute with the values (not only move or wrap their bits): the data must
+# be of their dtype, byte order included, for the result to mean anything.
+_VALUE_FILTERS = frozenset({"quantize", "fixedscaleoffset", "astype"})
+
+
+def _dtype_name(dt: np.dtype) -> str:
+    """``int32``, or ``>f8`` where the byte order is not the machine's."""
+    return str(dt) if dt.isnative else dt.str
+
+
 def check_filters(dtype: np.dtype, chunks: tuple[int, ...], filters: list[Codec]) -> None:
     """Refuse, for a new array, filters that do not fit its dtype and chunks.
 
     numcodecs views a chunk's bytes as a filter's ``dtype`` whatever the array's is, so
     ``delta(dtype="int64")`` on an int32 array mixes pairs of numbers, and a chunk that
-    is not a whole number of the filter's elements fails on its first write. Arrays
-    other tools made are opened as they are; only :func:`exzarr.create` checks.
+    is not a whole number of the filter's elements fails on its first write. An integer
+    filter over floats of its width works on their bits, exactly, and is allowed; one
+    that computes with values (quantize, fixedscaleoffset, astype, a float delta) needs
+    the data's own dtype. Arrays other tools made are opened as they are; only
+    :func:`exzarr.create` checks.
 
     Raises
     ------
@@ -161,10 +174,12 @@ def check_filters(dtype: np.dtype, chunks: tuple[int, ...], filters: list[Codec]
         want = getattr(codec, "dtype", None)
         if want is not None and not here.hasobject:
             want = np.dtype(want)
-            if want.itemsize != here.itemsize or (want.kind == "f") != (here.kind == "f"):
+            by_value = codec.codec_id in _VALUE_FILTERS or want.kind in "fc"
+            if want.itemsize != here.itemsize or (by_value and want != here):
                 raise InvalidFilterConfigError(
-                    codec.codec_id, f"its dtype {want} does not match the {here} data that "
-                    f"reaches it; give it dtype={here.str!r} or change the array's dtype")
+                    codec.codec_id, f"its dtype {_dtype_name(want)} does not match the "
+                    f"{_dtype_name(here)} data that reaches it; give it dtype={here.str!r} "
+                    "or change the array's dtype")
         here = codec.encoded_dtype(here)
     steps, _ = core_steps(dtype, filters, None)
     if dtype.hasobject or not steps or any(s is None for s in steps):

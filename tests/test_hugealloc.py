@@ -100,3 +100,12 @@ def test_threads_allocate_at_once(tmp_path):
     for t in threads:
         t.join()
     assert not errors and len(seen) == 40 and all(seen)
+
+
+def test_the_handler_is_restored_when_allocation_fails():
+    with pytest.raises((MemoryError, ValueError)):
+        _core.empty_huge((1 << 62,), np.dtype("u1"))
+    assert get_handler_name() == "default_allocator"
+    with pytest.raises(TypeError):
+        _core.empty_huge((4, 4), "no-such-dtype")
+    assert get_handler_name() == "default_allocator"

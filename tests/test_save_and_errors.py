@@ -200,3 +200,120 @@ def test_filter_tuples_take_atoms_in_their_options():
     a[...] = [1, 3, 6, 10, 15, 21]
     assert a.filters[0].get_config()["dtype"] == "<i8"
     np.testing.assert_array_equal(a[...], [1, 3, 6, 10, 15, 21])
+
+
+def _aliases(tmp_path):
+    """Pairs of (array, save target) naming the same array through another Store."""
+    from exzarr.storage.directory import DirectoryStore
+    from exzarr.storage.memory import MemoryStore
+    from exzarr.storage.sqlite import SQLiteStore
+
+    d = tmp_path / "d"
+    _array_at(d, [1, 2, 3, 4])
+    yield exzarr.open(f"file://{d}"), dict(path=str(d))
+    real = tmp_path / "real"
+    _array_at(real / "a", [1, 2, 3, 4])
+    (tmp_path / "link").symlink_to(real)
+    yield exzarr.open(str(tmp_path / "link" / "a")), dict(path=str(real / "a"))
+    g = exzarr.open_group(str(tmp_path / "g"), mode="w")
+    g.create_array("a", shape=(4,), chunks=(2,), dtype="i4")[...] = [1, 2, 3, 4]
+    g.consolidate()
+    yield exzarr.open_group(str(tmp_path / "g"), mode="r+", consolidated=True)["a"], \
+        dict(path="a", storage=DirectoryStore(str(tmp_path / "g")))
+    shared: dict = {}
+    a = exzarr.create(shape=(4,), chunks=(2,), dtype="i4", storage=MemoryStore(shared))
+    a[...] = [1, 2, 3, 4]
+    yield a, dict(path="", storage=MemoryStore(shared))
+    db = str(tmp_path / "x.sqlite")
+    s1 = SQLiteStore(db)
+    a = exzarr.create(shape=(4,), chunks=(2,), dtype="i4", storage=s1, path="a")
+    a[...] = [1, 2, 3, 4]
+    s1.close()
+    yield exzarr.open(storage=SQLiteStore(db), path="a"), dict(path="a", storage=SQLiteStore(db))
+
+
+def test_saving_an_array_onto_itself_through_another_store_keeps_it(tmp_path):
+    for a, where in _aliases(tmp_path):
+        exzarr.save(a, **where)
+        store = where.get("storage")
+        again = (exzarr.open(storage=store, path=where["path"], mode="r") if store is not None
+                 else exzarr.open(where["path"], mode="r"))
+        np.testing.assert_array_equal(again[...], [1, 2, 3, 4], err_msg=repr(where))
+
+
+def test_replacing_nested_chunks_with_flat_ones(tmp_path):
+    t = tmp_path / "t"
+    old = exzarr.create(shape=(4, 4), chunks=(2, 2), dtype="i4", dimension_separator="/",
+                        storage="filesystem", path=str(t))
+    old[...] = np.arange(16).reshape(4, 4)
+    new = exzarr.create(shape=(6,), chunks=(2,), dtype="i4")
+    new[...] = [9, 8, 7, 6, 5, 4]
+    exzarr.save(new, path=str(t))  # keys 0, 1, 2 where directories 0/ and 1/ were
+    np.testing.assert_array_equal(exzarr.load(str(t)), [9, 8, 7, 6, 5, 4])
+    assert sorted(os.listdir(t)) == [".zarray", "0", "1", "2"]
+
+
+def test_replacing_keeps_arrays_nested_under_numeric_names(tmp_path):
+    t = tmp_path / "t"
+    exzarr.create(shape=(20, 4), chunks=(2, 2), dtype="i4", dimension_separator="/",
+                  storage="filesystem", path=str(t))[...] = 1
+    _array_at(t / "5", [4, 3, 2, 1])  # a nested array whose name looks like a chunk row
+    exzarr.save(np.arange(3, dtype="i1"), path=str(t))
+    np.testing.assert_array_equal(exzarr.load(str(t / "5")), [4, 3, 2, 1])
+    np.testing.assert_array_equal(exzarr.load(str(t)), [0, 1, 2])
+
+
+def test_chunks_outside_the_old_grid_are_not_the_old_arrays(tmp_path):
+    t = tmp_path / "t"
+    exzarr.create(shape=(4,), chunks=(2,), dtype="i4", storage="filesystem", path=str(t))[...] = 1
+    (t / "7").write_text("not a chunk of a 2-chunk array")
+    exzarr.save(np.arange(2, dtype="i1"), path=str(t))
+    assert (t / "7").read_text() == "not a chunk of a 2-chunk array"
+    longer = exzarr.create(shape=(16,), chunks=(2,), dtype="i1")  # its chunk 7 is taken
+    longer[...] = np.arange(16)
+    with pytest.raises(ContainsArrayError, match="'7'"):
+        exzarr.save(longer, path=str(t))
+    assert (t / "7").read_text() == "not a chunk of a 2-chunk array"
+    np.testing.assert_array_equal(exzarr.load(str(t)), [0, 1])
+
+
+def test_saving_a_numpy_array_refuses_to_overwrite_files(tmp_path):
+    t = tmp_path / "t"
+    t.mkdir()
+    (t / "0").write_text("mine")
+    with pytest.raises(ContainsArrayError, match="would be overwritten"):
+        exzarr.save(np.arange(5), path=str(t))
+    assert (t / "0").read_text() == "mine"
+
+
+def test_a_file_that_is_not_a_zip_is_still_a_bad_zip_file(tmp_path):
+    import zipfile
+
+    p = tmp_path / "x.zip"
+    p.write_bytes(b"plain text")
+    with pytest.raises(zipfile.BadZipFile):
+        exzarr.open(str(p), storage="zip")
+
+
+@pytest.mark.parametrize("dtype, filters", [
+    ("float32", [("delta", {"dtype": "<i4"})]),  # integer delta over float bits: exact
+    ("float16", [("delta", {"dtype": "<u2"})]),
+    ("M8[s]", [("delta", {"dtype": "<i8"})]),
+    (">f8", [("fixedscaleoffset", {"offset": 0, "scale": 10, "dtype": ">f8", "astype": ">i4"})]),
+    ("float64", [("astype", {"encode_dtype": "<f4", "decode_dtype": "<f8"})]),
+])
+def test_create_takes_bitwise_and_matching_value_filters(dtype, filters):
+    a = exzarr.create(shape=(6,), chunks=(3,), dtype=dtype, filters=filters)
+    values = np.arange(6).astype(dtype)
+    a[...] = values
+    np.testing.assert_array_equal(a[...], values)
+
+
+@pytest.mark.parametrize("dtype, filters", [
+    (">f8", [("fixedscaleoffset", {"offset": 0, "scale": 10, "dtype": "<f8", "astype": "<i4"})]),
+    ("int32", [("delta", {"dtype": "<f4"})]),
+    ("float64", [("astype", {"encode_dtype": "<f4", "decode_dtype": "<i8"})]),
+])
+def test_create_refuses_value_filters_of_another_dtype(dtype, filters):
+    with pytest.raises(InvalidFilterConfigError, match="does not match"):
+        exzarr.create(shape=(6,), chunks=(3,), dtype=dtype, filters=filters)

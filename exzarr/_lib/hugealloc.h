@@ -7,7 +7,8 @@
  * percent of reading a 64 MiB array from warm chunk files.
  *
  * This handler maps each allocation on its own, with the data 2 MiB aligned, and asks
- * for huge pages as NumPy does (madvise). The page before the data holds the mapping's
+ * for huge pages as NumPy does (madvise): only a last part short of 2 MiB stays in
+ * small pages (none for the usual power-of-two arrays). The page before the data holds the mapping's
  * start and length, so free and realloc need no table. The memory is zeroed by the
  * kernel, so calloc is malloc. Only arrays exzarr creates for a read of at least
  * EXZARR_HUGE_MIN bytes use it (see _core.empty); they are ordinary arrays owning their

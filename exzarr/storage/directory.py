@@ -121,6 +121,21 @@ class DirectoryStore(Store):
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             pass  # absent (a directory is not a key: it is never removed here)
 
+    def remove_empty_dirs(self, prefix: str = "") -> None:
+        """Remove the empty directories below ``prefix`` (left by deleted nested chunks).
+
+        Only for callers that know no write runs below ``prefix`` at the same time: a
+        writer that has just created a chunk's directory would find it gone.
+        """
+        self._check_writable()
+        top = self._path(prefix.strip("/")) if prefix.strip("/") else self.root
+        for dirpath, _, _ in os.walk(top, topdown=False):
+            if dirpath != top:
+                try:
+                    os.rmdir(dirpath)
+                except OSError:
+                    pass  # not empty (or gone): left as it is
+
     def contains(self, key: str) -> bool:
         return os.path.isfile(self._path(key))
 

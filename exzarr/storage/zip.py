@@ -10,7 +10,12 @@ import zipfile
 from collections.abc import Iterator
 from typing import Any
 
+from exzarr.errors import InvalidMetadataError
 from exzarr.storage.base import Store
+
+
+class NotAZipArchiveError(InvalidMetadataError, zipfile.BadZipFile):
+    """The file at a ZipStore's path is not a zip archive (still a ``BadZipFile``)."""
 
 
 class ZipStore(Store):
@@ -66,9 +71,7 @@ class ZipStore(Store):
                 else:
                     return None
             except zipfile.BadZipFile as exc:
-                from exzarr.errors import InvalidMetadataError
-
-                raise InvalidMetadataError(
+                raise NotAZipArchiveError(
                     f"{self.path} is not a zip archive ({exc}); open it with the backend of "
                     "its format, or pass a new path") from None
         return self._zf
