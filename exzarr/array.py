@@ -254,16 +254,29 @@ class Array:
                               and self._cache is None)
 
     def _build_pipeline(self) -> tuple[Any, bool]:
-        """The core pipeline, and whether some codec must run in Python instead."""
+        """The core pipeline, and whether some codecs must run in Python around it.
+
+        The core runs the longest run of filters next to the data that all have a C
+        path (the whole chain when every codec has one). The codecs after them, to the
+        compressor, run in Python (``_outer``), each on its own: a bz2 compressor over
+        delta still has delta undone by the core, in the batch call, without the GIL.
+        """
         from exzarr import _core
 
         dtype = self._meta.dtype
+        self._outer: list[Codec] = []
+        self._inner_dtype = dtype
         if dtype.hasobject:
+            self._outer = [*self._filters, *([self._compressor] if self._compressor else [])]
             return raw_pipeline(), True
         steps, comp = core_steps(dtype, self._filters, self._compressor)
         if all(s is not None for s in steps) and (self._compressor is None or comp is not None):
             return _core.Pipeline(steps, comp), False
-        return raw_pipeline(), True
+        k = next(i for i, s in enumerate(steps + [None]) if s is None)
+        self._outer = [*self._filters[k:], *([self._compressor] if self._compressor else [])]
+        for f in self._filters[:k]:
+            self._inner_dtype = f.encoded_dtype(self._inner_dtype)
+        return (_core.Pipeline(steps[:k], None) if k else raw_pipeline()), True
 
     # -- properties -------------------------------------------------------------------
     @property
@@ -570,7 +583,9 @@ class Array:
                 continue
             key = keys[i]
             if self._python_codecs:
-                raw = self._decode_python(key, data)
+                data = self._decode_python(key, data)
+            if self._pipeline is raw_pipeline():
+                raw: Any = data
             else:
                 buf = bytearray(nbytes)
                 try:
@@ -588,16 +603,14 @@ class Array:
         return self._cache
 
     def _decode_python(self, key: str, data: bytes) -> bytes:
-        """Run the codec chain in Python (for codecs without a C path)."""
+        """Undo the codecs that run in Python (``_outer``): what the core pipeline decodes."""
         from exzarr.errors import CorruptChunkError
 
-        nbytes = math.prod(self.chunks) * self.dtype.itemsize
+        nbytes = self._pipeline.encoded_size(math.prod(self.chunks) * self.dtype.itemsize)
         try:
             buf: Any = data
-            if self._compressor is not None:
-                buf = self._compressor.decode(buf)
-            for f in reversed(self._filters):
-                buf = f.decode(buf)
+            for codec in reversed(self._outer):
+                buf = codec.decode(buf)
             raw = np.ascontiguousarray(buf).tobytes() if isinstance(buf, np.ndarray) else bytes(buf)
         except CorruptChunkError as exc:
             raise CorruptChunkError(f"chunk {key!r} is corrupt: {exc}", key) from None
@@ -611,11 +624,10 @@ class Array:
         return raw
 
     def _encode_python(self, raw: bytes) -> bytes:
-        buf: Any = np.frombuffer(raw, dtype=self.dtype)
-        for f in self._filters:
-            buf = f.encode(buf)
-        if self._compressor is not None:
-            buf = self._compressor.encode(buf)
+        """Apply the codecs that run in Python to what the core pipeline encoded."""
+        buf: Any = np.frombuffer(raw, dtype=self._inner_dtype)
+        for codec in self._outer:
+            buf = codec.encode(buf)
         return bytes(buf)
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
