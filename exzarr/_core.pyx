@@ -46,6 +46,7 @@ from exzarr._lib.zstd cimport *
 cnp.import_array()
 
 DEF MAX_NDIM = 32
+DEF MAX_CHUNK_BYTES = 1 << 62
 DEF MAX_STEPS = 64
 
 # --------------------------------------------------------------------------------------
@@ -371,16 +372,27 @@ cdef int decompress_any(Ctx* c, const Step* s, const uint8_t* src, size_t srclen
         if s.kind == STEP_ZLIB:
             lr = libdeflate_zlib_decompress_ex(c.dd, src, srclen, dst, cap,
                                                &actual_in, &actual_out)
+            nbytes = actual_out
         else:
-            lr = libdeflate_gzip_decompress_ex(c.dd, src, srclen, dst, cap,
-                                               &actual_in, &actual_out)
+            # gzip data may be several members one after another (bgzip, appends): each
+            # decodes after the one before, as Python's gzip module reads them.
+            while True:
+                lr = libdeflate_gzip_decompress_ex(c.dd, src, srclen, dst + nbytes,
+                                                   cap - nbytes, &actual_in, &actual_out)
+                if lr != LIBDEFLATE_SUCCESS:
+                    break
+                nbytes += actual_out
+                src += actual_in
+                srclen -= actual_in
+                if srclen == 0 or actual_in == 0:
+                    break
         if lr == LIBDEFLATE_INSUFFICIENT_SPACE:
             c.detail = "deflate data decodes to more than the chunk size"
             return ST_SIZE
         if lr != LIBDEFLATE_SUCCESS:
             c.detail = "invalid deflate stream"
             return ST_CORRUPT
-        outlen[0] = actual_out
+        outlen[0] = nbytes
         return ST_OK
     if s.kind == STEP_LZ4:
         if srclen < 4:
@@ -1136,6 +1148,12 @@ cdef int setup_geometry(Geometry* g, tuple chunk_shape, bint f_order, cnp.ndarra
         g.chunk_shape[d] = chunk_shape[d]
         if g.chunk_shape[d] <= 0:
             raise ValueError("chunk dimensions must be positive")
+        # Offsets inside a chunk are Py_ssize_t: its byte size must fit, with room.
+        if stride > 0 and g.chunk_shape[d] > MAX_CHUNK_BYTES // stride:
+            raise ValueError(f"a chunk of shape {chunk_shape} and {g.itemsize}-byte items "
+                             f"exceeds {MAX_CHUNK_BYTES} bytes")
+        stride *= g.chunk_shape[d]
+    stride = g.itemsize
     if f_order:
         for d in range(ndim):
             g.chunk_strides[d] = stride

@@ -26,6 +26,7 @@ from exzarr.metadata import (
     ZATTRS,
     ZGROUP,
     ArrayMeta,
+    integer_in_range,
     json_dumps,
     normalize_chunks,
     normalize_dtype,
@@ -173,15 +174,18 @@ def create(
         wants = "vlen-bytes" if dtype is bytes or dtype == "bytes" else "vlen-utf8"
         if not any(getattr(f, "is_object_codec", False) for f in filts):
             filts.insert(0, get_codec({"id": wants}))
-        if fill_value == 0 and not isinstance(fill_value, bool):
-            fill_value = b"" if filts[0].codec_id == "vlen-bytes" else ""
+        empty = {"vlen-bytes": b"", "vlen-utf8": ""}.get(filts[0].codec_id)
+        if empty is not None and fill_value == 0 and not isinstance(fill_value, bool):
+            fill_value = empty
     elif dt.kind in "SU" and isinstance(fill_value, (int, float)) and fill_value == 0:
         # The default 0 means empty strings, as in zarr-python ('0' would be a digit).
         fill_value = np.zeros((), dtype=dt)[()]
     elif fill_value is not None and dt.kind not in "V":
         try:
             np.array(fill_value).astype(dt, casting="unsafe")
-        except (TypeError, ValueError) as exc:
+            if dt.kind in "iu":
+                integer_in_range(fill_value, dt)
+        except (TypeError, ValueError, OverflowError) as exc:
             raise InvalidArgumentError(f"fill_value {fill_value!r} does not fit dtype {dt}: {exc}") from None
     meta = ArrayMeta(
         shape=shape_t,

@@ -996,7 +996,7 @@ class Array:
             chunk = self._object_chunk(key, None if whole else self._store.get(key))
             chunk_sel, value_sel = _region_slices(region)
             chunk[chunk_sel] = value[value_sel]
-            if not self._write_empty and all(v == self.fill_value for v in chunk.flat):
+            if not self._write_empty and all(_is_fill(v, self.fill_value) for v in chunk.flat):
                 self._store.delete(key)
             else:
                 self._store.set(key, self._encode_object_chunk(chunk))
@@ -1022,6 +1022,8 @@ class Array:
             if any(k >= g for k, g in zip(coords, new_grid)):
                 doomed.append(key)
         self._store.delete_many(doomed)
+        if self._cache is not None:
+            self._cache.invalidate(doomed)
         self._meta.shape = new_shape
         self._write_meta()
 
@@ -1029,8 +1031,12 @@ class Array:
         """Grow along ``axis`` and write ``data`` at the end; returns the new shape."""
         self._check_writable()
         data = np.asarray(data)
+        if self.ndim == 0:
+            raise ValueError("a 0-d array has no axis to append along")
         if data.ndim != self.ndim:
             raise ValueError(f"data has {data.ndim} dimensions, the array {self.ndim}")
+        if not -self.ndim <= axis < self.ndim:
+            raise np.exceptions.AxisError(axis, self.ndim)
         axis = axis % self.ndim
         for d in range(self.ndim):
             if d != axis and data.shape[d] != self.shape[d]:
@@ -1087,6 +1093,13 @@ class ArrayInfo:
         return "\n".join(f"{k:<{width}} : {v}" for k, v in rows)
 
     __str__ = __repr__
+
+
+def _is_fill(item: Any, fill: Any) -> bool:
+    """Whether one item of an object array is the fill value (items may be arrays)."""
+    if isinstance(item, np.ndarray) or isinstance(fill, np.ndarray):
+        return False
+    return bool(item == fill)
 
 
 def _region_slices(region: np.ndarray) -> tuple[tuple[slice, ...], tuple[slice, ...]]:

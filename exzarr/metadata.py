@@ -165,6 +165,15 @@ def encode_fill_value(value: Any, dtype: np.dtype) -> Any:
     raise InvalidArgumentError(f"no fill_value encoding for dtype {dtype.str}")
 
 
+def integer_in_range(value: Any, dtype: np.dtype) -> int:
+    """``value`` as an int of integer ``dtype``; ValueError when the type cannot hold it."""
+    v = int(value)
+    info = np.iinfo(dtype)
+    if not info.min <= v <= info.max:
+        raise ValueError(f"{v} is outside the range of {dtype} ({info.min} to {info.max})")
+    return v
+
+
 def decode_fill_value(value: Any, dtype: np.dtype) -> Any:
     """The Python/numpy value of a JSON fill value (``None`` stays ``None``)."""
     if value is None:
@@ -173,7 +182,10 @@ def decode_fill_value(value: Any, dtype: np.dtype) -> Any:
     if kind == "b":
         return bool(value)
     if kind in "iu":
-        return int(value)
+        try:
+            return integer_in_range(value, dtype)
+        except (TypeError, ValueError) as exc:
+            raise InvalidMetadataError(f"fill_value {value!r}: {exc}") from None
     if kind == "f":
         return _json_to_float(value)
     if kind == "c":
@@ -209,6 +221,27 @@ def fill_bytes(value: Any, dtype: np.dtype) -> bytes:
 # Documents
 # ---------------------------------------------------------------------------------------
 
+def dtype_to_json(dtype: np.dtype) -> Any:
+    """A dtype as ``.zarray`` spells it: its type string, or for a structured dtype the
+    list of ``[name, type(, shape)]`` fields (nested for nested ones), as zarr-python 2."""
+    return dtype.str if dtype.names is None else [list(f) for f in dtype.descr]
+
+
+def dtype_from_json(value: Any) -> np.dtype:
+    """The dtype of a ``.zarray``'s ``dtype``: a type string or a (nested) field list."""
+    def fields(items: Any) -> list[tuple[Any, ...]]:
+        out = []
+        for f in items:
+            if not isinstance(f, (list, tuple)) or len(f) not in (2, 3):
+                raise TypeError(f"a structured dtype field is [name, type] or [name, type, "
+                                f"shape], not {f!r}")
+            name, typ = f[0], fields(f[1]) if isinstance(f[1], list) else f[1]
+            out.append((name, typ) if len(f) == 2 else (name, typ, tuple(f[2])))
+        return out
+
+    return np.dtype(fields(value) if isinstance(value, list) else value)
+
+
 def json_dumps(doc: Any) -> bytes:
     """Metadata JSON as zarr-python 3 writes it: indent 2, NaN allowed, UTF-8."""
     return json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=True).encode("utf-8")
@@ -219,6 +252,10 @@ def json_loads(raw: bytes | str, what: str = "metadata") -> Any:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidMetadataError(f"{what} is not valid JSON: {exc}") from exc
+
+
+# The largest chunk, in bytes: offsets inside one stay far from overflowing 64 bits.
+MAX_CHUNK_BYTES = 1 << 62
 
 
 @dataclass
@@ -235,12 +272,19 @@ class ArrayMeta:
     dimension_separator: str = "."
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        nbytes = math.prod(self.chunks) * self.dtype.itemsize
+        if nbytes > MAX_CHUNK_BYTES:
+            raise InvalidChunksError(
+                f"chunks {self.chunks} of {self.dtype} hold {nbytes} bytes each, more than "
+                f"the {MAX_CHUNK_BYTES} a chunk can have; choose smaller chunks")
+
     def to_json(self) -> dict[str, Any]:
         doc = {
             "zarr_format": 2,
             "shape": list(self.shape),
             "chunks": list(self.chunks),
-            "dtype": self.dtype.str,
+            "dtype": dtype_to_json(self.dtype),
             "compressor": self.compressor,
             "fill_value": encode_fill_value(self.fill_value, self.dtype),
             "order": self.order,
@@ -263,8 +307,7 @@ class ArrayMeta:
         try:
             shape = normalize_shape(doc["shape"])
             chunks = normalize_chunks(doc["chunks"], shape)
-            dtype = np.dtype(doc["dtype"] if not isinstance(doc["dtype"], list)
-                             else [tuple(f) for f in doc["dtype"]])
+            dtype = dtype_from_json(doc["dtype"])
         except KeyError as exc:
             raise InvalidMetadataError(f".zarray lacks the required key {exc.args[0]!r}") from None
         except TypeError as exc:

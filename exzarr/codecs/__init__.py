@@ -8,7 +8,7 @@ from exzarr.codecs.abc import Codec
 from exzarr.codecs.checksums import CRC32, CRC32C, Adler32, Fletcher32
 from exzarr.codecs.compressors import LZ4, Blosc, GZip, Zlib, Zstd
 from exzarr.codecs.filters import AsType, BitRound, Delta, FixedScaleOffset, PackBits, Quantize, Shuffle
-from exzarr.codecs.objects import Categorize, VLenBytes, VLenUTF8
+from exzarr.codecs.objects import Categorize, VLenArray, VLenBytes, VLenUTF8
 from exzarr.codecs.registry import get_codec, register_codec, registered_codecs
 from exzarr.codecs.stdlib import BZ2, LZMA
 
@@ -31,6 +31,7 @@ __all__ = [
     "PackBits",
     "Quantize",
     "Shuffle",
+    "VLenArray",
     "VLenBytes",
     "VLenUTF8",
     "Zlib",

@@ -101,6 +101,38 @@ class VLenBytes(_VLen):
 
 
 @register_codec
+class VLenArray(_VLen):
+    """Variable-length one-dimensional arrays of one dtype (object arrays of ndarrays).
+
+    Each item is stored as its raw bytes in ``dtype``; missing items (None) as none.
+    """
+
+    codec_id = "vlen-array"
+
+    def __init__(self, dtype: Any) -> None:
+        self.dtype = np.dtype(dtype)
+        if self.dtype.hasobject or self.dtype.itemsize == 0:
+            raise ValueError(f"vlen-array items need a fixed-size dtype, not {self.dtype}")
+
+    def get_config(self) -> dict[str, Any]:
+        return {"id": self.codec_id, "dtype": self.dtype.str}
+
+    def _to_bytes(self, item: Any) -> bytes:
+        if item is None or (np.ndim(item) == 0 and isinstance(item, (int, float)) and item == 0):
+            return b""
+        arr = np.ascontiguousarray(item, dtype=self.dtype)
+        if arr.ndim != 1:
+            raise ValueError(f"vlen-array stores 1-d arrays, not {arr.ndim}-d ones")
+        return arr.tobytes()
+
+    def _from_bytes(self, raw: bytes) -> Any:
+        if len(raw) % self.dtype.itemsize:
+            raise CorruptChunkError(
+                f"vlen-array: an item of {len(raw)} bytes is not a whole number of {self.dtype}")
+        return np.frombuffer(raw, dtype=self.dtype).copy()
+
+
+@register_codec
 class Categorize(Codec):
     """Store strings as small integers: 0 for values not in ``labels``, else index + 1."""
 

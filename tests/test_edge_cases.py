@@ -1,0 +1,146 @@
+"""Edge cases found by probing against the peers: huge chunk shapes, structured dtypes
+kept through rewrites, the cache after resize, fill values out of range, append axes,
+multi-member gzip chunks, vlen-array object arrays."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import numcodecs
+import numpy as np
+import pytest
+
+import exzarr
+from exzarr import _core
+from exzarr.errors import (CorruptChunkError, InvalidArgumentError, InvalidChunksError,
+                           InvalidMetadataError)
+from exzarr.metadata import MAX_CHUNK_BYTES, dtype_from_json, dtype_to_json
+from tests.interop.conftest import zarr2_python
+
+
+def _zarray(path, **doc):
+    path.mkdir(parents=True, exist_ok=True)
+    base = {"zarr_format": 2, "shape": [10], "chunks": [5], "dtype": "<f8", "compressor": None,
+            "fill_value": 0, "order": "C", "filters": None}
+    (path / ".zarray").write_text(json.dumps({**base, **doc}))
+
+
+def _zarr2(code: str) -> str:
+    proc = subprocess.run([str(zarr2_python()), "-c", code], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+def test_chunks_whose_byte_size_overflows_are_refused(tmp_path):
+    with pytest.raises(InvalidChunksError, match="choose smaller chunks"):
+        exzarr.create(shape=(10,), chunks=(2**62,), dtype="f8", compressor=None)
+    _zarray(tmp_path / "big", chunks=[2**61 + 1])
+    (tmp_path / "big" / "0").write_bytes(bytes(8))
+    with pytest.raises(InvalidChunksError):
+        exzarr.open(str(tmp_path / "big"))
+    exzarr.create(shape=(10,), chunks=(MAX_CHUNK_BYTES // 8,), dtype="f8")  # the limit itself
+    # The core checks on its own too: a chunk shape whose size wraps 64 bits.
+    out = np.zeros(4, "f8")
+    plan = np.zeros((0, 1, 4), np.int64)
+    with pytest.raises(ValueError, match="exceeds"):
+        _core.decode_into(_core.Pipeline([], None), [], out, plan, (2**61 + 1,), False,
+                          bytes(8), None, np.zeros(0, np.uint8), None)
+
+
+STRUCTS = [
+    [("a", "<i4"), ("b", ">f8")],
+    [("a", [("x", "<i2"), ("y", "u1")]), ("b", "<f8", (2,))],
+]
+
+
+@pytest.mark.parametrize("fields", STRUCTS)
+def test_structured_dtypes_survive_resize_and_save(fields, tmp_path):
+    src, copy = tmp_path / "z2", tmp_path / "copy"
+    _zarr2(f"""
+import zarr, numpy as np
+z = zarr.open_array({str(src)!r}, mode="w", shape=(5,), chunks=(2,), dtype={fields!r})
+v = np.zeros(5, z.dtype); v["b"] = 1.5
+z[:] = v
+""")
+    a = exzarr.open(str(src))
+    assert a.dtype == np.dtype(fields)
+    assert dtype_from_json(json.loads(json.dumps(dtype_to_json(a.dtype)))) == a.dtype
+    a.resize(7)
+    exzarr.save(a, path=str(copy))
+    out = _zarr2(f"""
+import zarr
+for p in ({str(src)!r}, {str(copy)!r}):
+    z = zarr.open_array(p, mode="r")
+    print(z.dtype.descr == __import__("numpy").dtype({fields!r}).descr, z.shape, z[1]["b"])
+""")
+    assert out.split("\n")[:2] == ["True (7,) 1.5" if len(fields[1]) == 2 else "True (7,) [1.5 1.5]"] * 2
+
+
+def test_the_cache_forgets_chunks_resize_deletes():
+    a = exzarr.create(shape=(10,), chunks=(2,), dtype="i4", fill_value=-1, cache_bytes=1 << 20)
+    a[:] = np.arange(10)
+    a[:]  # fills the cache
+    a.resize(4)
+    a.resize(10)
+    np.testing.assert_array_equal(a[:], [0, 1, 2, 3, -1, -1, -1, -1, -1, -1])
+
+
+@pytest.mark.parametrize("dtype, fill", [("u1", 300), ("i1", -129), ("u1", -1), ("u8", -1)])
+def test_fill_values_out_of_range(dtype, fill, tmp_path):
+    p = tmp_path / "a"
+    with pytest.raises(InvalidArgumentError, match="outside the range"):
+        exzarr.create(shape=(4,), chunks=(2,), dtype=dtype, fill_value=fill,
+                      storage="filesystem", path=str(p))
+    assert not (p / ".zarray").exists()
+    _zarray(p, dtype=np.dtype(dtype).str, fill_value=fill)
+    with pytest.raises(InvalidMetadataError, match="outside the range"):
+        exzarr.open(str(p))
+
+
+def test_append_refuses_axes_the_array_does_not_have():
+    b = exzarr.create(shape=(2, 2), chunks=(2, 2), dtype="i4")
+    with pytest.raises(np.exceptions.AxisError):
+        b.append(np.ones((2, 2)), axis=2)
+    assert b.shape == (2, 2)
+    assert b.append(np.ones((2, 3)), axis=-1) == (2, 5)
+    with pytest.raises(ValueError, match="0-d"):
+        exzarr.create(shape=(), chunks=(), dtype="i4").append(np.ones(()))
+
+
+def test_gzip_chunks_of_several_members():
+    g = numcodecs.GZip()
+    a = exzarr.create(shape=(100,), chunks=(100,), dtype="f8", compressor="gzip")
+    a.store.set("0", g.encode(np.arange(50.0)) + g.encode(np.arange(50.0, 100.0)))
+    np.testing.assert_array_equal(a[:], np.arange(100.0))
+    assert bytes(a.compressor.decode(a.store.get("0"))) == np.arange(100.0).tobytes()
+    for bad in (g.encode(np.arange(50.0)) + b"junk", g.encode(np.arange(50.0)) * 3):
+        a.store.set("0", bad)
+        with pytest.raises(CorruptChunkError) as info:
+            a[:]
+        assert info.value.key == "0"
+
+
+def test_vlen_array_object_arrays_both_ways_with_zarr2(tmp_path):
+    theirs, ours = tmp_path / "z2", tmp_path / "ex"
+    _zarr2(f"""
+import zarr, numcodecs, numpy as np
+z = zarr.open_array({str(theirs)!r}, mode="w", shape=(5,), chunks=(2,), dtype=object,
+                    object_codec=numcodecs.VLenArray("<i4"))
+v = np.empty(4, object)
+v[0], v[1], v[2], v[3] = np.arange(3), np.array([], "i4"), np.arange(5) * 2, np.array([7])
+z[:4] = v
+""")
+    got = exzarr.open(str(theirs), mode="r")[:]
+    assert [list(x) for x in got[:4]] == [[0, 1, 2], [], [0, 2, 4, 6, 8], [7]]
+    assert got[4] == 0  # zarr-python 2's fill
+    b = exzarr.create(shape=(5,), chunks=(2,), dtype=object, storage="filesystem",
+                      path=str(ours), filters=[("vlen-array", {"dtype": "<i4"})])
+    b[:4] = got[:4]
+    out = _zarr2(f"""
+import zarr
+print([x.tolist() if hasattr(x, "tolist") else x for x in zarr.open_array({str(ours)!r}, mode="r")[:]])
+""")
+    assert out.strip() == "[[0, 1, 2], [], [0, 2, 4, 6, 8], [7], 0]"
+    assert exzarr.open(str(ours)).filters[0].get_config() == {"id": "vlen-array", "dtype": "<i4"}
