@@ -374,8 +374,8 @@ cdef int decompress_any(Ctx* c, const Step* s, const uint8_t* src, size_t srclen
                                                &actual_in, &actual_out)
             nbytes = actual_out
         else:
-            # gzip data may be several members one after another (bgzip, appends): each
-            # decodes after the one before, as Python's gzip module reads them.
+            # gzip data may be several members one after another (bgzip, appends), with
+            # zero bytes between and after them: read as Python's gzip module reads it.
             while True:
                 lr = libdeflate_gzip_decompress_ex(c.dd, src, srclen, dst + nbytes,
                                                    cap - nbytes, &actual_in, &actual_out)
@@ -384,8 +384,14 @@ cdef int decompress_any(Ctx* c, const Step* s, const uint8_t* src, size_t srclen
                 nbytes += actual_out
                 src += actual_in
                 srclen -= actual_in
+                while srclen > 0 and src[0] == 0:
+                    src += 1
+                    srclen -= 1
                 if srclen == 0 or actual_in == 0:
                     break
+                if srclen < 2 or src[0] != 0x1F or src[1] != 0x8B:
+                    c.detail = "bytes after a gzip member are not another member"
+                    return ST_CORRUPT
         if lr == LIBDEFLATE_INSUFFICIENT_SPACE:
             c.detail = "deflate data decodes to more than the chunk size"
             return ST_SIZE

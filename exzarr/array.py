@@ -684,7 +684,12 @@ class Array:
     def _value_for(self, value: Any, shape: tuple[int, ...]) -> np.ndarray:
         """``value`` cast to the dtype and broadcast to ``shape``, as NumPy assigns."""
         arr: np.ndarray
-        if self.dtype.hasobject:
+        if self.dtype.hasobject and shape == ():
+            # One element takes the value as it is, a list or an array too (as NumPy's
+            # object arrays do): a ragged array's items are arrays.
+            arr = np.empty((), object)
+            arr[()] = value
+        elif self.dtype.hasobject:
             arr = np.empty(np.shape(value), dtype=object) if np.ndim(value) else np.empty((), object)
             arr[...] = value
         elif isinstance(value, np.ndarray) or np.isscalar(value) and isinstance(value, np.generic):

@@ -144,3 +144,37 @@ print([x.tolist() if hasattr(x, "tolist") else x for x in zarr.open_array({str(o
 """)
     assert out.strip() == "[[0, 1, 2], [], [0, 2, 4, 6, 8], [7], 0]"
     assert exzarr.open(str(ours)).filters[0].get_config() == {"id": "vlen-array", "dtype": "<i4"}
+
+
+def test_gzip_chunks_padded_with_zeros():
+    g = numcodecs.GZip()
+    a = exzarr.create(shape=(100,), chunks=(100,), dtype="<i4", compressor="gzip")
+    one = g.encode(np.arange(100, dtype="<i4"))
+    two = g.encode(np.arange(50, dtype="<i4")) + bytes(7) + g.encode(np.arange(50, 100, dtype="<i4"))
+    for stored in (one + bytes(16), two, two + bytes(3)):
+        assert bytes(g.decode(stored)) == np.arange(100, dtype="<i4").tobytes()  # numcodecs agrees
+        a.store.set("0", stored)
+        np.testing.assert_array_equal(a[:], np.arange(100))
+
+
+def test_vlen_array_items_as_numcodecs_stores_them():
+    from exzarr.codecs import VLenArray
+
+    items = np.empty(4, object)
+    items[:] = [0, None, np.array([1, 2]), 0.0]
+    ours = VLenArray("<i4").encode(items)
+    assert ours == numcodecs.VLenArray("<i4").encode(items)
+    assert [list(x) for x in numcodecs.VLenArray("<i4").decode(ours)] == [[0], [], [1, 2], [0]]
+
+
+def test_one_element_of_a_ragged_array_takes_an_array():
+    a = exzarr.create(shape=(4,), chunks=(2,), dtype=object,
+                      filters=[{"id": "vlen-array", "dtype": "<i4"}])
+    a[1] = np.array([5, 6, 7])
+    a[2] = [8, 9]
+    got = a[:]
+    assert [list(np.atleast_1d(x)) for x in got] == [[0], [5, 6, 7], [8, 9], [0]]
+    s = exzarr.create(shape=(3,), chunks=(3,), dtype=str)
+    s[0] = "x"
+    s[1:] = "y"
+    assert list(s[:]) == ["x", "y", "y"]

@@ -118,9 +118,9 @@ class VLenArray(_VLen):
         return {"id": self.codec_id, "dtype": self.dtype.str}
 
     def _to_bytes(self, item: Any) -> bytes:
-        if item is None or (np.ndim(item) == 0 and isinstance(item, (int, float)) and item == 0):
+        if item is None:
             return b""
-        arr = np.ascontiguousarray(item, dtype=self.dtype)
+        arr = np.ascontiguousarray(item, dtype=self.dtype)  # a scalar (the fill 0) is [0]
         if arr.ndim != 1:
             raise ValueError(f"vlen-array stores 1-d arrays, not {arr.ndim}-d ones")
         return arr.tobytes()
