@@ -577,6 +577,7 @@ class Array:
         if not missing:
             return sources
         nbytes = math.prod(self.chunks) * self.dtype.itemsize
+        epoch = cache.epoch()  # before the fetch: a write after it keeps these out
         fetched = self._store.get_many([keys[i] for i in missing])
         for i, data in zip(missing, fetched):
             if data is None:
@@ -593,7 +594,7 @@ class Array:
                 except _ChunkFailure as failure:
                     raise failure.to_error(key) from None
                 raw = buf  # a bytearray: cached as it is, never written again
-            cache.put(key, raw)
+            cache.put(key, raw, epoch)
             sources[i] = raw
         return sources
 
@@ -926,7 +927,15 @@ class Array:
                                   self._fill, self._write_empty, self._nan_kind, paths, tmps,
                                   config.workspace(), cursor)
 
-            self._run_claiming(write_files, keys)
+            try:
+                self._run_claiming(write_files, keys)
+            except FileNotFoundError:
+                # A chunk directory this store made was removed behind it (another tool,
+                # a save() that pruned it): make them again and write once more. Writing
+                # the same values twice gives the same chunks.
+                store.forget_dirs()
+                store.prepare_dirs(keys)
+                self._run_claiming(write_files, keys)
             return
 
         def work(group: range) -> None:
@@ -947,12 +956,15 @@ class Array:
                 raise failure.to_error(bkeys[failure.index]) from None
             if self._python_codecs:
                 encoded = [None if e is None else self._encode_python(e) for e in encoded]
-            if self._cache is not None:
-                self._cache.invalidate(bkeys)
-            self._store.set_many([(k, e) for k, e in zip(bkeys, encoded) if e is not None])
-            empties = [k for k, e in zip(bkeys, encoded) if e is None]
-            if empties:
-                self._store.delete_many(empties)
+            try:
+                self._store.set_many([(k, e) for k, e in zip(bkeys, encoded) if e is not None])
+                empties = [k for k, e in zip(bkeys, encoded) if e is None]
+                if empties:
+                    self._store.delete_many(empties)
+            finally:
+                # After the store has the new bytes (see ChunkCache.put), failed or not.
+                if self._cache is not None:
+                    self._cache.invalidate(bkeys)
 
         self._run_groups(work, len(keys))
 
@@ -1056,6 +1068,13 @@ class Array:
         self[sel] = data
         return self.shape
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as its store, path, metadata and options (for dask, multiprocessing):
+        the copy builds its own codec pipeline and, with ``cache_bytes``, an empty cache."""
+        return (_unpickle_array, (self._store, self._path, self._meta.to_json(),
+                                  self._read_only, self._write_empty,
+                                  self._cache.max_bytes if self._cache is not None else 0))
+
     def __repr__(self) -> str:
         where = f" {self._path!r}" if self._path else ""
         comp = self._compressor.codec_id if self._compressor else "none"
@@ -1098,6 +1117,12 @@ class ArrayInfo:
         return "\n".join(f"{k:<{width}} : {v}" for k, v in rows)
 
     __str__ = __repr__
+
+
+def _unpickle_array(store: Store, path: str, meta: dict[str, Any], read_only: bool,
+                    write_empty: bool, cache_bytes: int) -> Array:
+    return Array(store, path, meta=ArrayMeta.from_json(meta), read_only=read_only,
+                 write_empty_chunks=write_empty, cache_bytes=cache_bytes)
 
 
 def _is_fill(item: Any, fill: Any) -> bool:

@@ -70,11 +70,10 @@ def pool() -> Any:
     key = (os.getpid(), thread_count())
     with _lock:
         if _pool is None or _pool_key != key:
-            old = _pool if _pool_key is not None and _pool_key[0] == key[0] else None
+            # The old pool is not shut down: another thread's run_all may still be
+            # submitting to it. Its idle threads exit once it is garbage collected.
             _pool = ThreadPoolExecutor(max_workers=key[1], thread_name_prefix="exzarr")
             _pool_key = key
-            if old is not None:
-                old.shutdown(wait=False)
         return _pool
 
 
@@ -87,6 +86,7 @@ def run_all(fn: Any, args: list[Any]) -> list[Any]:
     """
     from concurrent.futures import wait
 
-    futures = [pool().submit(fn, a) for a in args]
+    executor = pool()  # one pool for the whole batch, whatever config does meanwhile
+    futures = [executor.submit(fn, a) for a in args]
     wait(futures)
     return [f.result() for f in futures]

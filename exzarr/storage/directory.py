@@ -6,6 +6,7 @@ import itertools
 import os
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 from exzarr.storage.base import Store
 
@@ -70,6 +71,10 @@ class DirectoryStore(Store):
             out.append(os.fsencode(f"{folder}{os.sep}.tmp-{tag}-{i}.partial"))
         return out
 
+    def forget_dirs(self) -> None:
+        """Forget which chunk directories were made (they may have been removed)."""
+        self._made_dirs.clear()
+
     def prepare_dirs(self, keys: list[str]) -> None:
         """Create the directories that ``keys`` will be written into."""
         for folder in {os.path.dirname(self._path(k)) for k in keys}:
@@ -128,6 +133,7 @@ class DirectoryStore(Store):
         writer that has just created a chunk's directory would find it gone.
         """
         self._check_writable()
+        self.forget_dirs()
         top = self._path(prefix.strip("/")) if prefix.strip("/") else self.root
         for dirpath, _, _ in os.walk(top, topdown=False):
             if dirpath != top:
@@ -171,6 +177,12 @@ class DirectoryStore(Store):
 
     def exists(self) -> bool:
         return os.path.isdir(self.root)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"root": self.root, "read_only": self.read_only}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["root"], read_only=state["read_only"])  # type: ignore[misc]
 
     def __repr__(self) -> str:
         mode = ", read-only" if self.read_only else ""

@@ -110,7 +110,8 @@ class FsspecStore(Store):
         except FileNotFoundError:
             return iter([])
         cut = len(self.root) + 1 if self.root else 0
-        keys = sorted(p[cut:] for p in (f.rstrip("/") for f in found))
+        # With no root (memory://), filesystems such as memory return "/x/.zarray".
+        keys = sorted(p[cut:].lstrip("/") for p in (f.rstrip("/") for f in found))
         return iter([k for k in keys if k.startswith(prefix)])
 
     def list_dir(self, prefix: str = "") -> list[str]:

@@ -38,13 +38,30 @@ def open_store(storage: Any, path: Any = None, *, read_only: bool = False,
         return storage
     name = str(storage).lstrip(":")
     if is_url(path) and name in ("filesystem", "directory", "memory"):
-        name = "fsspec"
+        local = _local_path(path)
+        if local is not None and not storage_options:
+            # A file:// URL is a local directory: the store that creates directories and
+            # lets the core read and write chunk files itself (zarr-python: LocalStore).
+            path, name = local, "filesystem"
+        else:
+            name = "fsspec"
     factory = _backends.lookup(name)
     if factory is None:
         raise InvalidArgumentError(
             f"unknown storage backend {name!r}; registered: {', '.join(registered_backends())}"
         )
     return factory(path=path, read_only=read_only, **(storage_options or {}))
+
+
+def _local_path(url: str) -> str | None:
+    """The local path of a ``file://`` URL (None for other URLs)."""
+    from urllib.parse import urlparse
+    from urllib.request import url2pathname
+
+    parts = urlparse(url)
+    if parts.scheme != "file" or parts.netloc not in ("", "localhost"):
+        return None
+    return url2pathname(parts.path)
 
 
 def _memory(path: Any = None, read_only: bool = False, **options: Any) -> Store:

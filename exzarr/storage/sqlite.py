@@ -199,6 +199,16 @@ class SQLiteStore(Store):
         self._local = threading.local()
         self._shared = None
 
+    def __getstate__(self) -> dict[str, Any]:
+        if self._memory:
+            raise TypeError("an in-memory SQLiteStore cannot be pickled: its data lives in "
+                            "this process's connection; use a database file")
+        return {"path": self.path, "read_only": self.read_only, "timeout": self.timeout}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["path"], read_only=state["read_only"],  # type: ignore[misc]
+                      timeout=state["timeout"])
+
     def __repr__(self) -> str:
         mode = ", read-only" if self.read_only else ""
         return f"<SQLiteStore {self.path!r}{mode}>"

@@ -246,6 +246,16 @@ class ZipStore(Store):
         except Exception:
             pass
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Pickled for another process (dask, multiprocessing): the archive is made
+        # complete on disk first, and the copy opens it afresh, never truncating it.
+        if not self.read_only:
+            self.flush()
+        return {"path": self.path, "mode": "r" if self.read_only else "a"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["path"], state["mode"])  # type: ignore[misc]
+
     def __repr__(self) -> str:
         return f"<ZipStore {self.path!r} mode={self.mode!r}>"
 

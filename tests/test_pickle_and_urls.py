@@ -1,0 +1,97 @@
+"""Arrays travel to other processes (pickle), file:// and memory:// URLs behave as
+directories and roots, and writes survive chunk directories removed behind them."""
+
+from __future__ import annotations
+
+import copy
+import pickle
+import shutil
+import subprocess
+import sys
+import uuid
+
+import numpy as np
+import pytest
+
+import exzarr
+
+
+def _stores(tmp_path):
+    yield dict(storage="filesystem", path=str(tmp_path / "d"))
+    yield dict(storage="memory")
+    yield dict(storage="zip", path=str(tmp_path / "z.zip"))
+    yield dict(storage="sqlite", path=str(tmp_path / "s.db"))
+    yield dict(path=f"memory://pickle-{uuid.uuid4().hex}")
+
+
+def test_arrays_pickle_and_copy_on_every_store(tmp_path):
+    for where in _stores(tmp_path):
+        a = exzarr.create(shape=(7, 5), chunks=(3, 2), dtype="<i4", attrs={"k": 1}, **where)
+        a[...] = np.arange(35).reshape(7, 5)
+        for b in (pickle.loads(pickle.dumps(a)), copy.deepcopy(a)):
+            np.testing.assert_array_equal(b[...], a[...], err_msg=repr(where))
+            assert b.attrs["k"] == 1 and b.chunks == a.chunks
+
+
+def test_a_pickled_array_reads_in_another_process(tmp_path):
+    for kind in ("filesystem", "zip", "sqlite"):
+        path = str(tmp_path / f"a-{kind}")
+        a = exzarr.create(shape=(10,), chunks=(4,), dtype="f8", storage=kind, path=path,
+                          cache_bytes=1 << 16)
+        a[...] = np.linspace(0, 1, 10)
+        blob = tmp_path / f"{kind}.pkl"
+        blob.write_bytes(pickle.dumps(a))
+        out = subprocess.run(
+            [sys.executable, "-c", "import pickle, sys; a = pickle.load(open(sys.argv[1], 'rb'));"
+             " print(a.cache is not None, a[...].sum())", str(blob)],
+            capture_output=True, text=True, timeout=60, check=True).stdout.split()
+        assert out[0] == "True" and float(out[1]) == pytest.approx(5.0)
+
+
+def test_in_memory_sqlite_stores_refuse_to_pickle():
+    a = exzarr.create(shape=(2,), chunks=(2,), dtype="u1", storage="sqlite", path=":memory:")
+    with pytest.raises(TypeError, match="in-memory"):
+        pickle.dumps(a)
+
+
+def test_file_urls_create_like_directories(tmp_path):
+    url = (tmp_path / "new" / "arr").as_uri()
+    a = exzarr.create(shape=(4,), chunks=(2,), dtype="i4", path=url)
+    a[...] = [1, 2, 3, 4]
+    assert type(a.store).__name__ == "DirectoryStore"
+    np.testing.assert_array_equal(exzarr.load(str(tmp_path / "new" / "arr")), [1, 2, 3, 4])
+    g = exzarr.open_group((tmp_path / "g").as_uri(), mode="a")
+    g.create_array("q", shape=(2,), chunks=(2,), dtype="u1")[...] = 7
+    assert list(exzarr.open_group(str(tmp_path / "g"), mode="r")) == ["q"]
+
+
+def test_memory_url_with_no_root_lists_its_keys():
+    import fsspec
+
+    fs = fsspec.filesystem("memory")
+    saved = dict(fs.store)
+    fs.store.clear()
+    try:
+        a = exzarr.create(shape=(6,), chunks=(2,), dtype="i4", path="memory://")
+        a[...] = 7
+        assert a.nchunks_initialized == 3
+        assert sorted(a.store.list_prefix("")) == [".zarray", "0", "1", "2"]
+        a.resize(2)
+        a.resize(6)
+        np.testing.assert_array_equal(a[...], [7, 7, 0, 0, 0, 0])
+    finally:
+        fs.store.clear()
+        fs.store.update(saved)
+
+
+def test_writes_make_chunk_directories_removed_behind_them(tmp_path):
+    p = tmp_path / "a"
+    a = exzarr.create(shape=(4, 4), chunks=(2, 2), dtype="i4", dimension_separator="/",
+                      storage="filesystem", path=str(p))
+    a[...] = 1
+    shutil.rmtree(p / "1")
+    a[...] = 2
+    np.testing.assert_array_equal(a[...], 2)
+    shutil.rmtree(p / "0")
+    a[0:1, :] = 4  # partly covered chunks: the rest reads as fill
+    np.testing.assert_array_equal(a[...], [[4] * 4, [0] * 4, [2] * 4, [2] * 4])
