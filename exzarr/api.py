@@ -26,6 +26,7 @@ from exzarr.metadata import (
     ZATTRS,
     ZGROUP,
     ArrayMeta,
+    ensure_parent_groups,
     integer_in_range,
     json_dumps,
     normalize_chunks,
@@ -210,6 +211,8 @@ def create(
             raise ContainsArrayError(
                 f"an array or group already exists at {path!s}; pass overwrite=True to replace it")
         store.delete_many(list(store.list_prefix(prefix)))
+    if inner:
+        ensure_parent_groups(store, inner)
     store.set(prefix + ZARRAY, meta.encode())
     if attrs:
         store.set(prefix + ZATTRS, json_dumps(attrs))
@@ -224,9 +227,14 @@ def _open_store_for(path: Any, storage: Any, mode: str, storage_options: Any) ->
         raise InvalidArgumentError("open() needs path=...")
     store = open_store(storage, path, read_only=(mode == "r"), storage_options=storage_options)
     if not store.exists():
-        if isinstance(path, (str, os.PathLike)) and os.path.isfile(path):
+        if isinstance(path, (str, os.PathLike)) and os.path.exists(path):
+            if os.path.isfile(path):
+                raise MetadataNotFoundError(
+                    f"{os.fspath(path)!r} is a file; open the directory that holds .zarray, "
+                    "or pass the storage of the file's format (zip, sqlite)")
             raise MetadataNotFoundError(
-                f"{os.fspath(path)!r} is a file; open the directory that holds .zarray")
+                f"{os.fspath(path)!r} is a directory, not a "
+                f"{getattr(store, 'backend', 'this')} store; open it with storage='filesystem'")
         raise PathNotFoundError(f"no such path: {os.fspath(path)!r}")
     return store, ""
 

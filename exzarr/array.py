@@ -67,7 +67,14 @@ class Attributes(MutableMapping[str, Any]):
                 self._cache = dict(doc)
             else:
                 raw = self._store.get(self._key)
-                self._cache = json_loads(raw, self._key) if raw else {}
+                doc = json_loads(raw, self._key) if raw else {}
+                if not isinstance(doc, dict):
+                    from exzarr.errors import InvalidMetadataError
+
+                    raise InvalidMetadataError(
+                        f"{self._key} in {self._store!r} holds a JSON {type(doc).__name__}, "
+                        "not an object of attributes")
+                self._cache = doc
         return self._cache
 
     def _save(self, data: dict[str, Any]) -> None:
@@ -107,7 +114,10 @@ class Attributes(MutableMapping[str, Any]):
         self._cache = None
 
     def __repr__(self) -> str:
-        return f"Attributes({self._load()!r})"
+        try:
+            return f"Attributes({self._load()!r})"
+        except Exception as exc:  # a repr must not fail: say what is wrong instead
+            return f"<Attributes {self._key!r}: unreadable ({exc})>"
 
 
 def build_codecs(meta: ArrayMeta) -> tuple[list[Codec], Codec | None]:

@@ -10,7 +10,8 @@ from typing import Any
 from exzarr.array import Array, Attributes
 from exzarr.errors import (ContainsArrayError, ContainsGroupError, InvalidArgumentError,
                            InvalidMetadataError, MetadataNotFoundError, PathNotFoundError)
-from exzarr.metadata import ZARRAY, ZATTRS, ZGROUP, ZMETADATA, group_document, json_dumps, json_loads
+from exzarr.metadata import (ZARRAY, ZATTRS, ZGROUP, ZMETADATA, ensure_parent_groups,
+                             group_document, json_dumps, json_loads)
 from exzarr.storage.base import Store
 from exzarr.storage.registry import open_store
 
@@ -242,14 +243,7 @@ class Group:
 
     def _ensure_parents(self, path: str) -> None:
         """Create any missing intermediate groups between this group and ``path``."""
-        parts = path.split("/")
-        for i in range(len(self._path.split("/")) if self._path else 0, len(parts) - 1):
-            sub = "/".join(parts[: i + 1])
-            kind = self._kind(sub)
-            if kind == "array":
-                raise ContainsArrayError(f"{sub!r} is an array: it cannot hold members")
-            if kind is None:
-                self._store.set(sub + "/" + ZGROUP, group_document())
+        ensure_parent_groups(self._store, path, len(self._path.split("/")) + 1 if self._path else 1)
 
     def create_group(self, name: str, *, overwrite: bool = False, attrs: dict[str, Any] | None = None,
                      exist_ok: bool = False) -> Group:
@@ -414,6 +408,7 @@ def open_group(path: Any = None, *, mode: str = "a", storage: Any = "filesystem"
         store.delete_many(list(store.list_prefix(prefix)))
         has_group = False
     if not has_group:
+        ensure_parent_groups(store, inner)
         store.set(prefix + ZGROUP, group_document())
     if consolidated or (consolidated is None and mode == "r"):
         wrapped = open_consolidated_store(store, inner)

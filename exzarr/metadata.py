@@ -348,3 +348,24 @@ class ArrayMeta:
 
 def group_document() -> bytes:
     return json_dumps({"zarr_format": 2})
+
+
+def ensure_parent_groups(store: Any, path: str, first: int = 0) -> None:
+    """Write a ``.zgroup`` for each missing group above ``path`` in ``store`` (from the
+    ``first``-th level down; 0 is the root), as zarr-python 3 does.
+
+    Raises
+    ------
+    ContainsArrayError
+        One of them is an array, which cannot hold members.
+    """
+    from exzarr.errors import ContainsArrayError
+
+    parts = path.strip("/").split("/") if path.strip("/") else []
+    for i in range(first, len(parts)):
+        sub = "/".join(parts[:i])
+        prefix = sub + "/" if sub else ""
+        if store.contains(prefix + ZARRAY):
+            raise ContainsArrayError(f"{sub or '/'!r} is an array: it cannot hold members")
+        if not store.contains(prefix + ZGROUP):
+            store.set(prefix + ZGROUP, group_document())

@@ -138,3 +138,28 @@ def test_zip_hierarchies_both_ways_with_zarr_python_3(tmp_path):
     zs.close()
     g2 = exzarr.open_group(p2, mode="r", storage="zip")
     np.testing.assert_array_equal(g2["x"][...], np.arange(7, dtype="u1"))
+
+
+def test_nested_paths_in_a_store_get_parent_groups_as_zarr_python_writes_them():
+    import asyncio
+
+    import zarr
+    from zarr.storage import MemoryStore as ZarrMemoryStore
+
+    from exzarr.storage.memory import MemoryStore
+
+    async def zarr_keys(store):
+        return sorted(k for k in [k async for k in store.list()] if not k.endswith(".zattrs"))
+
+    ours, theirs = MemoryStore(), ZarrMemoryStore()
+    exzarr.create(storage=ours, path="c/d/e", shape=(2,), chunks=(2,), dtype="u1")
+    zarr.create_array(store=theirs, name="c/d/e", shape=(2,), chunks=(2,), dtype="u1",
+                      zarr_format=2)
+    assert sorted(ours._data) == asyncio.run(zarr_keys(theirs))
+    ours, theirs = MemoryStore(), ZarrMemoryStore()
+    exzarr.open_group(storage=ours, path="a/b", mode="a")
+    zarr.open_group(store=theirs, path="a/b", mode="a", zarr_format=2)
+    assert sorted(ours._data) == asyncio.run(zarr_keys(theirs))
+    exzarr.create(storage=ours, path="a/b/arr", shape=(1,), chunks=(1,))
+    with pytest.raises(exzarr.errors.ContainsArrayError, match="cannot hold members"):
+        exzarr.create(storage=ours, path="a/b/arr/inner", shape=(1,), chunks=(1,))

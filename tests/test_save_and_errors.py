@@ -317,3 +317,39 @@ def test_create_takes_bitwise_and_matching_value_filters(dtype, filters):
 def test_create_refuses_value_filters_of_another_dtype(dtype, filters):
     with pytest.raises(InvalidFilterConfigError, match="does not match"):
         exzarr.create(shape=(6,), chunks=(3,), dtype=dtype, filters=filters)
+
+
+def test_files_of_another_kind_are_named_as_such(tmp_path):
+    import sqlite3
+    import zipfile
+
+    text = tmp_path / "plain.txt"
+    text.write_text("not a database")
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    with pytest.raises(InvalidMetadataError, match="not an exzarr/zarr-python SQLite store"):
+        exzarr.open(str(text), storage="sqlite")
+    with pytest.raises(InvalidMetadataError, match="a directory, not a database file"):
+        exzarr.open(str(folder), storage="sqlite")
+    with pytest.raises(MetadataNotFoundError, match="is a directory, not a zip store"):
+        exzarr.open(str(folder), storage="zip")
+    notzip = tmp_path / "x.zip"
+    notzip.write_text("text")
+    with pytest.raises(zipfile.BadZipFile):
+        exzarr.open(str(notzip), storage="zip")
+    locked = sqlite3.DatabaseError("database is locked")  # a transient state stays as it is
+    from exzarr.storage.sqlite import _NOT_OURS
+
+    assert not any(m in str(locked) for m in _NOT_OURS)
+
+
+def test_attributes_must_be_an_object_and_their_repr_never_fails():
+    a = exzarr.create(shape=(2,), chunks=(2,))
+    a.store.set(".zattrs", b"[1, 2]")
+    a.attrs.refresh()
+    with pytest.raises(InvalidMetadataError, match="not an object"):
+        a.attrs["x"]
+    assert "unreadable" in repr(a.attrs)
+    a.store.set(".zattrs", b"{broken")
+    a.attrs.refresh()
+    assert "not valid JSON" in repr(a.attrs)

@@ -20,16 +20,37 @@ _SCHEMA = "CREATE TABLE IF NOT EXISTS zarr (key TEXT PRIMARY KEY, value BLOB NOT
 _BATCH = 500
 
 
+# SQLite's messages for a file that is not this store's database (not a transient state
+# such as "database is locked", which stays an sqlite3 error).
+_NOT_OURS = ("file is not a database", "no such table: zarr", "unable to open database file",
+             "database disk image is malformed")
+
+
+def _not_ours(store: SQLiteStore, exc: sqlite3.DatabaseError) -> Exception:
+    from exzarr.errors import InvalidMetadataError
+
+    what = ("a directory, not a database file" if os.path.isdir(store.path)
+            else "not an exzarr/zarr-python SQLite store")
+    return InvalidMetadataError(f"{store.path} is {what} ({exc}); open it with the backend "
+                                "of its format, or pass a new path")
+
+
 def _serialized(fn):
-    """For ":memory:" (one connection shared by every thread): one call at a time."""
+    """One call at a time for ":memory:" (one connection shared by every thread), and
+    the files that are not such a database reported as what they are."""
     import functools
 
     @functools.wraps(fn)
     def wrapper(self, *args, **kwargs):
-        if not self._memory:
-            return fn(self, *args, **kwargs)
-        with self._mem_lock:
-            return fn(self, *args, **kwargs)
+        try:
+            if not self._memory:
+                return fn(self, *args, **kwargs)
+            with self._mem_lock:
+                return fn(self, *args, **kwargs)
+        except sqlite3.DatabaseError as exc:
+            if any(m in str(exc) for m in _NOT_OURS):
+                raise _not_ours(self, exc) from None
+            raise
     return wrapper
 
 
@@ -67,6 +88,7 @@ class SQLiteStore(Store):
         if self._memory or (not read_only and os.path.exists(self.path)):
             self._init_schema()
 
+    @_serialized
     def _init_schema(self) -> None:
         conn = self._conn()
         if not self.read_only:

@@ -70,7 +70,7 @@ class ZipStore(Store):
                     self._zf = zipfile.ZipFile(self.path, mode="r")
                 else:
                     return None
-            except zipfile.BadZipFile as exc:
+            except (zipfile.BadZipFile, IsADirectoryError) as exc:
                 raise NotAZipArchiveError(
                     f"{self.path} is not a zip archive ({exc}); open it with the backend of "
                     "its format, or pass a new path") from None
