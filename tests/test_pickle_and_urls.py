@@ -95,3 +95,26 @@ def test_writes_make_chunk_directories_removed_behind_them(tmp_path):
     shutil.rmtree(p / "0")
     a[0:1, :] = 4  # partly covered chunks: the rest reads as fill
     np.testing.assert_array_equal(a[...], [[4] * 4, [0] * 4, [2] * 4, [2] * 4])
+
+
+def test_a_zip_store_never_closed_is_finished_at_exit(tmp_path):
+    import zipfile
+
+    p = tmp_path / "open.zip"
+    subprocess.run([sys.executable, "-c", (
+        "import exzarr\n"
+        f"a = exzarr.create(shape=(4,), chunks=(2,), dtype='i4', storage='zip', path={str(p)!r})\n"
+        "a[:] = 1\n"
+        "a[:2] = 2\n")], check=True, timeout=60)
+    assert sorted(zipfile.ZipFile(p).namelist()) == [".zarray", "0", "1"]  # no stale "0"
+    np.testing.assert_array_equal(exzarr.open(str(p), storage="zip", mode="r")[...], [2, 2, 1, 1])
+
+
+def test_a_closed_in_memory_sqlite_store_says_its_data_is_gone():
+    from exzarr.storage.sqlite import SQLiteStore
+
+    s = SQLiteStore(":memory:")
+    s.set("k", b"v")
+    s.close()
+    with pytest.raises(ValueError, match="closed and its data is gone"):
+        s.get("k")

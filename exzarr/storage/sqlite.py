@@ -106,6 +106,9 @@ class SQLiteStore(Store):
     def _conn(self) -> sqlite3.Connection:
         if self._memory:  # one in-memory database: one connection shared by all threads
             conn = self._shared
+            if conn is None and self._ready:
+                raise ValueError("this in-memory SQLiteStore was closed and its data is gone; "
+                                 "create a new one (or use a database file to keep data)")
             if conn is None:
                 conn = self._shared = sqlite3.connect(
                     ":memory:", check_same_thread=False, isolation_level=None)

@@ -6,12 +6,38 @@ import os
 import struct
 import threading
 import warnings
+import weakref
 import zipfile
 from collections.abc import Iterator
 from typing import Any
 
 from exzarr.errors import InvalidMetadataError
 from exzarr.storage.base import Store
+
+
+# Writable stores still open, finished when the interpreter exits: __del__ runs too late
+# then (zipfile cannot even look up its cp437 codec), so the archive would keep its
+# stale members. Registered with atexit on the first writable store.
+_unfinished: weakref.WeakSet[ZipStore] = weakref.WeakSet()
+_atexit_registered = False
+
+
+def _finish_all() -> None:
+    for store in list(_unfinished):
+        try:
+            store.flush()
+        except Exception:  # exiting: one archive failing must not stop the others
+            pass
+
+
+def _track(store: ZipStore) -> None:
+    global _atexit_registered
+    if not _atexit_registered:
+        import atexit
+
+        atexit.register(_finish_all)
+        _atexit_registered = True
+    _unfinished.add(store)
 
 
 class NotAZipArchiveError(InvalidMetadataError, zipfile.BadZipFile):
@@ -55,6 +81,8 @@ class ZipStore(Store):
         self._spans: dict[str, tuple[int, int, int]] = {}
         if mode == "w" and os.path.exists(self.path):
             os.unlink(self.path)
+        if mode != "r":
+            _track(self)
 
     # -- the archive handle, opened lazily ------------------------------------------------
     def _archive(self, write: bool = False) -> zipfile.ZipFile | None:
