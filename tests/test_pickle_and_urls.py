@@ -4,6 +4,7 @@ directories and roots, and writes survive chunk directories removed behind them.
 from __future__ import annotations
 
 import copy
+import os
 import pickle
 import shutil
 import subprocess
@@ -118,3 +119,54 @@ def test_a_closed_in_memory_sqlite_store_says_its_data_is_gone():
     s.close()
     with pytest.raises(ValueError, match="closed and its data is gone"):
         s.get("k")
+
+
+_FORK_SCRIPT = """
+import os, sys, numpy as np, exzarr
+from exzarr.storage.zip import ZipStore
+st = ZipStore(sys.argv[1], "w")
+a = exzarr.create(shape=(100,), chunks=(10,), dtype="i4", storage=st)
+a[:] = np.arange(100)
+a[:10] = 7  # a stale member: the child's exit would compact the archive
+if sys.argv[2] == "busy":
+    a[20:30] = 5
+pid = os.fork()
+if pid == 0:
+    sys.exit(0)  # a normal exit: atexit handlers and __del__ run in the child
+os.waitpid(pid, 0)
+print(a[:12].tolist())
+a[50:60] = 1
+st.close()
+"""
+
+
+def test_a_forked_child_leaves_the_parents_zip_archive_alone(tmp_path):
+    import zipfile
+
+    for case in ("stale", "busy"):
+        p = str(tmp_path / f"{case}.zip")
+        out = subprocess.run([sys.executable, "-c", _FORK_SCRIPT, p, case], capture_output=True,
+                             text=True, timeout=60, check=True).stdout
+        assert out.strip() == str([7] * 10 + [10, 11])
+        with zipfile.ZipFile(p) as z:
+            assert z.testzip() is None
+        expected = np.arange(100)
+        expected[:10], expected[50:60] = 7, 1
+        if case == "busy":
+            expected[20:30] = 5
+        np.testing.assert_array_equal(exzarr.open(p, storage="zip", mode="r")[...], expected)
+
+
+def test_a_pickled_sqlite_store_keeps_its_absolute_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    a = exzarr.create(shape=(4,), chunks=(2,), dtype="i4", storage="sqlite", path="rel.db")
+    a[...] = 7
+    blob = pickle.dumps(a)
+    monkeypatch.chdir("/")
+    np.testing.assert_array_equal(pickle.loads(blob)[...], 7)
+
+
+def test_file_urls_are_not_percent_decoded(tmp_path):
+    url = f"file://{tmp_path}/p%20q.zarr"
+    exzarr.create(shape=(2,), chunks=(2,), dtype="u1", path=url)[...] = 3
+    assert sorted(os.listdir(tmp_path)) == ["p%20q.zarr"]  # as fsspec and zarr-python name it

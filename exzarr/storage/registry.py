@@ -56,12 +56,11 @@ def open_store(storage: Any, path: Any = None, *, read_only: bool = False,
 def _local_path(url: str) -> str | None:
     """The local path of a ``file://`` URL (None for other URLs)."""
     from urllib.parse import urlparse
-    from urllib.request import url2pathname
 
     parts = urlparse(url)
     if parts.scheme != "file" or parts.netloc not in ("", "localhost"):
         return None
-    return url2pathname(parts.path)
+    return parts.path  # not percent-decoded: the directory fsspec and zarr-python use
 
 
 def _memory(path: Any = None, read_only: bool = False, **options: Any) -> Store:

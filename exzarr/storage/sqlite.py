@@ -48,7 +48,7 @@ def _serialized(fn):
             with self._mem_lock:
                 return fn(self, *args, **kwargs)
         except sqlite3.DatabaseError as exc:
-            if any(m in str(exc) for m in _NOT_OURS):
+            if os.path.exists(self.path) and any(m in str(exc) for m in _NOT_OURS):
                 raise _not_ours(self, exc) from None
             raise
     return wrapper
@@ -77,7 +77,8 @@ class SQLiteStore(Store):
     def __init__(self, path: str | os.PathLike[str], *, read_only: bool = False,
                  timeout: float = 30.0) -> None:
         super().__init__(read_only=read_only)
-        self.path = os.fspath(path)
+        path = os.fspath(path)
+        self.path = path if path == ":memory:" else os.path.abspath(path)
         self.timeout = timeout
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []

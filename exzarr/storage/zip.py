@@ -24,10 +24,24 @@ _atexit_registered = False
 
 def _finish_all() -> None:
     for store in list(_unfinished):
+        if store._pid != os.getpid():
+            continue  # a forked child's copy: the archive is its parent's to finish
         try:
             store.flush()
         except Exception:  # exiting: one archive failing must not stop the others
             pass
+
+
+def _forget_in_child() -> None:
+    """After fork, in the child: the parent's open archives are not the child's to
+    write. Their ZipFile objects are cut from the shared file, so that closing them
+    (or their __del__) never writes an end record into the parent's archive."""
+    for store in list(_unfinished):
+        zf = store._zf
+        if zf is not None and zf.mode != "r":
+            zf.fp = None  # ZipFile.close() then returns at once
+        store._zf = None
+    _unfinished.clear()
 
 
 def _track(store: ZipStore) -> None:
@@ -36,6 +50,8 @@ def _track(store: ZipStore) -> None:
         import atexit
 
         atexit.register(_finish_all)
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=_forget_in_child)
         _atexit_registered = True
     _unfinished.add(store)
 
@@ -73,6 +89,7 @@ class ZipStore(Store):
         super().__init__(read_only=(mode == "r"))
         self.path = os.path.abspath(os.fspath(path))
         self.mode = mode
+        self._pid = os.getpid()  # a forked child never finishes (rewrites) the archive
         self._lock = threading.RLock()
         self._zf: zipfile.ZipFile | None = None
         self._stale = False
@@ -269,6 +286,8 @@ class ZipStore(Store):
         self.flush()
 
     def __del__(self) -> None:  # a store dropped without close() still leaves a valid file
+        if getattr(self, "_pid", None) != os.getpid():
+            return  # inherited through fork: the parent finishes its archive
         try:
             self.flush()
         except Exception:
