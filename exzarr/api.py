@@ -85,6 +85,34 @@ def _split_path(storage: Any, path: Any, storage_options: Any = None) -> tuple[S
     return open_store(storage, path, storage_options=storage_options), ""
 
 
+def _fill_for(value: Any, dt: np.dtype) -> Any:
+    """``value`` as the fill value of a new array of ``dt``: one element, cast to the
+    dtype (``"NaN"`` and ``1.5`` into float, 1.5 into int as 1), and given back as a
+    reopened array gives it (the JSON round trip).
+
+    Raises
+    ------
+    InvalidArgumentError
+        It is not one element or does not convert; nothing has been written.
+    """
+    from exzarr.metadata import decode_fill_value, encode_fill_value, fill_bytes
+
+    try:
+        if np.ndim(value) != 0:
+            raise ValueError("a fill value is one element, not a sequence")
+        if dt.kind in "iu" and not isinstance(value, (str, bytes)):
+            integer_in_range(value, dt)
+        with np.errstate(over="ignore"):  # 1e10 in float16 is inf, as NumPy casts it
+            cast = np.array(value, dtype=dt)[()]
+        if dt.kind in "iu":
+            integer_in_range(cast, dt)
+        fill = decode_fill_value(encode_fill_value(cast, dt), dt)
+        fill_bytes(fill, dt)
+        return fill
+    except (TypeError, ValueError, OverflowError, ExZarrError) as exc:
+        raise InvalidArgumentError(f"fill_value {value!r} does not fit dtype {dt}: {exc}") from None
+
+
 def create(
     *,
     shape: Any = _MISSING,
@@ -178,16 +206,16 @@ def create(
         empty = {"vlen-bytes": b"", "vlen-utf8": ""}.get(filts[0].codec_id)
         if empty is not None and fill_value == 0 and not isinstance(fill_value, bool):
             fill_value = empty
+        want = {"vlen-bytes": (bytes,), "vlen-utf8": (str,)}.get(filts[0].codec_id)
+        if want is not None and fill_value is not None and not isinstance(fill_value, want):
+            raise InvalidArgumentError(
+                f"fill_value {fill_value!r} is not a {want[0].__name__}, as the items of this "
+                f"{filts[0].codec_id} array are; pass one, or None")
     elif dt.kind in "SU" and isinstance(fill_value, (int, float)) and fill_value == 0:
         # The default 0 means empty strings, as in zarr-python ('0' would be a digit).
         fill_value = np.zeros((), dtype=dt)[()]
     elif fill_value is not None and dt.kind not in "V":
-        try:
-            np.array(fill_value).astype(dt, casting="unsafe")
-            if dt.kind in "iu":
-                integer_in_range(fill_value, dt)
-        except (TypeError, ValueError, OverflowError) as exc:
-            raise InvalidArgumentError(f"fill_value {fill_value!r} does not fit dtype {dt}: {exc}") from None
+        fill_value = _fill_for(fill_value, dt)
     meta = ArrayMeta(
         shape=shape_t,
         chunks=chunks_t,

@@ -21,13 +21,18 @@ _local = threading.local()
 
 
 def thread_count() -> int:
-    """Worker threads used for chunk decoding and encoding (default: CPU count)."""
+    """Worker threads used for chunk decoding and encoding (default: CPU count, or the
+    ``EXZARR_THREADS`` environment variable)."""
     global _cpu_count
     if _settings["threads"]:
-        return max(1, int(_settings["threads"]))
+        return int(_settings["threads"])
     if _cpu_count is None:
-        env = int(os.environ.get("EXZARR_THREADS", 0) or 0)
-        _cpu_count = max(1, env or (os.cpu_count() or 1))
+        raw = os.environ.get("EXZARR_THREADS", "").strip()
+        try:
+            env = int(raw) if raw else 0
+        except ValueError:
+            env = 0  # an unusable value is ignored, as an unset one
+        _cpu_count = env if env > 0 else max(1, os.cpu_count() or 1)
     return _cpu_count
 
 
@@ -41,24 +46,65 @@ def workspace() -> Any:
     return ws
 
 
-def set(**options: Any) -> None:  # noqa: A001 - mirrors dask.config.set / zarr.config.set
-    """Change settings: ``exzarr.config.set(threads=4, cache_bytes=2**28)``.
+def _checked(name: str, value: Any) -> Any:
+    from exzarr.errors import InvalidArgumentError
 
-    ``threads``: worker threads for chunk decoding and encoding (default: CPU count).
+    if name not in _settings:
+        raise KeyError(f"unknown exzarr setting {name!r}; known: {', '.join(_settings)}")
+    if name == "threads" and value is None:
+        return None  # back to the default
+    if isinstance(value, bool) or not isinstance(value, int) or value < (1 if name == "threads" else 0):
+        least = "a positive int (or None for the default)" if name == "threads" else "an int >= 0"
+        raise InvalidArgumentError(f"{name} must be {least}, not {value!r}")
+    return value
+
+
+class _Restore:
+    """What :func:`set` returns: used in a ``with`` block, it puts the old values back."""
+
+    def __init__(self, old: dict[str, Any]) -> None:
+        self._old = old
+
+    def __enter__(self) -> _Restore:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        _settings.update(self._old)
+
+    def __repr__(self) -> str:
+        return f"<exzarr.config.set: restores {self._old!r} on exit>"
+
+
+def set(options: dict[str, Any] | None = None, /, **kwargs: Any) -> _Restore:  # noqa: A001
+    """Change settings: ``exzarr.config.set(threads=4, cache_bytes=2**28)``, or for a
+    block only: ``with exzarr.config.set({"threads": 1}): ...`` (as dask.config.set).
+
+    ``threads``: worker threads for chunk decoding and encoding (default: CPU count;
+    None restores it).
     ``cache_bytes``: default decoded-chunk cache size of arrays opened afterwards
     (0: no cache).
     ``task_bytes``: chunk bytes each worker thread must have before a read or write
     is shared out (default 256 KiB; below that, handing work to the pool costs more
     than it saves, and the calling thread does it all). 0 shares any two chunks.
+
+    Raises
+    ------
+    KeyError
+        An unknown setting (the message lists the known ones).
+    InvalidArgumentError
+        A value the setting does not take; nothing is changed then.
     """
-    for name, value in options.items():
-        if name not in _settings:
-            raise KeyError(f"unknown exzarr setting {name!r}; known: {', '.join(_settings)}")
-        _settings[name] = value
+    changes = {**(options or {}), **kwargs}
+    checked = {name: _checked(name, value) for name, value in changes.items()}
+    old = {name: _settings[name] for name in checked}
+    _settings.update(checked)
+    return _Restore(old)
 
 
 def get(name: str) -> Any:
     """The current value of a setting."""
+    if name not in _settings:
+        raise KeyError(f"unknown exzarr setting {name!r}; known: {', '.join(_settings)}")
     return _settings[name]
 
 

@@ -178,3 +178,45 @@ def test_one_element_of_a_ragged_array_takes_an_array():
     s[0] = "x"
     s[1:] = "y"
     assert list(s[:]) == ["x", "y", "y"]
+
+
+@pytest.mark.parametrize("dtype, given, expected", [
+    ("f8", "NaN", np.nan), ("f4", "1.5", 1.5), ("f8", b"1", 1.0), ("i4", 1.5, 1),
+    ("i4", "7", 7), ("?", 2, True), ("c16", "1+2j", 1 + 2j),
+    ("M8[s]", 0, np.datetime64(0, "s")), ("m8[s]", 5, np.timedelta64(5, "s")),
+])
+def test_fill_values_are_cast_as_a_reopened_array_gives_them(dtype, given, expected, tmp_path):
+    p = str(tmp_path / "a")
+    a = exzarr.create(shape=(2,), chunks=(2,), dtype=dtype, fill_value=given,
+                      storage="filesystem", path=p)
+    again = exzarr.open(p, mode="r")
+    for fill in (a.fill_value, again.fill_value):
+        assert np.array(fill, dtype=dtype).tobytes() == np.array(expected, dtype=dtype).tobytes()
+    assert a[...].tobytes() == again[...].tobytes() == np.full(2, expected, dtype).tobytes()
+
+
+@pytest.mark.parametrize("dtype, given", [
+    ("f8", 1 + 2j), ("f8", [1]), ("?", [1, 2]), ("S3", [1, 2]), ("U3", [1, 2]),
+    ("i4", "x"), (str, np.nan), (bytes, "text"),
+])
+def test_fill_values_that_do_not_fit_write_nothing(dtype, given, tmp_path):
+    p = tmp_path / "a"
+    with pytest.raises(InvalidArgumentError):
+        exzarr.create(shape=(2,), chunks=(2,), dtype=dtype, fill_value=given,
+                      storage="filesystem", path=str(p))
+    assert not (p / ".zarray").exists()
+
+
+def test_config_checks_values_and_restores_in_a_with_block():
+    before = exzarr.config.get("threads")
+    for bad in ({"threads": -3}, {"threads": "abc"}, {"task_bytes": None}, {"cache_bytes": -1},
+                {"threads": 1.5}, {"cache_bytes": True}):
+        with pytest.raises(InvalidArgumentError):
+            exzarr.config.set(**bad)
+    assert exzarr.config.get("threads") == before  # nothing changed
+    with pytest.raises(KeyError, match="known: threads"):
+        exzarr.config.get("nope")
+    with exzarr.config.set({"threads": 1}, task_bytes=5):
+        assert (exzarr.config.get("threads"), exzarr.config.get("task_bytes")) == (1, 5)
+        assert exzarr.config.thread_count() == 1
+    assert exzarr.config.get("threads") == before and exzarr.config.get("task_bytes") == 0
