@@ -205,7 +205,47 @@ def check_filters(dtype: np.dtype, chunks: tuple[int, ...], filters: list[Codec]
                 "change its element size or the chunk shape") from None
 
 
-class Array:
+class Node:
+    """What arrays and groups share: a path in a store and attributes."""
+
+    _store: Store
+    _path: str
+    _attrs: Attributes
+
+    @property
+    def attrs(self) -> Attributes:
+        """The ``.zattrs`` (a dict-like view; change it with ``attrs[k] = v`` or
+        :meth:`update_attributes`)."""
+        return self._attrs
+
+    def update_attributes(self, new: dict[str, Any]) -> Attributes:
+        """Merge ``new`` into the attributes (one write); returns them."""
+        self._attrs.update(new)
+        return self._attrs
+
+    @property
+    def name(self) -> str:
+        """The path from the store's root, with a leading "/" (as zarr's)."""
+        return "/" + self._path
+
+    @property
+    def basename(self) -> str:
+        """The last part of :attr:`name`."""
+        return self._path.rsplit("/", 1)[-1]
+
+    def __eq__(self, other: object) -> bool:
+        """The same array or group of the same storage (as zarr-python compares them),
+        not the same values: compare ``a[...]`` for those."""
+        from exzarr.api import _place
+
+        return (type(other) is type(self) and other._path == self._path  # type: ignore[attr-defined]
+                and _place(other._store, "") == _place(self._store, ""))  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, self._path))
+
+
+class Array(Node):
     """A chunked, compressed N-dimensional array stored in Zarr v2 format.
 
     Index it like a NumPy array (ints, negative ints, slices with any step, Ellipsis,
@@ -237,7 +277,7 @@ class Array:
             except InvalidMetadataError as exc:
                 raise InvalidMetadataError(f"{self._prefix + ZARRAY} in {store!r}: {exc}") from None
         self._set_meta(meta)
-        self.attrs = Attributes(store, self._prefix + ZATTRS, self._read_only)
+        self._attrs = Attributes(store, self._prefix + ZATTRS, self._read_only)
         if cache_bytes is None:
             cache_bytes = config.get("cache_bytes")
         self._cache = ChunkCache(cache_bytes) if cache_bytes else None
@@ -289,6 +329,14 @@ class Array:
         return (_core.Pipeline(steps[:k], None) if k else raw_pipeline()), True
 
     # -- properties -------------------------------------------------------------------
+    def __iter__(self) -> Iterator[Any]:
+        """The array's items along its first axis, read a chunk row at a time."""
+        if not self.shape:
+            raise TypeError("iteration over a 0-d array")
+        step = self.chunks[0]
+        for start in range(0, self.shape[0], step):
+            yield from self[start:start + step]
+
     @property
     def store(self) -> Store:
         return self._store
@@ -642,6 +690,9 @@ class Array:
         return bytes(buf)
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        if copy is False:
+            raise ValueError("an exzarr array is read into a new NumPy array: it cannot be "
+                             "viewed without a copy (use copy=None or True)")
         data = np.asarray(self[...])
         return data.astype(dtype, copy=False) if dtype is not None else data
 
@@ -1019,16 +1070,25 @@ class Array:
         keys = [self.chunk_key(c) for c in plan.chunk_coords()]
         regions = plan.regions()
         covered = plan.covered()
+        # Every chunk is encoded before any is stored: an item the codec refuses (a 5 in
+        # a str array) fails the write with nothing changed, not half of it done.
+        encoded: list[tuple[str, bytes | None]] = []
         for key, region, whole in zip(keys, regions, covered):
             chunk = self._object_chunk(key, None if whole else self._store.get(key))
             chunk_sel, value_sel = _region_slices(region)
             chunk[chunk_sel] = value[value_sel]
             if not self._write_empty and all(_is_fill(v, self.fill_value) for v in chunk.flat):
-                self._store.delete(key)
+                encoded.append((key, None))
             else:
-                self._store.set(key, self._encode_object_chunk(chunk))
-        if self._cache is not None:
-            self._cache.invalidate(keys)
+                encoded.append((key, self._encode_object_chunk(chunk)))
+        try:
+            self._store.set_many([(k, e) for k, e in encoded if e is not None])
+            empties = [k for k, e in encoded if e is None]
+            if empties:
+                self._store.delete_many(empties)
+        finally:
+            if self._cache is not None:
+                self._cache.invalidate(keys)
 
     def _write_meta(self) -> None:
         self._store.set(self._prefix + ZARRAY, self._meta.encode())

@@ -7,7 +7,7 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from exzarr.array import Array, Attributes
+from exzarr.array import Array, Attributes, Node
 from exzarr.errors import (ContainsArrayError, ContainsGroupError, InvalidArgumentError,
                            InvalidMetadataError, MetadataNotFoundError, PathNotFoundError)
 from exzarr.metadata import (ZARRAY, ZATTRS, ZGROUP, ZMETADATA, ensure_parent_groups,
@@ -134,7 +134,7 @@ class ConsolidatedStore(Store):
         return f"<ConsolidatedStore over {self.base!r}>"
 
 
-class Group:
+class Group(Node):
     """A Zarr v2 group: a node holding arrays and other groups, with attributes.
 
     ``g["a/b"]`` reaches members by path; iteration yields member names;
@@ -152,7 +152,7 @@ class Group:
                 raise ContainsArrayError(
                     f"{self._path or '/'!r} is an array, not a group; open it with exzarr.open()")
             raise MetadataNotFoundError(f"no group at {self._path or '/'!r} in {store!r}")
-        self.attrs = Attributes(store, self._prefix + ZATTRS, self._read_only)
+        self._attrs = Attributes(store, self._prefix + ZATTRS, self._read_only)
 
     @property
     def store(self) -> Store:
@@ -162,13 +162,6 @@ class Group:
     def path(self) -> str:
         return self._path
 
-    @property
-    def name(self) -> str:
-        return "/" + self._path
-
-    @property
-    def basename(self) -> str:
-        return self._path.rsplit("/", 1)[-1]
 
     @property
     def read_only(self) -> bool:
@@ -228,6 +221,25 @@ class Group:
         """(name, member) pairs, sorted by name."""
         return [(n, self[n]) for n in self._member_names()]
 
+    def items(self) -> list[tuple[str, Array | Group]]:
+        """The same as :meth:`members` (a Group reads like a mapping)."""
+        return self.members()
+
+    def values(self) -> list[Array | Group]:
+        return [m for _, m in self.members()]
+
+    def array_keys(self) -> list[str]:
+        """Names of the arrays in this group, sorted."""
+        return [n for n, _ in self.arrays()]
+
+    def group_keys(self) -> list[str]:
+        """Names of the groups in this group, sorted."""
+        return [n for n, _ in self.groups()]
+
+    @property
+    def nmembers(self) -> int:
+        return len(self)
+
     def arrays(self) -> list[tuple[str, Array]]:
         return [(n, m) for n, m in self.members() if isinstance(m, Array)]
 
@@ -264,6 +276,29 @@ class Group:
             self._store.set(path + "/" + ZATTRS, json_dumps(attrs))
         return Group(self._store, path)
 
+    def require_array(self, name: str, **kwargs: Any) -> Array:
+        """The array ``name`` if it exists (with the ``shape`` and ``dtype`` given, when
+        given), else one created with ``kwargs`` (those of :func:`exzarr.create`).
+
+        Raises
+        ------
+        ContainsArrayError
+            It exists with another shape or dtype.
+        """
+        path = _join(self._path, _normalize_name(name))
+        if self._kind(path) != "array":
+            return self.create_array(name, **kwargs)
+        a = Array(self._store, path, read_only=self._read_only)
+        import numpy as np
+
+        from exzarr.metadata import normalize_dtype, normalize_shape
+
+        if "shape" in kwargs and normalize_shape(kwargs["shape"]) != a.shape:
+            raise ContainsArrayError(f"{path!r} exists with shape {a.shape}, not {kwargs['shape']}")
+        if "dtype" in kwargs and normalize_dtype(kwargs["dtype"]) != np.dtype(a.dtype):
+            raise ContainsArrayError(f"{path!r} exists with dtype {a.dtype}, not {kwargs['dtype']}")
+        return a
+
     def require_group(self, name: str) -> Group:
         """The group ``name``, created if missing."""
         return self.create_group(name, exist_ok=True)
@@ -297,8 +332,9 @@ class Group:
         self._store.delete_many(list(self._store.list_prefix(path + "/")))
 
     # -- views ------------------------------------------------------------------------
-    def tree(self) -> str:
-        """The hierarchy as indented text, arrays with shape and dtype."""
+    def tree(self) -> Tree:
+        """The hierarchy as indented text, arrays with shape and dtype (a ``str`` that
+        shows itself drawn at the prompt)."""
         lines = [self.name if self._path else "/"]
 
         def walk(group: Group, indent: str) -> None:
@@ -313,7 +349,7 @@ class Group:
                     walk(member, indent + ("    " if last else "│   "))
 
         walk(self, "")
-        return "\n".join(lines)
+        return Tree("\n".join(lines))
 
     def consolidate(self) -> dict[str, Any]:
         """Write ``.zmetadata``: every metadata document below this group, in one file."""
@@ -330,12 +366,21 @@ class Group:
         base.set(self._prefix + ZMETADATA, json_dumps(doc))
         return doc
 
+    @property
     def info(self) -> str:
+        """One line on the group: its name, members and store (a property, as zarr's)."""
         return f"Group {self.name}: {len(self)} members, store {self._store!r}"
 
     def __repr__(self) -> str:
         mode = " read-only" if self._read_only else ""
         return f"<exzarr.Group {self.name!r}{mode} store={self._store!r}>"
+
+
+class Tree(str):
+    """The text of :meth:`Group.tree`; its repr is the drawing itself."""
+
+    def __repr__(self) -> str:
+        return str(self)
 
 
 def open_consolidated_store(store: Store, path: str = "") -> Store:

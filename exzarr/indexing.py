@@ -143,9 +143,8 @@ def plan_selection(selection: Any, shape: tuple[int, ...], chunks: tuple[int, ..
     ------
     IndexError
         An index is out of bounds, or there are too many indices.
-    TypeError
-        The selection uses advanced indexing (arrays, lists, booleans), which exzarr
-        does not support; NumPy basic indexing only.
+        An index is not an int, slice, Ellipsis or None (as NumPy says; the advanced
+        ones, arrays, lists and booleans, go through :func:`fancy_kind` first).
     """
     per_dim, new_axes = expand_selection(selection, len(shape))
     dims: list[DimPlan] = []
@@ -153,14 +152,17 @@ def plan_selection(selection: Any, shape: tuple[int, ...], chunks: tuple[int, ..
         if isinstance(s, slice):
             dims.append(_dim_for_slice(s, size, chunk))
         elif isinstance(s, (bool, np.bool_)):
-            raise TypeError("boolean indices are advanced indexing, which exzarr does not support")
+            raise IndexError(
+                f"a bare boolean index ({s!r}) is not supported; use a boolean array of the "
+                "axis's length (a.vindex[mask] or a[mask]), or an int")
         else:
             try:
                 i = _normalize_int(s, size, axis)
             except TypeError:
-                raise TypeError(
-                    f"unsupported index {s!r} for axis {axis}: use ints, slices, "
-                    "Ellipsis or None (NumPy basic indexing)"
+                raise IndexError(
+                    f"only integers, slices (:), Ellipsis (...) and None are valid basic "
+                    f"indices, not {s!r} (axis {axis}); for integer or boolean arrays use "
+                    "a[...], a.oindex[...] or a.vindex[...]"
                 ) from None
             dims.append(_dim_for_int(i, size, chunk))
     full_shape = tuple(d.count for d in dims)

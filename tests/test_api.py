@@ -227,8 +227,13 @@ def test_ambiguous_advanced_indexing_is_refused_clearly():
     a = exzarr.create(shape=(4, 4), chunks=(2, 2))
     with pytest.raises(IndexError, match="oindex.*vindex"):
         a[[0, 1], None]
-    with pytest.raises(TypeError, match="basic indexing"):
+    with pytest.raises(IndexError, match="basic indices.*oindex"):
         a.get_basic_selection([0, 1])
+    for bad in (1.0, "x", {1}, np.array(1.0)):
+        with pytest.raises(IndexError, match="valid basic indices"):
+            a[bad, 0]
+    with pytest.raises(IndexError, match="bare boolean"):
+        a[True, 0]
 
 
 def test_directory_writes_are_atomic_renames(tmp_path):
@@ -504,3 +509,44 @@ def test_window_reads_decode_only_what_they_need_and_stay_exact(compressor, orde
         i, j = rng.integers(0, 90), rng.integers(0, 75)
         np.testing.assert_array_equal(a[i:i + 7, j:j + 5], data[i:i + 7, j:j + 5])
         np.testing.assert_array_equal(a[i, ::-3], data[i, ::-3])
+
+
+def test_zarr_style_array_and_group_api():
+    g = exzarr.group()
+    a = g.create_array("sub/x", shape=(7, 3), chunks=(2, 3), dtype="i4")
+    a[...] = np.arange(21).reshape(7, 3)
+    assert (a.name, a.basename) == ("/sub/x", "x")
+    assert a == g["sub/x"] and hash(a) == hash(g["sub/x"]) and a != g["sub"]
+    assert g["sub"] == exzarr.open_group(storage=g.store, path="sub") and g["sub"] != g
+    rows = list(a)  # along the first axis, as NumPy and zarr-python iterate
+    assert len(rows) == 7 and all(np.array_equal(r, e) for r, e in zip(rows, a[...]))
+    with pytest.raises(TypeError, match="0-d"):
+        list(exzarr.create(shape=(), chunks=(), dtype="i4"))
+    with pytest.raises(ValueError, match="copy"):
+        np.asarray(a, copy=False)
+    np.testing.assert_array_equal(np.asarray(a, dtype="f8"), a[...].astype("f8"))
+    with pytest.raises(AttributeError):
+        a.attrs = {"lost": True}  # as in zarr-python: attributes change through attrs
+    a.update_attributes({"units": "m"})
+    g.update_attributes({"title": "t"})
+    assert exzarr.open(storage=g.store, path="sub/x").attrs["units"] == "m"
+    assert dict(exzarr.open_group(storage=g.store).attrs) == {"title": "t"}
+    sub = g["sub"]
+    sub.create_group("inner")
+    assert (sub.array_keys(), sub.group_keys(), sub.nmembers) == (["x"], ["inner"], 2)
+    assert [n for n, _ in sub.items()] == ["inner", "x"] and len(sub.values()) == 2
+    assert sub.require_array("x", shape=(7, 3), dtype="i4") == a
+    with pytest.raises(exzarr.errors.ContainsArrayError, match="shape"):
+        sub.require_array("x", shape=(8, 3))
+    made = sub.require_array("y", shape=(2,), chunks=(2,), dtype="u1")
+    assert made.shape == (2,) and "y" in sub
+    assert isinstance(g.info, str) and "members" in g.info
+    assert repr(g.tree()) == str(g.tree()) and "└── " in repr(g.tree())
+
+
+def test_a_refused_item_leaves_an_object_array_unchanged():
+    s = exzarr.create(shape=(4,), chunks=(2,), dtype=str)
+    s[...] = ["w", "x", "y", "z"]
+    with pytest.raises(TypeError, match="str items"):
+        s[...] = ["a", "b", "c", 5]
+    assert list(s[...]) == ["w", "x", "y", "z"]
