@@ -117,7 +117,7 @@ def create(
     *,
     shape: Any = _MISSING,
     chunks: Any = _MISSING,
-    dtype: Any = "float64",
+    dtype: Any = None,
     compressor: Any = "zstd",
     filters: Any = None,
     fill_value: Any = 0,
@@ -130,6 +130,7 @@ def create(
     write_empty_chunks: bool = False,
     cache_bytes: int | None = None,
     storage_options: dict[str, Any] | None = None,
+    data: Any = None,
 ) -> Array:
     """Create a new Zarr v2 array.
 
@@ -140,8 +141,8 @@ def create(
     chunks : tuple of int
         Chunk dimensions, one per dimension of ``shape`` (required).
     dtype : str or numpy.dtype
-        ``"int8"`` .. ``"float64"``, ``"bool"``, ``"complex128"``, or any NumPy dtype
-        string with byte order (``"<f8"``, ``">i4"``).
+        ``"int8"`` .. ``"float64"`` (the default, or ``data``'s dtype), ``"bool"``,
+        ``"complex128"``, or any NumPy dtype string with byte order (``"<f8"``, ``">i4"``).
     compressor : str, dict, Codec or None
         ``"zstd"`` (default), ``"zlib"``, ``"gzip"``, ``"lz4"``, ``"blosc"``, ``None``;
         or a numcodecs config such as ``{"id": "zstd", "level": 3}``.
@@ -171,6 +172,10 @@ def create(
         reads do not decode again (default: ``exzarr.config`` ``cache_bytes``, 0).
     storage_options : dict, optional
         Passed to the backend (fsspec: ``endpoint_url``, ``key``, ``secret``...).
+    data : array_like, optional
+        Values to write once created (as zarr-python's ``create_array(data=...)``):
+        ``shape`` and ``dtype`` default to its own, ``chunks`` to a guess of about
+        1 MiB per chunk.
 
     Returns
     -------
@@ -185,6 +190,18 @@ def create(
     ContainsArrayError
         Something is stored at the location and ``overwrite`` is false.
     """
+    if data is not None:
+        from exzarr.metadata import guess_chunks
+
+        data = np.asarray(data)
+        if shape is _MISSING or shape is None:
+            shape = data.shape
+        if dtype is None:
+            dtype = data.dtype
+        if chunks is _MISSING or chunks is None:
+            chunks = guess_chunks(normalize_shape(shape), normalize_dtype(dtype).itemsize)
+    if dtype is None:
+        dtype = "float64"
     if shape is _MISSING or shape is None:
         raise ShapeRequiredError("create() needs shape=..., e.g. shape=(1000, 1000)")
     if chunks is _MISSING or chunks is None:
@@ -244,8 +261,11 @@ def create(
     store.set(prefix + ZARRAY, meta.encode())
     if attrs:
         store.set(prefix + ZATTRS, json_dumps(attrs))
-    return Array(store, inner, meta=meta, write_empty_chunks=write_empty_chunks,
-                 cache_bytes=cache_bytes)
+    array = Array(store, inner, meta=meta, write_empty_chunks=write_empty_chunks,
+                  cache_bytes=cache_bytes)
+    if data is not None:
+        array[...] = data
+    return array
 
 
 def _open_store_for(path: Any, storage: Any, mode: str, storage_options: Any) -> tuple[Store, str]:
@@ -416,12 +436,7 @@ def save(array: Array | np.ndarray, path: Any = None, *, storage: Any = "filesys
         the array being replaced would be overwritten.
     """
     if not isinstance(array, Array):
-        from exzarr.metadata import guess_chunks
-
-        data = np.asarray(array)
-        array = create(shape=data.shape, chunks=guess_chunks(data.shape, data.dtype.itemsize),
-                       dtype=data.dtype)
-        array[...] = data
+        array = create(data=array)
     target, inner = _split_path(storage, path, storage_options)
     try:
         _save(array, target, inner + "/" if inner else "")

@@ -315,14 +315,7 @@ class Group(Node):
         return create(storage=self._store, path=path, **kwargs)
 
     def __setitem__(self, name: str, value: Any) -> None:
-        import numpy as np
-
-        from exzarr.metadata import guess_chunks
-
-        data = np.asarray(value)
-        a = self.create_array(name, shape=data.shape, dtype=data.dtype,
-                              chunks=guess_chunks(data.shape, data.dtype.itemsize), overwrite=True)
-        a[...] = data
+        self.create_array(name, data=value, overwrite=True)
 
     def __delitem__(self, name: str) -> None:
         self._check_writable()

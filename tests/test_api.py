@@ -550,3 +550,16 @@ def test_a_refused_item_leaves_an_object_array_unchanged():
     with pytest.raises(TypeError, match="str items"):
         s[...] = ["a", "b", "c", 5]
     assert list(s[...]) == ["w", "x", "y", "z"]
+
+
+def test_create_from_data_as_zarr_python_create_array():
+    a = exzarr.create(data=np.arange(12, dtype="i2").reshape(3, 4))
+    assert (a.shape, a.dtype, a.chunks) == ((3, 4), np.dtype("i2"), (3, 4))
+    np.testing.assert_array_equal(a[...], np.arange(12).reshape(3, 4))
+    b = exzarr.create(data=[1, 2, 3], dtype="f4", chunks=(2,))
+    assert (b.dtype, b.chunks) == (np.dtype("f4"), (2,)) and b[...].tolist() == [1, 2, 3]
+    g = exzarr.group()
+    g.create_array("x", data=np.ones((5, 5)))
+    g["y"] = np.zeros(3, "u1")
+    assert g["x"][...].sum() == 25 and g["y"].dtype == np.dtype("u1")
+    assert exzarr.create(shape=(2,), chunks=(2,)).dtype == np.dtype("f8")  # the default
