@@ -99,7 +99,17 @@ def _fill_for(value: Any, dt: np.dtype) -> Any:
 
     try:
         if np.ndim(value) != 0:
-            raise ValueError("a fill value is one element, not a sequence")
+            if np.size(value) != 1 or isinstance(value, (str, bytes)):
+                raise ValueError("a fill value is one element, not a sequence")
+            value = np.asarray(value).reshape(())[()]  # np.array([1.5]), as zarr takes it
+        if dt.kind == "V":
+            if isinstance(value, (int, np.integer)) and value == 0:
+                return decode_fill_value(encode_fill_value(0, dt), dt)
+            raw = bytes(value) if isinstance(value, (bytes, np.void)) else None
+            if raw is None or len(raw) > dt.itemsize:
+                raise ValueError(f"a fill of a {dt.itemsize}-byte void dtype is bytes of at "
+                                 "most that length, or 0")
+            return decode_fill_value(encode_fill_value(raw.ljust(dt.itemsize, b"\0"), dt), dt)
         if dt.kind in "iu" and not isinstance(value, (str, bytes)):
             integer_in_range(value, dt)
         with np.errstate(over="ignore"):  # 1e10 in float16 is inf, as NumPy casts it
@@ -231,7 +241,7 @@ def create(
     elif dt.kind in "SU" and isinstance(fill_value, (int, float)) and fill_value == 0:
         # The default 0 means empty strings, as in zarr-python ('0' would be a digit).
         fill_value = np.zeros((), dtype=dt)[()]
-    elif fill_value is not None and dt.kind not in "V":
+    elif fill_value is not None:
         fill_value = _fill_for(fill_value, dt)
     meta = ArrayMeta(
         shape=shape_t,
@@ -374,16 +384,24 @@ def _array_keys(store: Store, prefix: str, meta: ArrayMeta | None) -> set[str]:
     return own
 
 
+def _is_local(fs: Any) -> bool:
+    """Whether an fsspec filesystem is the local one (its paths are this machine's)."""
+    protocol = getattr(fs, "protocol", ())
+    protocols = (protocol,) if isinstance(protocol, str) else tuple(protocol)
+    return bool({"file", "local"} & set(protocols))
+
+
 def _place(store: Store, prefix: str) -> tuple[Any, str]:
     """Where ``prefix`` of ``store`` is: an identity for the storage and the path in it,
     ending in "/", the same for two Store objects of one directory, file or dict."""
     while isinstance(getattr(store, "base", None), Store):  # consolidated views
         store = store.base  # type: ignore[attr-defined]
     root = getattr(store, "root", None)
-    if isinstance(root, str) and os.path.isabs(root):
+    fs = getattr(store, "fs", None)
+    if isinstance(root, str) and os.path.isabs(root) and (fs is None or _is_local(fs)):
         return ("path",), os.path.realpath(os.path.join(root, prefix)) + "/"
-    if isinstance(root, str):
-        return ("fs", id(getattr(store, "fs", None))), root.rstrip("/") + "/" + prefix
+    if isinstance(root, str):  # a bucket, or memory:// (whose roots look absolute)
+        return ("fs", id(fs)), root.rstrip("/") + "/" + prefix
     path = getattr(store, "path", None)
     if isinstance(path, str) and path != ":memory:":
         return ("file", os.path.realpath(path)), "/" + prefix

@@ -233,16 +233,25 @@ class Node:
         """The last part of :attr:`name`."""
         return self._path.rsplit("/", 1)[-1]
 
+    def _identity(self) -> tuple[Any, ...]:
+        """What makes two of them the same: kind, storage place, path (computed once)."""
+        ident = self.__dict__.get("_ident")
+        if ident is None:
+            from exzarr.api import _place
+
+            ident = self.__dict__["_ident"] = (type(self).__name__, _place(self._store, ""),
+                                               self._path)
+        return ident
+
     def __eq__(self, other: object) -> bool:
         """The same array or group of the same storage (as zarr-python compares them),
         not the same values: compare ``a[...]`` for those."""
-        from exzarr.api import _place
-
-        return (type(other) is type(self) and other._path == self._path  # type: ignore[attr-defined]
-                and _place(other._store, "") == _place(self._store, ""))  # type: ignore[attr-defined]
+        if not isinstance(other, Node):
+            return NotImplemented
+        return self._identity() == other._identity()
 
     def __hash__(self) -> int:
-        return hash((type(self).__name__, self._path))
+        return hash(self._identity())
 
 
 class Array(Node):

@@ -6,6 +6,7 @@ after a fork or when the thread count changes.
 
 from __future__ import annotations
 
+import operator
 import os
 import threading
 from typing import Any
@@ -53,23 +54,38 @@ def _checked(name: str, value: Any) -> Any:
         raise KeyError(f"unknown exzarr setting {name!r}; known: {', '.join(_settings)}")
     if name == "threads" and value is None:
         return None  # back to the default
-    if isinstance(value, bool) or not isinstance(value, int) or value < (1 if name == "threads" else 0):
-        least = "a positive int (or None for the default)" if name == "threads" else "an int >= 0"
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        n = operator.index(value)  # ints, NumPy ints; not floats or strings
+    except TypeError:
+        n = -1
+    if n < 0:
+        least = ("an int >= 1 (0 or None: the default)" if name == "threads"
+                 else "an int >= 0")
         raise InvalidArgumentError(f"{name} must be {least}, not {value!r}")
-    return value
+    return None if name == "threads" and n == 0 else n
 
 
 class _Restore:
-    """What :func:`set` returns: used in a ``with`` block, it puts the old values back."""
+    """What :func:`set` returns: used in a ``with`` block, it puts the old values back.
 
-    def __init__(self, old: dict[str, Any]) -> None:
+    Settings are process-wide (as dask.config's): a value another thread set while the
+    block ran is left as it is, not undone.
+    """
+
+    def __init__(self, old: dict[str, Any], new: dict[str, Any]) -> None:
         self._old = old
+        self._new = new
 
     def __enter__(self) -> _Restore:
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        _settings.update(self._old)
+        with _lock:
+            for name, value in self._old.items():
+                if _settings[name] == self._new[name]:
+                    _settings[name] = value
 
     def __repr__(self) -> str:
         return f"<exzarr.config.set: restores {self._old!r} on exit>"
@@ -96,9 +112,10 @@ def set(options: dict[str, Any] | None = None, /, **kwargs: Any) -> _Restore:  #
     """
     changes = {**(options or {}), **kwargs}
     checked = {name: _checked(name, value) for name, value in changes.items()}
-    old = {name: _settings[name] for name in checked}
-    _settings.update(checked)
-    return _Restore(old)
+    with _lock:
+        old = {name: _settings[name] for name in checked}
+        _settings.update(checked)
+    return _Restore(old, checked)
 
 
 def get(name: str) -> Any:

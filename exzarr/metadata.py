@@ -156,8 +156,8 @@ def encode_fill_value(value: Any, dtype: np.dtype) -> Any:
         return base64.standard_b64encode(raw).decode("ascii")
     if kind == "U":
         return str(np.array(value, dtype=dtype)[()])
-    if kind in "mM":
-        return int(np.array(value, dtype=dtype).view("i8"))
+    if kind in "mM":  # the count of units, in native order whatever the dtype's
+        return int(np.array(value, dtype=dtype).astype(dtype.newbyteorder("=")).view("i8"))
     if kind == "O":
         if isinstance(value, bytes):
             return base64.standard_b64encode(value).decode("ascii")
@@ -202,7 +202,7 @@ def decode_fill_value(value: Any, dtype: np.dtype) -> Any:
     if kind in "mM":
         if isinstance(value, str):
             return np.array(value, dtype=dtype)[()]
-        return np.array(int(value), dtype="i8").view(dtype)[()]
+        return np.array(int(value), dtype="i8").view(dtype.newbyteorder("="))[()]
     if kind == "O":
         return value
     raise InvalidMetadataError(f"no fill_value decoding for dtype {dtype.str}")

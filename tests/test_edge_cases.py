@@ -196,7 +196,7 @@ def test_fill_values_are_cast_as_a_reopened_array_gives_them(dtype, given, expec
 
 
 @pytest.mark.parametrize("dtype, given", [
-    ("f8", 1 + 2j), ("f8", [1]), ("?", [1, 2]), ("S3", [1, 2]), ("U3", [1, 2]),
+    ("f8", 1 + 2j), ("f8", [1, 2]), ("?", [1, 2]), ("S3", [1, 2]), ("U3", [1, 2]),
     ("i4", "x"), (str, np.nan), (bytes, "text"),
 ])
 def test_fill_values_that_do_not_fit_write_nothing(dtype, given, tmp_path):
@@ -220,3 +220,54 @@ def test_config_checks_values_and_restores_in_a_with_block():
         assert (exzarr.config.get("threads"), exzarr.config.get("task_bytes")) == (1, 5)
         assert exzarr.config.thread_count() == 1
     assert exzarr.config.get("threads") == before and exzarr.config.get("task_bytes") == 0
+
+
+def test_fills_of_one_element_arrays_voids_and_big_endian_datetimes(tmp_path):
+    a = exzarr.create(shape=(2,), chunks=(2,), dtype="f8", fill_value=np.array([1.5]))
+    assert a.fill_value == 1.5
+    v = exzarr.create(shape=(2,), chunks=(2,), dtype="V4", fill_value=b"ab")
+    assert v[0].tobytes() == b"ab\0\0"
+    for bad in (b"abcdef", 5, "ab"):
+        with pytest.raises(InvalidArgumentError):
+            exzarr.create(shape=(2,), chunks=(2,), dtype="V4", fill_value=bad)
+    p = str(tmp_path / "dt")
+    exzarr.create(shape=(2,), chunks=(2,), dtype=">M8[ns]", fill_value="2020-01-01",
+                  storage="filesystem", path=p)
+    assert json.loads((tmp_path / "dt" / ".zarray").read_text())["fill_value"] == \
+        1577836800000000000  # the count of units, as zarr-python 2 writes it
+    assert _zarr2(f"import zarr; print(zarr.open_array({p!r}, mode='r')[0])").strip() == \
+        "2020-01-01T00:00:00.000000000"
+    assert exzarr.open(p).fill_value == np.datetime64("2020-01-01", "ns")
+
+
+def test_config_takes_numpy_ints_and_zero_threads_and_leaves_other_threads_settings():
+    import threading
+
+    exzarr.config.set(threads=np.int64(3))
+    assert exzarr.config.get("threads") == 3 and type(exzarr.config.get("threads")) is int
+    exzarr.config.set(threads=0)
+    assert exzarr.config.get("threads") is None  # the default
+    entered, leave = threading.Event(), threading.Event()
+
+    def other() -> None:
+        with exzarr.config.set(threads=1):
+            entered.set()
+            leave.wait(10)
+
+    t = threading.Thread(target=other)
+    t.start()
+    entered.wait(10)
+    exzarr.config.set(threads=4)  # set while the other thread's block runs
+    leave.set()
+    t.join()
+    assert exzarr.config.get("threads") == 4  # its exit did not undo this
+
+
+def test_equal_arrays_hash_equal_and_other_storages_differ(tmp_path):
+    d = exzarr.create(shape=(3,), chunks=(3,), dtype="i4", storage="filesystem",
+                      path=str(tmp_path / "a"))
+    again = exzarr.open(str(tmp_path / "a"))
+    assert d == again and hash(d) == hash(again) and len({d, again}) == 1
+    m = exzarr.create(shape=(3,), chunks=(3,), dtype="i4", path=f"memory://{tmp_path}/a")
+    assert m != d and len({m, d}) == 2
+    assert isinstance(d == np.zeros(3), np.ndarray)  # NumPy compares the values then
