@@ -74,8 +74,13 @@ extensions = [
         include_dirs=[numpy.get_include(), *flags["include_dirs"]],
         library_dirs=flags["library_dirs"],
         libraries=flags["libraries"],
-        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-        extra_compile_args=["-O3"],
+        # The oldest NumPy the package supports (pyproject.toml): its C-API is what the
+        # core may call, whatever the NumPy it is built with (PyDataMem_SetHandler is
+        # hidden below 1.22 by NumPy 2's headers otherwise).
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"),
+                       ("NPY_TARGET_VERSION", "NPY_1_25_API_VERSION")],
+        # A call to an undeclared function must fail the build, not the import.
+        extra_compile_args=["-O3", "-Werror=implicit-function-declaration"],
     )
 ]
 
