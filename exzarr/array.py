@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import operator
 import os
 import threading
 from collections.abc import Iterator, MutableMapping, Sequence
@@ -340,11 +341,7 @@ class Array(Node):
     # -- properties -------------------------------------------------------------------
     def __iter__(self) -> Iterator[Any]:
         """The array's items along its first axis, read a chunk row at a time."""
-        if not self.shape:
-            raise TypeError("iteration over a 0-d array")
-        step = self.chunks[0]
-        for start in range(0, self.shape[0], step):
-            yield from self[start:start + step]
+        return self.islice()
 
     @property
     def store(self) -> Store:
@@ -780,6 +777,22 @@ class Array(Node):
                 f"shape {shape}") from None
 
     # -- orthogonal, coordinate and mask selections (zarr-python's oindex / vindex) ------
+    @property
+    def blocks(self) -> _Blocks:
+        """Indexing by chunk: ``a.blocks[2, 0]`` is the chunk at grid position (2, 0)
+        (its part inside the array), ``a.blocks[1:3]`` chunk rows 1 and 2; read and
+        written, as zarr-python's and dask's ``blocks``."""
+        return _Blocks(self)
+
+    def islice(self, start: int | None = None, end: int | None = None) -> Iterator[Any]:
+        """The items ``start:end`` along the first axis, read a chunk row at a time."""
+        if not self.shape:
+            raise TypeError("iteration over a 0-d array")
+        lo, hi, _ = slice(start, end).indices(self.shape[0])
+        step = self.chunks[0]
+        for at in range(lo, hi, step):
+            yield from self[at:min(at + step, hi)]
+
     @property
     def oindex(self) -> _OIndex:
         """Orthogonal (outer) indexing: ``a.oindex[[0, 5, 2], 10:20]``; see
@@ -1228,6 +1241,54 @@ def _human(n: float) -> str:
             return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
         n /= 1024
     return str(n)
+
+
+class _Blocks:
+    """``array.blocks[...]``: chunk-grid positions (ints, slices of step 1) to the part
+    of the array they cover."""
+
+    __slots__ = ("array",)
+
+    def __init__(self, array: Array) -> None:
+        self.array = array
+
+    def _selection(self, key: Any) -> tuple[slice, ...]:
+        a = self.array
+        key = key if isinstance(key, tuple) else (key,)
+        if any(k is Ellipsis for k in key):
+            at = key.index(Ellipsis)
+            key = key[:at] + (slice(None),) * (a.ndim - len(key) + 1) + key[at + 1:]
+        if len(key) > a.ndim:
+            raise IndexError(f"too many block indices: {len(key)} for {a.ndim} dimensions")
+        key = key + (slice(None),) * (a.ndim - len(key))
+        out = []
+        for d, k in enumerate(key):
+            n, c = a.shape[d], a.chunks[d]
+            grid = -(-n // c)
+            if isinstance(k, slice):
+                lo, hi, step = k.indices(grid)
+                if step != 1:
+                    raise IndexError("block slices take step 1 only")
+                out.append(slice(lo * c, min(max(hi, lo) * c, n)))
+            else:
+                try:
+                    i = operator.index(k)
+                except TypeError:
+                    raise IndexError(f"block indices are ints or slices, not {k!r}") from None
+                if not -grid <= i < grid:
+                    raise IndexError(f"block {i} is out of bounds for axis {d} with {grid} blocks")
+                i %= grid
+                out.append(slice(i * c, min((i + 1) * c, n)))
+        return tuple(out)
+
+    def __getitem__(self, key: Any) -> Any:
+        return self.array[self._selection(key)]
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self.array[self._selection(key)] = value
+
+    def __repr__(self) -> str:
+        return f"<blocks of {self.array!r}>"
 
 
 class _OIndex:

@@ -563,3 +563,20 @@ def test_create_from_data_as_zarr_python_create_array():
     g["y"] = np.zeros(3, "u1")
     assert g["x"][...].sum() == 25 and g["y"].dtype == np.dtype("u1")
     assert exzarr.create(shape=(2,), chunks=(2,)).dtype == np.dtype("f8")  # the default
+
+
+def test_blocks_and_islice_as_zarr_python():
+    data = np.arange(70).reshape(7, 10)
+    a = exzarr.create(data=data, chunks=(3, 4))
+    np.testing.assert_array_equal(a.blocks[2, 0], data[6:7, 0:4])
+    np.testing.assert_array_equal(a.blocks[-1, -1], data[6:, 8:])
+    np.testing.assert_array_equal(a.blocks[1:3], data[3:])
+    np.testing.assert_array_equal(a.blocks[..., 1], data[:, 4:8])
+    a.blocks[0, 1] = -1
+    assert (a[0:3, 4:8] == -1).all() and a[0, 3] == 3 and a[3, 4] == 34
+    for bad in ((3, 0), (0, 0, 0), (slice(0, 2, 2),), (1.5,)):
+        with pytest.raises(IndexError):
+            a.blocks[bad]
+    rows = list(a.islice(2, 6))
+    assert len(rows) == 4 and np.array_equal(rows[0], a[2]) and np.array_equal(rows[-1], a[5])
+    assert [r.tolist() for r in a.islice(-2)] == a[5:].tolist()
