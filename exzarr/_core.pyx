@@ -202,6 +202,11 @@ cdef class Pipeline:
             s.offset = float(spec.get("offset", 0.0))
             if kind == STEP_BITROUND and s.elem not in (E_F4, E_F8):
                 raise ValueError("bitround works on float32 and float64")
+            if kind == STEP_BITROUND and not 0 <= s.param <= (23 if s.elem == E_F4 else 52):
+                raise ValueError(f"bitround keeps 0 to {23 if s.elem == E_F4 else 52} "
+                                 f"mantissa bits, not {s.param}")
+            if kind == STEP_SHUFFLE and s.param < 0:
+                raise ValueError(f"shuffle element size {s.param} is negative")
             if kind in (STEP_QUANTIZE, STEP_FSO) and s.elem not in (E_F4, E_F8):
                 raise ValueError(f"{spec['kind']} has a C path for float input only")
             if kind in (STEP_BITROUND, STEP_SHUFFLE, STEP_PACKBITS) or kind >= STEP_CRC32:
@@ -959,7 +964,10 @@ cdef class _Paths:
 
     def __cinit__(self, list paths):
         self.n = len(paths)
-        self.keep = [bytes(p) for p in paths]
+        for p in paths:
+            if not isinstance(p, bytes) or b"\0" in p:
+                raise ValueError(f"paths are bytes without NUL characters, not {p!r}")
+        self.keep = list(paths)
         self.ptrs = <const char**>calloc(max(self.n, 1), sizeof(char*))
         if self.ptrs == NULL:
             raise MemoryError()
@@ -1144,6 +1152,9 @@ cdef int setup_geometry(Geometry* g, tuple chunk_shape, bint f_order, cnp.ndarra
         raise ValueError(f"exzarr supports at most {MAX_NDIM} dimensions, not {ndim}")
     if arr.ndim != ndim:
         raise ValueError(f"array has {arr.ndim} dimensions, the chunk grid {ndim}")
+    if arr.dtype.hasobject:
+        raise TypeError("the core moves bytes: arrays of Python objects go through the "
+                        "object codecs, not here")
     if plan.shape[0] > 0 and (plan.shape[1] != ndim or plan.shape[2] != 4):
         raise ValueError("plan must have shape (nchunks, ndim, 4)")
     g.ndim = ndim
@@ -1174,17 +1185,28 @@ cdef int setup_geometry(Geometry* g, tuple chunk_shape, bint f_order, cnp.ndarra
         g.arr_strides[d] = arr.strides[d]
     g.arr_c_contiguous = cnp.PyArray_IS_C_CONTIGUOUS(arr)
     # Every region of the plan must lie inside its chunk and inside the array.
-    cdef Py_ssize_t i, cs, step, os, cnt, last
+    # Compared so that nothing overflows: counts, starts and steps may be anything.
+    cdef Py_ssize_t i, cs, step, os, cnt, last, n
+    cdef bint bad
     for i in range(plan.shape[0]):
         for d in range(ndim):
             cs = plan[i, d, 0]
             step = plan[i, d, 1]
             os = plan[i, d, 2]
             cnt = plan[i, d, 3]
-            last = cs + (cnt - 1) * step
-            if (cnt < 0 or step == 0 or os < 0 or os + cnt > g.arr_shape[d]
-                    or (cnt > 0 and (cs < 0 or cs >= g.chunk_shape[d]
-                                     or last < 0 or last >= g.chunk_shape[d]))):
+            n = g.chunk_shape[d]
+            bad = (cnt < 0 or step == 0 or os < 0 or os > g.arr_shape[d]
+                   or cnt > g.arr_shape[d] - os)
+            if not bad and cnt > 0:
+                bad = cs < 0 or cs >= n
+                if not bad and cnt > 1:
+                    # |step| <= n, then (cnt - 1) * |step| <= n - 1 keeps the last index
+                    # inside the chunk, and the product fits.
+                    bad = step > n or step < -n or cnt - 1 > (n - 1) // (step if step > 0 else -step)
+                    if not bad:
+                        last = cs + (cnt - 1) * step
+                        bad = last < 0 or last >= n
+            if bad:
                 raise ValueError(f"plan entry {i} dimension {d} lies outside its chunk or array")
     return 0
 
@@ -1533,6 +1555,10 @@ def encode_from(Pipeline pipe not None, cnp.ndarray value not None,
     cdef const uint8_t* src
     if use_files and (len(paths) != n or tmp_paths is None or len(tmp_paths) != n):
         raise ValueError("paths and tmp_paths must match the plan")
+    if use_files and any(t == p for t, p in zip(tmp_paths, paths)):
+        raise ValueError("a temporary path is its chunk's path: the replacement would delete it")
+    if nan_kind not in (0, 4, 8) or (nan_kind and nan_kind != value.itemsize):
+        raise ValueError(f"nan_kind {nan_kind} is 0 or the float width of the value's items")
     if len(existing) != n:
         raise ValueError("plan and existing differ in length")
     setup_geometry(&g, chunk_shape, f_order, value, plan)

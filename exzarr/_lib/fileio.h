@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <string.h>
 #include <pthread.h>
 #include <unistd.h>
 
@@ -29,6 +30,10 @@ static void exzarr_unlock_files(void) { pthread_mutex_unlock(&exzarr_file_lock);
  * in one call; an exchange tried first would fail with ENOENT on every file of a new
  * array (a tenth of writing thousands of small chunks). */
 static int exzarr_replace_file(const char *tmp, const char *path, int *fresh) {
+    if (strcmp(tmp, path) == 0) {  /* exchanging a name with itself, then unlinking it */
+        errno = EINVAL;
+        return -1;
+    }
 #if defined(__linux__) && defined(RENAME_EXCHANGE) && defined(RENAME_NOREPLACE)
     if (fresh != NULL && *fresh) {
         if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) == 0)
