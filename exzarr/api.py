@@ -26,6 +26,7 @@ from exzarr.metadata import (
     ZATTRS,
     ZGROUP,
     ArrayMeta,
+    chunk_keys_of,
     ensure_parent_groups,
     integer_in_range,
     json_dumps,
@@ -350,38 +351,11 @@ _COPY_BATCH = 256  # chunks held in memory at once while save() copies
 
 
 def _array_keys(store: Store, prefix: str, meta: ArrayMeta | None) -> set[str]:
-    """The keys of the array at ``prefix``: its metadata and its chunks.
-
-    Arrays and groups nested below it are not its keys, nor is anything that is not a
-    chunk of its grid. With ``meta`` None (unreadable metadata) only flat keys of digits
-    count as chunks.
-    """
+    """The keys of the array at ``prefix``: its metadata and its chunks (see
+    :func:`~exzarr.metadata.chunk_keys_of`), nothing nested below it."""
     keys = list(store.list_prefix(prefix))
-    nested = tuple(k[:-len(name)] for k in keys for name in (ZARRAY, ZGROUP)
-                   if k.endswith("/" + name) and k != prefix + name)
-    if meta is not None:
-        grid = [-(-s // c) for s, c in zip(meta.shape, meta.chunks)]
-        sep = meta.dimension_separator
-    own = set()
-    for k in keys:
-        rest = k[len(prefix):]
-        if rest in (ZARRAY, ZATTRS):
-            own.add(k)
-        elif nested and k.startswith(nested):
-            continue
-        elif meta is None:
-            if "/" not in rest and all(p.isdigit() for p in rest.split(".")):
-                own.add(k)
-        else:
-            parts = rest.split(sep)
-            if not grid:
-                ok = parts == ["0"]
-            else:
-                ok = len(parts) == len(grid) and all(
-                    p.isdigit() and int(p) < n for p, n in zip(parts, grid))
-            if ok:
-                own.add(k)
-    return own
+    return ({k for k in keys if k[len(prefix):] in (ZARRAY, ZATTRS)}
+            | set(chunk_keys_of(keys, prefix, meta)))
 
 
 def _is_local(fs: Any) -> bool:

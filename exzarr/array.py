@@ -20,7 +20,8 @@ from exzarr.codecs.registry import get_codec
 from exzarr.errors import ReadOnlyError, _ChunkFailure
 from exzarr.indexing import (ChunkSlots, Plan, chunk_groups, coordinate_positions, fancy_kind,
                              orthogonal_positions, plan_selection)
-from exzarr.metadata import ZARRAY, ZATTRS, ArrayMeta, fill_bytes, json_dumps, json_loads
+from exzarr.metadata import (ZARRAY, ZATTRS, ArrayMeta, chunk_keys_of, fill_bytes, json_dumps,
+                             json_loads)
 from exzarr.storage.base import Store
 
 # Below this many chunks per worker (or config's task_bytes of chunk data) a batch runs
@@ -421,14 +422,7 @@ class Array(Node):
         return math.prod(self.cdata_shape)
 
     def _chunk_keys_stored(self) -> list[str]:
-        sep = self.dimension_separator
-        keys = []
-        for key in self._store.list_prefix(self._prefix):
-            rel = key[len(self._prefix):]
-            parts = rel.split(sep)
-            if len(parts) == max(self.ndim, 1) and all(p.isdigit() for p in parts):
-                keys.append(key)
-        return keys
+        return chunk_keys_of(list(self._store.list_prefix(self._prefix)), self._prefix, self._meta)
 
     @property
     def nchunks_initialized(self) -> int:

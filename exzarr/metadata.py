@@ -369,3 +369,30 @@ def ensure_parent_groups(store: Any, path: str, first: int = 0) -> None:
             raise ContainsArrayError(f"{sub or '/'!r} is an array: it cannot hold members")
         if not store.contains(prefix + ZGROUP):
             store.set(prefix + ZGROUP, group_document())
+
+
+def chunk_keys_of(keys: list[str], prefix: str, meta: ArrayMeta | None) -> list[str]:
+    """Which of ``keys`` (store keys below ``prefix``) are chunks of the array there.
+
+    A chunk key names a position of the array's grid; keys of arrays or groups nested
+    below it are not its chunks, even where they look like them (a child array ``5``
+    of a "/"-separated 2-d array holds ``5/0``). With ``meta`` None (unreadable
+    metadata) only flat keys of digits count.
+    """
+    nested = tuple(k[:-len(name)] for k in keys for name in (ZARRAY, ZGROUP)
+                   if k.endswith("/" + name) and k != prefix + name)
+    grid = [-(-s // c) for s, c in zip(meta.shape, meta.chunks)] if meta is not None else []
+    out = []
+    for k in keys:
+        rest = k[len(prefix):]
+        if nested and k.startswith(nested):
+            continue
+        if meta is None:
+            ok = "/" not in rest and all(p.isdigit() for p in rest.split("."))
+        else:
+            parts = rest.split(meta.dimension_separator)
+            ok = (parts == ["0"] if not grid else len(parts) == len(grid) and all(
+                p.isdigit() and int(p) < n for p, n in zip(parts, grid)))
+        if ok:
+            out.append(k)
+    return out
