@@ -34,7 +34,7 @@ from exzarr.metadata import (
     normalize_dtype,
     normalize_shape,
 )
-from exzarr.storage.base import Store
+from exzarr.storage.base import Store, place
 from exzarr.storage.registry import open_store
 
 _MISSING: Any = object()
@@ -358,31 +358,6 @@ def _array_keys(store: Store, prefix: str, meta: ArrayMeta | None) -> set[str]:
             | set(chunk_keys_of(keys, prefix, meta)))
 
 
-def _is_local(fs: Any) -> bool:
-    """Whether an fsspec filesystem is the local one (its paths are this machine's)."""
-    protocol = getattr(fs, "protocol", ())
-    protocols = (protocol,) if isinstance(protocol, str) else tuple(protocol)
-    return bool({"file", "local"} & set(protocols))
-
-
-def _place(store: Store, prefix: str) -> tuple[Any, str]:
-    """Where ``prefix`` of ``store`` is: an identity for the storage and the path in it,
-    ending in "/", the same for two Store objects of one directory, file or dict."""
-    while isinstance(getattr(store, "base", None), Store):  # consolidated views
-        store = store.base  # type: ignore[attr-defined]
-    root = getattr(store, "root", None)
-    fs = getattr(store, "fs", None)
-    if isinstance(root, str) and os.path.isabs(root) and (fs is None or _is_local(fs)):
-        return ("path",), os.path.realpath(os.path.join(root, prefix)) + "/"
-    if isinstance(root, str):  # a bucket, or memory:// (whose roots look absolute)
-        return ("fs", id(fs)), root.rstrip("/") + "/" + prefix
-    path = getattr(store, "path", None)
-    if isinstance(path, str) and path != ":memory:":
-        return ("file", os.path.realpath(path)), "/" + prefix
-    data = getattr(store, "_data", None)
-    return ("object", id(store if data is None else data)), "/" + prefix
-
-
 def _where(store: Store, prefix: str) -> str:
     return f"{prefix.rstrip('/')!r} in {store!r}" if prefix else repr(store)
 
@@ -439,7 +414,7 @@ def save(array: Array | np.ndarray, path: Any = None, *, storage: Any = "filesys
 
 def _save(array: Array, target: Store, dst: str) -> None:
     src = array.path + "/" if array.path else ""
-    (there, src_at), (here, dst_at) = _place(array.store, src), _place(target, dst)
+    (there, src_at), (here, dst_at) = place(array.store, src), place(target, dst)
     if there == here and src_at == dst_at:
         array._write_meta()  # already there: just make sure the metadata is current
         return

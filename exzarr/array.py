@@ -239,9 +239,9 @@ class Node:
         """What makes two of them the same: kind, storage place, path (computed once)."""
         ident = self.__dict__.get("_ident")
         if ident is None:
-            from exzarr.api import _place
+            from exzarr.storage.base import place
 
-            ident = self.__dict__["_ident"] = (type(self).__name__, _place(self._store, ""),
+            ident = self.__dict__["_ident"] = (type(self).__name__, place(self._store, ""),
                                                self._path)
         return ident
 

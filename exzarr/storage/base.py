@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -92,3 +93,28 @@ class Store:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def _is_local(fs: Any) -> bool:
+    """Whether an fsspec filesystem is the local one (its paths are this machine's)."""
+    protocol = getattr(fs, "protocol", ())
+    protocols = (protocol,) if isinstance(protocol, str) else tuple(protocol)
+    return bool({"file", "local"} & set(protocols))
+
+
+def place(store: Store, prefix: str) -> tuple[Any, str]:
+    """Where ``prefix`` of ``store`` is: an identity for the storage and the path in it,
+    ending in "/", the same for two Store objects of one directory, file or dict."""
+    while isinstance(getattr(store, "base", None), Store):  # consolidated views
+        store = store.base  # type: ignore[attr-defined]
+    root = getattr(store, "root", None)
+    fs = getattr(store, "fs", None)
+    if isinstance(root, str) and os.path.isabs(root) and (fs is None or _is_local(fs)):
+        return ("path",), os.path.realpath(os.path.join(root, prefix)) + "/"
+    if isinstance(root, str):  # a bucket, or memory:// (whose roots look absolute)
+        return ("fs", id(fs)), root.rstrip("/") + "/" + prefix
+    path = getattr(store, "path", None)
+    if isinstance(path, str) and path != ":memory:":
+        return ("file", os.path.realpath(path)), "/" + prefix
+    data = getattr(store, "_data", None)
+    return ("object", id(store if data is None else data)), "/" + prefix
