@@ -1237,14 +1237,26 @@ def _human(n: float) -> str:
     return str(n)
 
 
-class _Blocks:
-    """``array.blocks[...]``: chunk-grid positions (ints, slices of step 1) to the part
-    of the array they cover."""
+class _View:
+    """``array.blocks``, ``.oindex``, ``.vindex``: an array seen through another kind of
+    index; subclasses turn it into the array's own selections."""
 
     __slots__ = ("array",)
+    _label = ""
 
     def __init__(self, array: Array) -> None:
         self.array = array
+
+    def __repr__(self) -> str:
+        return f"<{self._label} of {self.array!r}>"
+
+
+class _Blocks(_View):
+    """``array.blocks[...]``: chunk-grid positions (ints, slices of step 1) to the part
+    of the array they cover."""
+
+    __slots__ = ()
+    _label = "blocks"
 
     def _selection(self, key: Any) -> tuple[slice, ...]:
         a = self.array
@@ -1281,17 +1293,13 @@ class _Blocks:
     def __setitem__(self, key: Any, value: Any) -> None:
         self.array[self._selection(key)] = value
 
-    def __repr__(self) -> str:
-        return f"<blocks of {self.array!r}>"
 
 
-class _OIndex:
+class _OIndex(_View):
     """``array.oindex[...]``: orthogonal selections, read and written."""
 
-    __slots__ = ("array",)
-
-    def __init__(self, array: Array) -> None:
-        self.array = array
+    __slots__ = ()
+    _label = "oindex"
 
     def __getitem__(self, selection: Any) -> Any:
         return self.array.get_orthogonal_selection(selection)
@@ -1299,17 +1307,13 @@ class _OIndex:
     def __setitem__(self, selection: Any, value: Any) -> None:
         self.array.set_orthogonal_selection(selection, value)
 
-    def __repr__(self) -> str:
-        return f"<oindex of {self.array!r}>"
 
 
-class _VIndex:
+class _VIndex(_View):
     """``array.vindex[...]``: coordinate selections, or a boolean mask of the array's shape."""
 
-    __slots__ = ("array",)
-
-    def __init__(self, array: Array) -> None:
-        self.array = array
+    __slots__ = ()
+    _label = "vindex"
 
     @staticmethod
     def _is_mask(selection: Any) -> bool:
@@ -1326,8 +1330,6 @@ class _VIndex:
         else:
             self.array.set_coordinate_selection(selection, value)
 
-    def __repr__(self) -> str:
-        return f"<vindex of {self.array!r}>"
 
 
 def _outer(positions: list[np.ndarray]) -> tuple[Any, ...]:
