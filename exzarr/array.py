@@ -303,7 +303,8 @@ class Array(Node):
         if (dt.kind == "f" and dt.isnative and dt.itemsize in (4, 8)
                 and meta.fill_value is not None and math.isnan(meta.fill_value)):
             self._nan_kind = dt.itemsize
-        self._pipeline, self._python_codecs = self._build_pipeline()
+        self._pipeline, self._outer, self._inner_dtype = self._build_pipeline()
+        self._python_codecs = bool(self._outer)
         self._direct_files = False
 
     def _enable_direct_files(self) -> None:
@@ -314,30 +315,29 @@ class Array(Node):
         self._direct_files = (type(self._store) is DirectoryStore and not self._python_codecs
                               and self._cache is None)
 
-    def _build_pipeline(self) -> tuple[Any, bool]:
-        """The core pipeline, and whether some codecs must run in Python around it.
+    def _build_pipeline(self) -> tuple[Any, list[Codec], np.dtype]:
+        """The core pipeline, the codecs that run in Python around it, and the dtype of
+        what passes between the two.
 
         The core runs the longest run of filters next to the data that all have a C
         path (the whole chain when every codec has one). The codecs after them, to the
-        compressor, run in Python (``_outer``), each on its own: a bz2 compressor over
-        delta still has delta undone by the core, in the batch call, without the GIL.
+        compressor, run in Python, each on its own: a bz2 compressor over delta still
+        has delta undone by the core, in the batch call, without the GIL.
         """
         from exzarr import _core
 
         dtype = self._meta.dtype
-        self._outer: list[Codec] = []
-        self._inner_dtype = dtype
+        chain = [*self._filters, *([self._compressor] if self._compressor else [])]
         if dtype.hasobject:
-            self._outer = [*self._filters, *([self._compressor] if self._compressor else [])]
-            return raw_pipeline(), True
+            return raw_pipeline(), chain, dtype
         steps, comp = core_steps(dtype, self._filters, self._compressor)
         if all(s is not None for s in steps) and (self._compressor is None or comp is not None):
-            return _core.Pipeline(steps, comp), False
+            return _core.Pipeline(steps, comp), [], dtype
         k = next(i for i, s in enumerate(steps + [None]) if s is None)
-        self._outer = [*self._filters[k:], *([self._compressor] if self._compressor else [])]
+        inner = dtype
         for f in self._filters[:k]:
-            self._inner_dtype = f.encoded_dtype(self._inner_dtype)
-        return (_core.Pipeline(steps[:k], None) if k else raw_pipeline()), True
+            inner = f.encoded_dtype(inner)
+        return (_core.Pipeline(steps[:k], None) if k else raw_pipeline()), chain[k:], inner
 
     # -- properties -------------------------------------------------------------------
     def __iter__(self) -> Iterator[Any]:
