@@ -255,11 +255,9 @@ def create(
         dimension_separator=dimension_separator,
     )
     # Check the whole pipeline against the dtype before anything is written.
-    from exzarr.array import build_codecs, check_filters, core_steps
+    from exzarr.array import build_codecs, check_filters
 
-    filter_codecs, compressor_codec = build_codecs(meta)
-    core_steps(dt, filter_codecs, compressor_codec)
-    check_filters(dt, chunks_t, filter_codecs)
+    check_filters(dt, chunks_t, *build_codecs(meta))
     store, inner = _split_path(storage, path, storage_options)
     prefix = inner + "/" if inner else ""
     if store.contains(prefix + ZARRAY) or store.contains(prefix + ZGROUP):

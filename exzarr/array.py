@@ -162,8 +162,10 @@ def _dtype_name(dt: np.dtype) -> str:
     return str(dt) if dt.isnative else dt.str
 
 
-def check_filters(dtype: np.dtype, chunks: tuple[int, ...], filters: list[Codec]) -> None:
-    """Refuse, for a new array, filters that do not fit its dtype and chunks.
+def check_filters(dtype: np.dtype, chunks: tuple[int, ...], filters: list[Codec],
+                  compressor: Codec | None = None) -> None:
+    """Refuse, for a new array, a codec chain that does not fit its dtype and chunks
+    (:func:`core_steps` walks the dtype through it first).
 
     numcodecs views a chunk's bytes as a filter's ``dtype`` whatever the array's is, so
     ``delta(dtype="int64")`` on an int32 array mixes pairs of numbers, and a chunk that
@@ -193,7 +195,7 @@ def check_filters(dtype: np.dtype, chunks: tuple[int, ...], filters: list[Codec]
                     f"{_dtype_name(here)} data that reaches it; give it dtype={here.str!r} "
                     "or change the array's dtype")
         here = codec.encoded_dtype(here)
-    steps, _ = core_steps(dtype, filters, None)
+    steps, _ = core_steps(dtype, filters, compressor)
     if dtype.hasobject or not steps or any(s is None for s in steps):
         return  # codecs that run in Python check their input themselves
     nbytes = math.prod(chunks) * dtype.itemsize
