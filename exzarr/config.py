@@ -47,11 +47,15 @@ def workspace() -> Any:
     return ws
 
 
+def _known(name: str) -> None:
+    if name not in _settings:
+        raise KeyError(f"unknown exzarr setting {name!r}; known: {', '.join(_settings)}")
+
+
 def _checked(name: str, value: Any) -> Any:
     from exzarr.errors import InvalidArgumentError
 
-    if name not in _settings:
-        raise KeyError(f"unknown exzarr setting {name!r}; known: {', '.join(_settings)}")
+    _known(name)
     if name == "threads" and value is None:
         return None  # back to the default
     try:
@@ -120,8 +124,7 @@ def set(options: dict[str, Any] | None = None, /, **kwargs: Any) -> _Restore:  #
 
 def get(name: str) -> Any:
     """The current value of a setting."""
-    if name not in _settings:
-        raise KeyError(f"unknown exzarr setting {name!r}; known: {', '.join(_settings)}")
+    _known(name)
     return _settings[name]
 
 

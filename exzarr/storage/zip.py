@@ -23,9 +23,7 @@ _atexit_registered = False
 
 
 def _finish_all() -> None:
-    for store in list(_unfinished):
-        if store._pid != os.getpid():
-            continue  # a forked child's copy: the archive is its parent's to finish
+    for store in list(_unfinished):  # (emptied in a forked child: see _forget_in_child)
         try:
             store.flush()
         except Exception:  # exiting: one archive failing must not stop the others
