@@ -199,14 +199,19 @@ class Group(Node):
         except KeyError:
             return False
 
-    def _member_names(self) -> list[str]:
-        names = []
+    def _member_kinds(self) -> list[tuple[str, str]]:
+        """(name, "array" or "group") of each member, sorted by name; nothing opened."""
+        found = []
         for name in self._store.list_dir(self._path):
             if name.startswith(".") or name in _META_SUFFIXES:
                 continue
-            if self._kind(_join(self._path, name)) is not None:
-                names.append(name)
-        return sorted(names)
+            kind = self._kind(_join(self._path, name))
+            if kind is not None:
+                found.append((name, kind))
+        return sorted(found)
+
+    def _member_names(self) -> list[str]:
+        return [name for name, _ in self._member_kinds()]
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._member_names())
@@ -229,12 +234,12 @@ class Group(Node):
         return [m for _, m in self.members()]
 
     def array_keys(self) -> list[str]:
-        """Names of the arrays in this group, sorted."""
-        return [n for n, _ in self.arrays()]
+        """Names of the arrays in this group, sorted (without opening them)."""
+        return [n for n, kind in self._member_kinds() if kind == "array"]
 
     def group_keys(self) -> list[str]:
         """Names of the groups in this group, sorted."""
-        return [n for n, _ in self.groups()]
+        return [n for n, kind in self._member_kinds() if kind == "group"]
 
     @property
     def nmembers(self) -> int:
