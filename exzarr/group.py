@@ -179,11 +179,13 @@ class Group(Node):
     def __getitem__(self, name: str) -> Array | Group:
         path = _join(self._path, _normalize_name(name))
         kind = self._kind(path)
-        if kind == "array":
-            return Array(self._store, path, read_only=self._read_only)
-        if kind == "group":
-            return Group(self._store, path, read_only=self._read_only)
-        raise KeyError(name)
+        if kind is None:
+            raise KeyError(name)
+        return self._member(path, kind)
+
+    def _member(self, path: str, kind: str) -> Array | Group:
+        cls = Array if kind == "array" else Group
+        return cls(self._store, path, read_only=self._read_only)
 
     def get(self, name: str, default: Any = None) -> Any:
         try:
@@ -224,7 +226,7 @@ class Group(Node):
 
     def members(self) -> list[tuple[str, Array | Group]]:
         """(name, member) pairs, sorted by name."""
-        return [(n, self[n]) for n in self._member_names()]
+        return [(n, self._member(_join(self._path, n), kind)) for n, kind in self._member_kinds()]
 
     def items(self) -> list[tuple[str, Array | Group]]:
         """The same as :meth:`members` (a Group reads like a mapping)."""
