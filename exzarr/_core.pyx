@@ -31,6 +31,8 @@ cdef extern from "_lib/fileio.h" nogil:
 
 cdef extern from "_lib/hugealloc.h":
     object exzarr_huge_capsule()
+    size_t exzarr_keep_set_limit(size_t limit) nogil
+    size_t exzarr_keep_bytes() nogil
     size_t EXZARR_HUGE_MIN
 
 cimport numpy as cnp
@@ -1890,6 +1892,20 @@ def empty_huge(shape, dtype):
         return np.empty(shape, dtype)
     finally:
         PyDataMem_SetHandler(old)
+
+
+def set_reuse_limit(size_t limit):
+    """Bytes of freed big read results kept for later reads (_lib/hugealloc.h); returns
+    the previous limit. 0 turns the pool off and unmaps what it holds."""
+    cdef size_t old
+    with nogil:
+        old = exzarr_keep_set_limit(limit)
+    return old
+
+
+def reuse_held():
+    """Bytes of freed read results the pool holds now."""
+    return exzarr_keep_bytes()
 
 
 def replace_file(tmp, path):

@@ -11,7 +11,8 @@ import os
 import threading
 from typing import Any
 
-_settings: dict[str, Any] = {"threads": None, "cache_bytes": 0, "task_bytes": 256 << 10}
+_settings: dict[str, Any] = {"threads": None, "cache_bytes": 0, "task_bytes": 256 << 10,
+                             "reuse_bytes": 512 << 20}  # reuse_bytes: as _lib/hugealloc.h
 _pool: Any = None
 _pool_key: tuple[int, int] | None = None
 _lock = threading.Lock()
@@ -90,6 +91,7 @@ class _Restore:
             for name, value in self._old.items():
                 if _settings[name] == self._new[name]:
                     _settings[name] = value
+            _apply()
 
     def __repr__(self) -> str:
         return f"<exzarr.config.set: restores {self._old!r} on exit>"
@@ -106,6 +108,11 @@ def set(options: dict[str, Any] | None = None, /, **kwargs: Any) -> _Restore:  #
     ``task_bytes``: chunk bytes each worker thread must have before a read or write
     is shared out (default 256 KiB; below that, handing work to the pool costs more
     than it saves, and the calling thread does it all). 0 shares any two chunks.
+    ``reuse_bytes``: memory of freed read results of 4 MiB or more kept for later
+    reads of the same size (default 512 MiB, at most 4 results, each for up to 10 s).
+    A fresh result costs the kernel a zeroed page per page; reusing one saves that,
+    up to a third of a fast read. Kept memory is released to the kernel under memory
+    pressure but counts in RSS until then. 0 turns it off and releases what is kept.
 
     Raises
     ------
@@ -119,7 +126,16 @@ def set(options: dict[str, Any] | None = None, /, **kwargs: Any) -> _Restore:  #
     with _lock:
         old = {name: _settings[name] for name in checked}
         _settings.update(checked)
+        if "reuse_bytes" in checked:
+            _apply()
     return _Restore(old, checked)
+
+
+def _apply() -> None:
+    """Hand the settings the core keeps itself to it (under ``_lock``)."""
+    from exzarr import _core
+
+    _core.set_reuse_limit(_settings["reuse_bytes"])
 
 
 def get(name: str) -> Any:

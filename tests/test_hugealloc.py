@@ -109,3 +109,96 @@ def test_the_handler_is_restored_when_allocation_fails():
     with pytest.raises(TypeError):
         _core.empty_huge((4, 4), "no-such-dtype")
     assert get_handler_name() == "default_allocator"
+
+
+# --------------------------------------------------------------------------- the reuse pool
+
+
+@pytest.fixture
+def pool_empty():
+    """An empty reuse pool with the default limit, before and after the test."""
+    limit = exzarr.config.get("reuse_bytes")
+    with exzarr.config.set(reuse_bytes=0):
+        assert _core.reuse_held() == 0
+    assert exzarr.config.get("reuse_bytes") == limit
+    yield limit
+    with exzarr.config.set(reuse_bytes=0):
+        pass
+
+
+def test_a_freed_result_serves_the_next_read_of_its_size(tmp_path, pool_empty):
+    a, data = _big_array(tmp_path)
+    r = a[...]
+    where = r.ctypes.data
+    del r
+    assert _core.reuse_held() == data.nbytes
+    r = a[...]
+    assert r.ctypes.data == where and _core.reuse_held() == 0
+    np.testing.assert_array_equal(r, data)
+    assert get_handler_name(r) == "exzarr_huge_pages"
+
+
+def test_reused_memory_never_shows_an_earlier_result(tmp_path, pool_empty):
+    """Missing chunks of a reused result read as the fill value, not the last array's data."""
+    a, data = _big_array(tmp_path)
+    b = exzarr.create(storage="filesystem", path=str(tmp_path / "b"), shape=a.shape,
+                      chunks=a.chunks, dtype=a.dtype, fill_value=-1.5,
+                      compressor={"id": "zstd", "level": 1})
+    b[:256, :512] = 7.0  # one chunk of 16 stored
+    r = a[...]
+    where = r.ctypes.data
+    del r
+    got = b[...]
+    assert got.ctypes.data == where
+    want = np.full(a.shape, -1.5, a.dtype)
+    want[:256, :512] = 7.0
+    np.testing.assert_array_equal(got, want)
+
+
+def test_other_sizes_and_zeroed_allocations_take_fresh_memory(pool_empty):
+    r = new_array((8 << 20,), np.dtype("u1"))
+    r[:] = 255
+    del r
+    held = _core.reuse_held()
+    assert held == 8 << 20
+    small = new_array((6 << 20,), np.dtype("u1"))  # more than a fifth smaller: not served
+    assert _core.reuse_held() == held
+    grown = new_array((9 << 20,), np.dtype("u1"))  # bigger: never served by a smaller one
+    assert _core.reuse_held() == held
+    del small, grown
+    r = new_array((7 << 20,), np.dtype("u1"))  # within a fifth: served
+    assert r.size == 7 << 20 and _core.reuse_held() == (6 << 20) + (9 << 20)
+
+
+def test_the_pool_is_bounded_and_can_be_turned_off(pool_empty):
+    with exzarr.config.set(reuse_bytes=20 << 20):
+        arrays = [new_array((8 << 20,), np.dtype("u1")) for _ in range(6)]
+        del arrays
+        assert _core.reuse_held() == 16 << 20  # two of 8 MiB fit in 20 MiB
+        big = new_array((32 << 20,), np.dtype("u1"))
+        del big  # over the limit on its own: unmapped
+        assert _core.reuse_held() == 16 << 20
+    arrays = [new_array((5 << 20,), np.dtype("u1")) for _ in range(6)]
+    del arrays
+    assert _core.reuse_held() == 4 * (5 << 20)  # four slots: the 8 MiB ones, oldest, left
+    with exzarr.config.set(reuse_bytes=0):
+        assert _core.reuse_held() == 0
+        r = new_array((5 << 20,), np.dtype("u1"))
+        del r
+        assert _core.reuse_held() == 0
+    assert exzarr.config.get("reuse_bytes") == pool_empty
+
+
+def test_turning_the_pool_off_gives_memory_back(pool_empty):
+    def rss() -> int:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * 4096
+
+    base = rss()
+    arrays = [new_array((64 << 20,), np.dtype("u1")) for _ in range(4)]
+    for r in arrays:
+        r[::4096] = 1
+    del arrays, r
+    assert _core.reuse_held() == 256 << 20
+    with exzarr.config.set(reuse_bytes=0):
+        assert rss() - base < 64 << 20

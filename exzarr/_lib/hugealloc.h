@@ -9,10 +9,25 @@
  * This handler maps each allocation on its own, with the data 2 MiB aligned, and asks
  * for huge pages as NumPy does (madvise): only a last part short of 2 MiB stays in
  * small pages (none for the usual power-of-two arrays). The page before the data holds the mapping's
- * start and length, so free and realloc need no table. The memory is zeroed by the
- * kernel, so calloc is malloc. Only arrays exzarr creates for a read of at least
+ * start and length, so free and realloc need no table. calloc takes a fresh mapping,
+ * which the kernel zeroes. Only arrays exzarr creates for a read of at least
  * EXZARR_HUGE_MIN bytes use it (see _core.empty); they are ordinary arrays owning their
  * data, freed with this handler by NumPy whoever drops them last.
+ *
+ * Freed mappings are kept for the next read of the same size, as malloc keeps freed
+ * memory for the next allocation. A fresh mapping costs the kernel one zeroed page per
+ * page touched: for a 64 MiB read of fast-decoding chunks that is a third of the time
+ * (zeroing 64 MiB, faulting it in), and a pipeline reading slice after slice pays it
+ * again for every slice. The pool is bounded:
+ *   - at most EXZARR_KEEP_SLOTS mappings and exzarr_keep_limit bytes (settable; 0 turns
+ *     the pool off and unmaps what it holds);
+ *   - a mapping idle for EXZARR_KEEP_SECONDS is unmapped at the next allocation or free;
+ *   - kept memory is given MADV_FREE, so under memory pressure the kernel takes it back
+ *     without swapping (its pages then come back zeroed, which changes nothing: the
+ *     contents of malloc's memory are undefined). It still counts in RSS until then.
+ * A kept mapping serves a request of at most its size and at least 4/5 of it. calloc
+ * never takes one. The pool is guarded by a try-lock: a caller finding it busy maps or
+ * unmaps on its own, so no caller ever waits, and a forked child cannot deadlock.
  */
 #ifndef EXZARR_HUGEALLOC_H
 #define EXZARR_HUGEALLOC_H
@@ -21,6 +36,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #define EXZARR_HUGE_ALIGN ((size_t)2 << 20)
@@ -38,15 +54,158 @@ static inline exzarr_huge_header* exzarr_huge_head(void* p) {
     return (exzarr_huge_header*)((char*)p - sizeof(exzarr_huge_header));
 }
 
-static void* exzarr_huge_malloc(void* ctx, size_t size) {
+/* ---- the pool of freed mappings ---- */
+
+#define EXZARR_KEEP_SLOTS 4
+#define EXZARR_KEEP_SECONDS 10.0
+
+typedef struct {
+    char* data;   /* NULL: an empty slot */
+    double freed; /* CLOCK_MONOTONIC seconds */
+} exzarr_kept;
+
+static exzarr_kept exzarr_keep[EXZARR_KEEP_SLOTS];
+static size_t exzarr_keep_limit = (size_t)512 << 20;
+static size_t exzarr_keep_held = 0;
+static int exzarr_keep_busy = 0;
+
+static inline size_t exzarr_huge_cap(void* p) { return exzarr_huge_head(p)->capacity; }
+
+static void exzarr_huge_unmap(char* data) {
+    exzarr_huge_head(data)->magic = 0;
+    munmap(data - EXZARR_HUGE_PAGE, exzarr_huge_head(data)->map_len);
+}
+
+static inline int exzarr_keep_lock(void) {
+    return __atomic_exchange_n(&exzarr_keep_busy, 1, __ATOMIC_ACQUIRE) == 0;
+}
+
+static inline void exzarr_keep_unlock(void) {
+    __atomic_store_n(&exzarr_keep_busy, 0, __ATOMIC_RELEASE);
+}
+
+static double exzarr_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Under the lock: take slot i's mapping out of the pool. */
+static char* exzarr_keep_take(int i) {
+    char* d = exzarr_keep[i].data;
+    exzarr_keep[i].data = NULL;
+    exzarr_keep_held -= exzarr_huge_cap(d);
+    return d;
+}
+
+/* Under the lock: move the mappings idle too long, or beyond a limit of `room` bytes
+ * less than the limit, into `out` (to be unmapped after the lock is released). */
+static int exzarr_keep_expire(double now, size_t room, char** out) {
+    int i, n = 0, oldest;
+    for (i = 0; i < EXZARR_KEEP_SLOTS; i++)
+        if (exzarr_keep[i].data && now - exzarr_keep[i].freed > EXZARR_KEEP_SECONDS)
+            out[n++] = exzarr_keep_take(i);
+    while (exzarr_keep_held > 0 && exzarr_keep_held + room > exzarr_keep_limit) {
+        oldest = -1;
+        for (i = 0; i < EXZARR_KEEP_SLOTS; i++)
+            if (exzarr_keep[i].data && (oldest < 0 || exzarr_keep[i].freed < exzarr_keep[oldest].freed))
+                oldest = i;
+        out[n++] = exzarr_keep_take(oldest);
+    }
+    return n;
+}
+
+static void exzarr_unmap_all(char** list, int n) {
+    int i;
+    for (i = 0; i < n; i++)
+        exzarr_huge_unmap(list[i]);
+}
+
+/* A kept mapping for `cap` bytes (page rounded), or NULL. */
+static char* exzarr_keep_get(size_t cap) {
+    char* victims[2 * EXZARR_KEEP_SLOTS];
+    char* got = NULL;
+    int i, best = -1, n;
+    size_t c;
+    if (!exzarr_keep_lock())
+        return NULL;
+    n = exzarr_keep_expire(exzarr_now(), 0, victims);
+    for (i = 0; i < EXZARR_KEEP_SLOTS; i++) {
+        if (!exzarr_keep[i].data)
+            continue;
+        c = exzarr_huge_cap(exzarr_keep[i].data);
+        if (c >= cap && c - cap <= c / 5 && (best < 0 || c < exzarr_huge_cap(exzarr_keep[best].data)))
+            best = i;
+    }
+    if (best >= 0)
+        got = exzarr_keep_take(best);
+    exzarr_keep_unlock();
+    exzarr_unmap_all(victims, n);
+    return got;
+}
+
+/* Keep `data` for a later allocation; unmap it if the pool cannot take it. */
+static void exzarr_keep_put(char* data) {
+    char* victims[2 * EXZARR_KEEP_SLOTS + 1];
+    size_t cap = exzarr_huge_cap(data);
+    int i, n = 0, slot = -1;
+    double now;
+    if (cap > exzarr_keep_limit || !exzarr_keep_lock()) {
+        exzarr_huge_unmap(data);
+        return;
+    }
+    now = exzarr_now();
+    n = exzarr_keep_expire(now, cap, victims);
+    for (i = 0; i < EXZARR_KEEP_SLOTS && slot < 0; i++)
+        if (!exzarr_keep[i].data)
+            slot = i;
+    if (slot < 0) { /* all slots full: the oldest makes room */
+        slot = 0;
+        for (i = 1; i < EXZARR_KEEP_SLOTS; i++)
+            if (exzarr_keep[i].freed < exzarr_keep[slot].freed)
+                slot = i;
+        victims[n++] = exzarr_keep_take(slot);
+    }
+    exzarr_keep[slot].data = data;
+    exzarr_keep[slot].freed = now;
+    exzarr_keep_held += cap;
+    exzarr_keep_unlock();
+#ifdef MADV_FREE
+    madvise(data, cap, MADV_FREE); /* the kernel may reclaim it rather than swap it */
+#endif
+    exzarr_unmap_all(victims, n);
+}
+
+/* Set the pool's byte limit; returns the old one. Shrinking it unmaps what is over. */
+static size_t exzarr_keep_set_limit(size_t limit) {
+    char* victims[2 * EXZARR_KEEP_SLOTS];
+    size_t old;
+    int n;
+    while (!exzarr_keep_lock())
+        ; /* held only for a few loads and stores, never across a system call */
+    old = exzarr_keep_limit;
+    exzarr_keep_limit = limit;
+    n = exzarr_keep_expire(exzarr_now(), 0, victims);
+    exzarr_keep_unlock();
+    exzarr_unmap_all(victims, n);
+    return old;
+}
+
+/* Bytes the pool holds now. */
+static size_t exzarr_keep_bytes(void) { return __atomic_load_n(&exzarr_keep_held, __ATOMIC_RELAXED); }
+
+/* ---- the handler ---- */
+
+static void* exzarr_huge_map(size_t size, int reuse) {
     size_t cap, want, total, lead, tail;
     char *raw, *data;
-    (void)ctx;
     if (size == 0)
         size = 1;
     if (size > SIZE_MAX - 2 * EXZARR_HUGE_ALIGN)
         return NULL;
     cap = (size + EXZARR_HUGE_PAGE - 1) & ~(EXZARR_HUGE_PAGE - 1);
+    if (reuse && (data = exzarr_keep_get(cap)) != NULL)
+        return data;
     want = EXZARR_HUGE_PAGE + cap;           /* header page + data */
     total = want + EXZARR_HUGE_ALIGN;        /* room to slide the data to 2 MiB */
     raw = (char*)mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -69,23 +228,26 @@ static void* exzarr_huge_malloc(void* ctx, size_t size) {
     return data;
 }
 
+static void* exzarr_huge_malloc(void* ctx, size_t size) {
+    (void)ctx;
+    return exzarr_huge_map(size, 1);
+}
+
 static void* exzarr_huge_calloc(void* ctx, size_t nelem, size_t elsize) {
+    (void)ctx;
     if (elsize && nelem > SIZE_MAX / elsize)
         return NULL;
-    return exzarr_huge_malloc(ctx, nelem * elsize); /* fresh mappings read as zeros */
+    return exzarr_huge_map(nelem * elsize, 0); /* fresh mappings read as zeros */
 }
 
 static void exzarr_huge_free(void* ctx, void* p, size_t size) {
-    exzarr_huge_header* h;
     (void)ctx;
     (void)size;
     if (p == NULL)
         return;
-    h = exzarr_huge_head(p);
-    if (h->magic != EXZARR_HUGE_MAGIC)
+    if (exzarr_huge_head(p)->magic != EXZARR_HUGE_MAGIC)
         return; /* not ours: never unmap what this handler did not map */
-    h->magic = 0;
-    munmap((char*)p - EXZARR_HUGE_PAGE, h->map_len);
+    exzarr_keep_put((char*)p);
 }
 
 static void* exzarr_huge_realloc(void* ctx, void* p, size_t size) {
