@@ -11,7 +11,22 @@ array([1.5, 1.5, 1.5, 0. ])
 """
 
 from exzarr import config, errors
-from exzarr.api import create, load, open, save
+from exzarr.api import (
+    array,
+    create,
+    empty,
+    empty_like,
+    full,
+    full_like,
+    load,
+    ones,
+    ones_like,
+    open,
+    open_array,
+    save,
+    zeros,
+    zeros_like,
+)
 from exzarr.array import Array
 from exzarr.group import Group, group, open_group
 from exzarr.errors import (
@@ -50,12 +65,22 @@ __all__ = [
     "ShapeRequiredError",
     "UnknownCodecError",
     "UnknownFilterError",
+    "array",
     "config",
     "create",
+    "empty",
+    "empty_like",
     "errors",
+    "full",
+    "full_like",
     "group",
     "load",
+    "ones",
+    "ones_like",
     "open_group",
     "open",
+    "open_array",
     "save",
+    "zeros",
+    "zeros_like",
 ]

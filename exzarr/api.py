@@ -1,4 +1,4 @@
-"""The top-level functions: create, open, save, load."""
+"""The top-level functions: create, open, save, load, and zarr's shortcuts (zeros, array...)."""
 
 from __future__ import annotations
 
@@ -277,6 +277,72 @@ def create(
     return array
 
 
+# --------------------------------------------------------------------------- zarr-style shortcuts
+# zarr.zeros(shape, chunks=...), zarr.array(data), zarr.zeros_like(a): the same calls work
+# here. Every other keyword is create()'s; chunks stay required (ChunksRequiredError),
+# except for array(), whose data gives a guess, as create(data=...) does.
+
+
+def zeros(shape: Any, **kwargs: Any) -> Array:
+    """A new array whose unwritten chunks read as 0 (:func:`create` with ``fill_value=0``)."""
+    return create(shape=shape, fill_value=0, **kwargs)
+
+
+def ones(shape: Any, **kwargs: Any) -> Array:
+    """A new array whose unwritten chunks read as 1. Nothing is written until you write."""
+    return create(shape=shape, fill_value=1, **kwargs)
+
+
+def full(shape: Any, fill_value: Any, **kwargs: Any) -> Array:
+    """A new array whose unwritten chunks read as ``fill_value``."""
+    return create(shape=shape, fill_value=fill_value, **kwargs)
+
+
+def empty(shape: Any, **kwargs: Any) -> Array:
+    """A new array (as zarr's ``empty``: no chunks are written; they read as the fill
+    value, 0 unless ``fill_value`` is given)."""
+    return create(shape=shape, **kwargs)
+
+
+def array(data: Any, **kwargs: Any) -> Array:
+    """A new array holding ``data`` (shape, dtype and, unless given, chunks from it)."""
+    return create(data=data, **kwargs)
+
+
+def _like(a: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """create()'s keywords for an array like ``a``: its shape and dtype, and for a Zarr
+    array (exzarr's, or any with these attributes) its chunks, codecs, order and fill."""
+    like: dict[str, Any] = {"shape": tuple(np.shape(a)), "dtype": getattr(a, "dtype", None)}
+    if like["dtype"] is None:
+        like["dtype"] = np.asarray(a).dtype
+    if isinstance(a, Array):
+        like.update(chunks=a.chunks, compressor=a.compressor, filters=a.filters,
+                    order=a.order, fill_value=a.fill_value,
+                    dimension_separator=a.dimension_separator)
+    like.update(kwargs)
+    return like
+
+
+def zeros_like(a: Any, **kwargs: Any) -> Array:
+    """:func:`zeros` shaped like ``a``; keywords override what is taken from it."""
+    return create(**{**_like(a, kwargs), "fill_value": 0})
+
+
+def ones_like(a: Any, **kwargs: Any) -> Array:
+    """:func:`ones` shaped like ``a``."""
+    return create(**{**_like(a, kwargs), "fill_value": 1})
+
+
+def full_like(a: Any, fill_value: Any, **kwargs: Any) -> Array:
+    """:func:`full` shaped like ``a``."""
+    return create(**{**_like(a, kwargs), "fill_value": fill_value})
+
+
+def empty_like(a: Any, **kwargs: Any) -> Array:
+    """:func:`empty` shaped like ``a`` (with its fill value, when it is a Zarr array)."""
+    return create(**_like(a, kwargs))
+
+
 def _open_store_for(path: Any, storage: Any, mode: str, storage_options: Any) -> tuple[Store, str]:
     if isinstance(storage, Store):
         return storage, "" if path is None else str(path).strip("/")
@@ -343,6 +409,11 @@ def open(  # noqa: A001 - the original's name
         raise MetadataNotFoundError(f"{path!s} exists but has no .zarray: it is not a Zarr array")
     return Array(store, inner, read_only=(mode == "r"), write_empty_chunks=write_empty_chunks,
                  cache_bytes=cache_bytes)
+
+
+def open_array(path: Any = None, **kwargs: Any) -> Array:
+    """zarr's name for :func:`open` (which opens arrays only; groups: :func:`open_group`)."""
+    return open(path, **kwargs)
 
 
 _COPY_BATCH = 256  # chunks held in memory at once while save() copies

@@ -224,9 +224,24 @@ class Group(Node):
     def keys(self) -> list[str]:
         return self._member_names()
 
-    def members(self) -> list[tuple[str, Array | Group]]:
-        """(name, member) pairs, sorted by name."""
-        return [(n, self._member(_join(self._path, n), kind)) for n, kind in self._member_kinds()]
+    def members(self, max_depth: int | None = 0) -> list[tuple[str, Array | Group]]:
+        """(name, member) pairs, sorted by name.
+
+        ``max_depth`` (as zarr 3's): 0 lists this group's own members; n also those of
+        its groups down to n levels below, None all of them. Deeper members are named by
+        their path from this group (``"sub/a"``), each after its group.
+        """
+        if max_depth is not None and (isinstance(max_depth, bool) or int(max_depth) != max_depth
+                                      or max_depth < 0):
+            raise InvalidArgumentError(f"max_depth must be an int >= 0 or None, not {max_depth!r}")
+        out: list[tuple[str, Array | Group]] = []
+        for n, kind in self._member_kinds():
+            member = self._member(_join(self._path, n), kind)
+            out.append((n, member))
+            if isinstance(member, Group) and (max_depth is None or max_depth > 0):
+                deeper = member.members(None if max_depth is None else max_depth - 1)
+                out.extend((f"{n}/{m}", sub) for m, sub in deeper)
+        return out
 
     def items(self) -> list[tuple[str, Array | Group]]:
         """The same as :meth:`members` (a Group reads like a mapping)."""
@@ -320,6 +335,94 @@ class Group(Node):
             raise ContainsGroupError(f"{path!r} is a group; pass overwrite=True to replace it")
         self._ensure_parents(path)
         return create(storage=self._store, path=path, **kwargs)
+
+    # zarr's shortcuts: the same calls as exzarr.zeros(...) etc., with the member's name
+    # first (positional, as zarr 2 takes it, or name=..., as zarr 3 does).
+    def zeros(self, name: str, **kwargs: Any) -> Array:
+        """Create the array ``name`` whose unwritten chunks read as 0."""
+        return self.create_array(name, fill_value=0, **kwargs)
+
+    def ones(self, name: str, **kwargs: Any) -> Array:
+        """Create the array ``name`` whose unwritten chunks read as 1."""
+        return self.create_array(name, fill_value=1, **kwargs)
+
+    def full(self, name: str, fill_value: Any, **kwargs: Any) -> Array:
+        """Create the array ``name`` whose unwritten chunks read as ``fill_value``."""
+        return self.create_array(name, fill_value=fill_value, **kwargs)
+
+    def empty(self, name: str, **kwargs: Any) -> Array:
+        """Create the array ``name``; no chunks are written."""
+        return self.create_array(name, **kwargs)
+
+    def array(self, name: str, data: Any, **kwargs: Any) -> Array:
+        """Create the array ``name`` holding ``data``."""
+        return self.create_array(name, data=data, **kwargs)
+
+    def create_dataset(self, name: str, **kwargs: Any) -> Array:
+        """zarr 2's name for :meth:`create_array` (``data=`` included)."""
+        return self.create_array(name, **kwargs)
+
+    def require_dataset(self, name: str, shape: Any, dtype: Any = None, exact: bool = False,
+                        **kwargs: Any) -> Array:
+        """The array ``name`` if it exists with this ``shape`` and a ``dtype`` its values
+        cast to safely (exactly this dtype with ``exact=True``), else a new one.
+
+        Raises
+        ------
+        ContainsArrayError
+            It exists with another shape, or a dtype that does not fit.
+        ContainsGroupError
+            A group is at ``name``.
+        """
+        import numpy as np
+
+        from exzarr.metadata import normalize_dtype, normalize_shape
+
+        path = _join(self._path, _normalize_name(name))
+        kind = self._kind(path)
+        if kind is None:
+            if dtype is not None:
+                kwargs["dtype"] = dtype
+            return self.create_array(name, shape=shape, **kwargs)
+        if kind == "group":
+            raise ContainsGroupError(f"{path!r} is a group, not an array")
+        a = Array(self._store, path, read_only=self._read_only)
+        if normalize_shape(shape) != a.shape:
+            raise ContainsArrayError(f"{path!r} exists with shape {a.shape}, not {tuple(shape)}")
+        if dtype is not None:
+            want = normalize_dtype(dtype)
+            if want != a.dtype if exact else not np.can_cast(a.dtype, want):
+                raise ContainsArrayError(
+                    f"{path!r} exists with dtype {a.dtype}, which "
+                    f"{'is not' if exact else 'does not cast safely to'} {want}")
+        return a
+
+    def move(self, source: str, dest: str) -> None:
+        """Move the member ``source`` (an array or group, with all it holds) to ``dest``,
+        both paths relative to this group; groups missing above ``dest`` are created.
+
+        Raises
+        ------
+        KeyError
+            Nothing is at ``source``.
+        ContainsArrayError, ContainsGroupError
+            Something is at ``dest`` already (nothing is moved).
+        InvalidArgumentError
+            ``dest`` lies inside ``source``.
+        """
+        self._check_writable()
+        src = _join(self._path, _normalize_name(source))
+        dst = _join(self._path, _normalize_name(dest))
+        if self._kind(src) is None:
+            raise KeyError(source)
+        if dst == src or dst.startswith(src + "/"):
+            raise InvalidArgumentError(f"cannot move {src!r} into itself ({dst!r})")
+        kind = self._kind(dst)
+        if kind is not None or any(True for _ in self._store.list_prefix(dst + "/")):
+            raise (ContainsGroupError if kind == "group" else ContainsArrayError)(
+                f"{dst!r} exists already; delete it first (del group[{dest!r}])")
+        ensure_parent_groups(self._store, dst, len(self._path.split("/")) + 1 if self._path else 1)
+        self._store.move_prefix(src + "/", dst + "/")
 
     def __setitem__(self, name: str, value: Any) -> None:
         self.create_array(name, data=value, overwrite=True)

@@ -77,6 +77,27 @@ class Store:
         """Total bytes stored under ``prefix``."""
         return sum(self.getsize(k) for k in self.list_prefix(prefix))
 
+    def move_prefix(self, src: str, dst: str) -> None:
+        """Move every key under ``src`` (ending in "/") to the same key under ``dst``.
+
+        All keys are copied before any is deleted, a few hundred at a time: if a copy
+        fails the source is whole (and what was copied is removed again).
+        """
+        self._check_writable()
+        keys = sorted(self.list_prefix(src))
+        done: list[str] = []
+        try:
+            for i in range(0, len(keys), 256):
+                batch = keys[i:i + 256]
+                values = self.get_many(batch)
+                pairs = [(dst + k[len(src):], v) for k, v in zip(batch, values) if v is not None]
+                self.set_many(pairs)
+                done.extend(k for k, _ in pairs)
+        except BaseException:
+            self.delete_many(done)
+            raise
+        self.delete_many(keys)
+
     def exists(self) -> bool:
         """Whether the store's location exists at all."""
         return True

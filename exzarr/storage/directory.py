@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import itertools
 import os
 import threading
@@ -125,6 +126,18 @@ class DirectoryStore(Store):
             os.unlink(self._path(key))
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             pass  # absent (a directory is not a key: it is never removed here)
+
+    def move_prefix(self, src: str, dst: str) -> None:
+        """Move the directory of ``src`` to that of ``dst`` in one rename."""
+        self._check_writable()
+        old, new = self._path(src.rstrip("/")), self._path(dst.rstrip("/"))
+        if os.path.exists(new):
+            if os.listdir(new):
+                raise FileExistsError(errno.EEXIST, "the target directory is not empty", new)
+            os.rmdir(new)
+        os.makedirs(os.path.dirname(new), exist_ok=True)
+        self.forget_dirs()
+        os.rename(old, new)
 
     def remove_empty_dirs(self, prefix: str = "") -> None:
         """Remove the empty directories below ``prefix`` (left by deleted nested chunks).

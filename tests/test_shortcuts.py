@@ -1,0 +1,208 @@
+"""zarr's shortcuts: exzarr.zeros/ones/full/empty/array/*_like, open_array, and the
+group methods (zeros..., create_dataset, require_dataset, move, members(max_depth)).
+
+Where zarr-python 3 has the same call, its result is the oracle: the same .zarray
+fields, and each library reads what the other made.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import zarr
+
+import exzarr
+from exzarr.errors import (ChunksRequiredError, ContainsArrayError, ContainsGroupError,
+                           InvalidArgumentError, ReadOnlyError)
+from exzarr.storage import MemoryStore, SQLiteStore, ZipStore
+
+
+def _zarray(path) -> dict:
+    with open(path / ".zarray") as f:
+        return json.load(f)
+
+
+@pytest.mark.parametrize("make, fill", [
+    (lambda **kw: exzarr.zeros((30, 20), **kw), 0),
+    (lambda **kw: exzarr.ones((30, 20), **kw), 1),
+    (lambda **kw: exzarr.full((30, 20), 7.5, **kw), 7.5),
+    (lambda **kw: exzarr.empty((30, 20), **kw), 0),
+])
+def test_constructors_write_no_chunks_and_read_their_fill(tmp_path, make, fill):
+    a = make(chunks=(8, 8), dtype="f4", storage="filesystem", path=str(tmp_path / "a"))
+    assert a.nchunks_initialized == 0
+    np.testing.assert_array_equal(a[...], np.full((30, 20), fill, "f4"))
+    z = zarr.open_array(str(tmp_path / "a"), mode="r")
+    np.testing.assert_array_equal(z[...], np.full((30, 20), fill, "f4"))
+    assert _zarray(tmp_path / "a")["fill_value"] == fill
+
+
+@pytest.mark.parametrize("name, args", [("zeros", ()), ("ones", ()), ("full", (-3,))])
+def test_fill_values_match_zarr_python(tmp_path, name, args):
+    getattr(exzarr, name)((10, 10), *args, chunks=(5, 5), dtype="i2",
+                          storage="filesystem", path=str(tmp_path / "ex"))
+    getattr(zarr, name)((10, 10), *args, chunks=(5, 5), dtype="i2",
+                        store=str(tmp_path / "zp"), zarr_format=2)
+    ours, theirs = _zarray(tmp_path / "ex"), _zarray(tmp_path / "zp")
+    assert ours["fill_value"] == theirs["fill_value"]
+    assert (ours["shape"], ours["chunks"], ours["dtype"]) == (theirs["shape"], theirs["chunks"],
+                                                             theirs["dtype"])
+    np.testing.assert_array_equal(exzarr.open(str(tmp_path / "zp"))[...],
+                                  exzarr.open(str(tmp_path / "ex"))[...])
+
+
+def test_chunks_stay_required_except_for_array():
+    with pytest.raises(ChunksRequiredError):
+        exzarr.zeros((100, 100))
+    data = np.arange(5000, dtype="i8").reshape(50, 100)
+    a = exzarr.array(data)
+    assert a.shape == data.shape and a.dtype == data.dtype
+    np.testing.assert_array_equal(a[...], data)
+    b = exzarr.array(data, chunks=(10, 10), compressor=None)
+    assert b.chunks == (10, 10) and b.compressor is None
+    np.testing.assert_array_equal(b[...], data)
+
+
+def test_like_takes_the_layout_of_a_zarr_array():
+    src = exzarr.full((40, 30), 2.5, chunks=(16, 8), dtype=">f8", order="F",
+                      compressor={"id": "zlib", "level": 3},
+                      filters=[{"id": "delta", "dtype": ">f8"}], dimension_separator="/")
+    for fn, fill in [(exzarr.zeros_like, 0), (exzarr.ones_like, 1),
+                     (lambda a: exzarr.full_like(a, -1.0), -1), (exzarr.empty_like, 2.5)]:
+        b = fn(src)
+        assert (b.shape, b.chunks, b.dtype, b.order, b.dimension_separator) == (
+            src.shape, src.chunks, src.dtype, "F", "/")
+        assert b.compressor.get_config() == src.compressor.get_config()
+        assert [f.get_config() for f in b.filters] == [f.get_config() for f in src.filters]
+        assert b.fill_value == fill
+        np.testing.assert_array_equal(b[...], np.full(src.shape, fill, src.dtype))
+    c = exzarr.zeros_like(src, chunks=(40, 30), dtype="i4", filters=None)  # keywords win
+    assert c.chunks == (40, 30) and c.dtype == np.dtype("i4")
+
+
+def test_like_a_numpy_array_takes_shape_and_dtype_only():
+    ref = np.ones((6, 7), dtype="u2")
+    with pytest.raises(ChunksRequiredError):
+        exzarr.zeros_like(ref)
+    a = exzarr.ones_like(ref, chunks=(3, 3))
+    assert a.shape == (6, 7) and a.dtype == np.dtype("u2")
+    np.testing.assert_array_equal(a[...], ref)
+
+
+def test_open_array_is_open(tmp_path):
+    exzarr.array(np.arange(10), storage="filesystem", path=str(tmp_path / "a"))
+    a = exzarr.open_array(str(tmp_path / "a"), mode="r")
+    assert a.read_only
+    np.testing.assert_array_equal(a[...], np.arange(10))
+
+
+# --------------------------------------------------------------------------- groups
+
+
+def test_group_constructors_take_the_name_either_way(tmp_path):
+    g = exzarr.open_group(str(tmp_path / "g"), mode="w")
+    g.zeros("z", shape=(4, 4), chunks=(2, 2), dtype="i4")
+    g.ones(name="o", shape=(4,), chunks=(2,))
+    g.full("f", 9, shape=(3,), chunks=(3,), dtype="u1")
+    g.empty("e", shape=(2,), chunks=(2,))
+    g.array("a", np.arange(12).reshape(3, 4))
+    g.create_dataset("d", data=np.eye(3), chunks=(2, 2))
+    zg = zarr.open_group(str(tmp_path / "g"), mode="r")
+    assert sorted(zg.array_keys()) == ["a", "d", "e", "f", "o", "z"]
+    np.testing.assert_array_equal(zg["z"][...], np.zeros((4, 4), "i4"))
+    np.testing.assert_array_equal(zg["o"][...], np.ones(4))
+    np.testing.assert_array_equal(zg["f"][...], np.full(3, 9, "u1"))
+    np.testing.assert_array_equal(zg["a"][...], np.arange(12).reshape(3, 4))
+    np.testing.assert_array_equal(zg["d"][...], np.eye(3))
+    with pytest.raises(ContainsArrayError):
+        g.zeros("z", shape=(4, 4), chunks=(2, 2))
+
+
+def test_require_dataset_checks_shape_and_dtype():
+    g = exzarr.group()
+    a = g.require_dataset("x", shape=(5, 5), dtype="i2", chunks=(5, 5))
+    a[...] = 3
+    again = g.require_dataset("x", shape=(5, 5), dtype="i4")  # i2 casts safely to i4
+    np.testing.assert_array_equal(again[...], np.full((5, 5), 3, "i2"))
+    assert g.require_dataset("x", shape=(5, 5)).dtype == np.dtype("i2")
+    with pytest.raises(ContainsArrayError, match="int16"):
+        g.require_dataset("x", shape=(5, 5), dtype="i4", exact=True)
+    with pytest.raises(ContainsArrayError, match="cast"):
+        g.require_dataset("x", shape=(5, 5), dtype="u1")
+    with pytest.raises(ContainsArrayError, match="shape"):
+        g.require_dataset("x", shape=(5, 6))
+    g.create_group("sub")
+    with pytest.raises(ContainsGroupError):
+        g.require_dataset("sub", shape=(1,))
+
+
+def _stores(tmp_path):
+    return {
+        "filesystem": lambda: exzarr.open_group(str(tmp_path / "dir"), mode="w"),
+        "memory": lambda: exzarr.group(storage=MemoryStore()),
+        "zip": lambda: exzarr.open_group(storage=ZipStore(str(tmp_path / "t.zip"), mode="w")),
+        "sqlite": lambda: exzarr.open_group(storage=SQLiteStore(str(tmp_path / "t.db"))),
+    }
+
+
+@pytest.mark.parametrize("kind", ["filesystem", "memory", "zip", "sqlite"])
+def test_move_takes_everything_along(tmp_path, kind):
+    g = _stores(tmp_path)[kind]()
+    data = np.arange(100, dtype="f8").reshape(10, 10)
+    sub = g.create_group("sub", attrs={"k": 1})
+    sub.array("a", data, chunks=(3, 3), attrs={"units": "m"}, dimension_separator="/")
+    sub.create_group("deeper").zeros("z", shape=(2,), chunks=(1,))
+    g.move("sub", "far/away/renamed")
+    assert "sub" not in g and not list(g.store.list_prefix("sub/"))
+    moved = g["far/away/renamed"]
+    assert dict(moved.attrs) == {"k": 1}
+    np.testing.assert_array_equal(moved["a"][...], data)
+    assert dict(moved["a"].attrs) == {"units": "m"}
+    assert moved["deeper/z"].shape == (2,)
+    assert isinstance(g["far"], exzarr.Group) and isinstance(g["far/away"], exzarr.Group)
+    g.move("far/away/renamed/a", "a2")  # an array, out of its group
+    np.testing.assert_array_equal(g["a2"][...], data)
+    assert "a" not in g["far/away/renamed"]
+
+
+def test_moved_directories_open_in_zarr_python(tmp_path):
+    g = exzarr.open_group(str(tmp_path / "g"), mode="w")
+    g.array("a", np.arange(20).reshape(4, 5), chunks=(2, 2))
+    g.move("a", "x/y")
+    z = zarr.open_group(str(tmp_path / "g"), mode="r")
+    np.testing.assert_array_equal(z["x/y"][...], np.arange(20).reshape(4, 5))
+
+
+def test_move_refuses_what_would_lose_or_loop(tmp_path):
+    g = exzarr.open_group(str(tmp_path / "g"), mode="w")
+    g.zeros("a", shape=(2,), chunks=(1,))[...] = 5
+    g.create_group("b")
+    with pytest.raises(KeyError):
+        g.move("missing", "c")
+    with pytest.raises(ContainsGroupError):
+        g.move("a", "b")
+    g.create_group("c").zeros("x", shape=(1,), chunks=(1,))
+    with pytest.raises(ContainsArrayError):
+        g.move("b", "c/x")
+    with pytest.raises(InvalidArgumentError):
+        g.move("b", "b/inner")
+    np.testing.assert_array_equal(g["a"][...], [5, 5])  # nothing was moved
+    ro = exzarr.open_group(str(tmp_path / "g"), mode="r")
+    with pytest.raises(ReadOnlyError):
+        ro.move("a", "z")
+
+
+def test_members_to_a_depth():
+    g = exzarr.group()
+    g.zeros("a", shape=(1,), chunks=(1,))
+    s = g.create_group("s")
+    s.zeros("b", shape=(1,), chunks=(1,))
+    s.create_group("t").zeros("c", shape=(1,), chunks=(1,))
+    assert [n for n, _ in g.members()] == ["a", "s"]
+    assert [n for n, _ in g.members(max_depth=1)] == ["a", "s", "s/b", "s/t"]
+    assert [n for n, _ in g.members(max_depth=None)] == ["a", "s", "s/b", "s/t", "s/t/c"]
+    assert g.members(max_depth=None)[-1][1].path == "s/t/c"
+    with pytest.raises(InvalidArgumentError):
+        g.members(max_depth=-1)
