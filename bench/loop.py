@@ -3,6 +3,7 @@
     python bench/loop.py --workload W1 --codec zstd-1 --op read --repeat 60
     perf record -e cpu-clock -F 4000 -a -g python bench/loop.py --codec blosc-lz4-5 --op write
     python bench/loop.py --codec none --op read --out      # into one reused buffer
+    python bench/loop.py --codec none --op read --no-reuse # every result in fresh pages
 
 The array is written once into --dir (from the same generated data as ``make bench``)
 and reused on later runs; writes are timed as ``make bench`` times them (worker.py's
@@ -36,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=30)
     p.add_argument("--threads", type=int, default=None, help="worker threads (default: cores)")
     p.add_argument("--out", action="store_true", help="read into one reused buffer (out=)")
+    p.add_argument("--no-reuse", action="store_true",
+                   help="fresh memory for every result (config reuse_bytes=0)")
     p.add_argument("--dir", default="/tmp/exzarr-loop")
     a = p.parse_args(argv)
 
@@ -45,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     codec = wl.codec(a.codec)
     if a.threads:
         exzarr.config.set(threads=a.threads)
+    if a.no_reuse:
+        exzarr.config.set(reuse_bytes=0)
     data_dir = os.path.join(a.dir, "data")
     wl.generate(data_dir)
     data = wl.load(data_dir, w.array)
@@ -75,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
         print("MISMATCH: the array does not read back as the data", file=sys.stderr)
         return 1
     med = statistics.median(times)
-    print(f"{w.name} {codec.name} {a.op}{' into out' if a.out else ''}: "
+    how = " into out" if a.out else " (fresh pages)" if a.no_reuse else ""
+    print(f"{w.name} {codec.name} {a.op}{how}: "
           f"{data.nbytes / wl.MB / med:.0f} MB/s (median of {a.repeat}, {med * 1e3:.1f} ms)")
     return 0
 

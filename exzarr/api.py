@@ -304,20 +304,39 @@ def empty(shape: Any, **kwargs: Any) -> Array:
     return create(shape=shape, **kwargs)
 
 
+def _chunks_of(a: Any) -> tuple[int, ...] | None:
+    """The regular chunk shape of a chunked array (exzarr's, zarr-python's...), or None
+    (NumPy arrays; dask's per-block chunk tuples)."""
+    chunks = getattr(a, "chunks", None)
+    if (isinstance(chunks, tuple) and len(chunks) == np.ndim(a)
+            and all(isinstance(c, (int, np.integer)) and not isinstance(c, bool) for c in chunks)):
+        return tuple(int(c) for c in chunks)
+    return None
+
+
 def array(data: Any, **kwargs: Any) -> Array:
-    """A new array holding ``data`` (shape, dtype and, unless given, chunks from it)."""
+    """A new array holding ``data``: shape and dtype from it, and chunks too unless
+    given (those of a chunked array such as a zarr one, else a guess)."""
+    if "chunks" not in kwargs and _chunks_of(data) is not None:
+        kwargs["chunks"] = _chunks_of(data)
     return create(data=data, **kwargs)
 
 
 def _like(a: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
-    """create()'s keywords for an array like ``a``: its shape and dtype, and for a Zarr
-    array (exzarr's, or any with these attributes) its chunks, codecs, order and fill."""
+    """create()'s keywords for an array like ``a``: its shape and dtype; for a chunked
+    array (exzarr's, zarr-python's) its chunks, order and fill value too, and for
+    exzarr's (whose codecs are known to be exzarr's) its codecs and key separator."""
     like: dict[str, Any] = {"shape": tuple(np.shape(a)), "dtype": getattr(a, "dtype", None)}
     if like["dtype"] is None:
         like["dtype"] = np.asarray(a).dtype
+    if _chunks_of(a) is not None:
+        like["chunks"] = _chunks_of(a)
+        if getattr(a, "order", None) in ("C", "F"):
+            like["order"] = a.order
+        if hasattr(a, "fill_value"):
+            like["fill_value"] = a.fill_value
     if isinstance(a, Array):
-        like.update(chunks=a.chunks, compressor=a.compressor, filters=a.filters,
-                    order=a.order, fill_value=a.fill_value,
+        like.update(compressor=a.compressor, filters=a.filters,
                     dimension_separator=a.dimension_separator)
     like.update(kwargs)
     return like
@@ -411,9 +430,61 @@ def open(  # noqa: A001 - the original's name
                  cache_bytes=cache_bytes)
 
 
-def open_array(path: Any = None, **kwargs: Any) -> Array:
-    """zarr's name for :func:`open` (which opens arrays only; groups: :func:`open_group`)."""
-    return open(path, **kwargs)
+_OPEN_ONLY = ("write_empty_chunks", "cache_bytes")
+
+
+def open_array(store: Any = None, *, mode: str = "a", path: Any = None,
+               storage: Any = "filesystem", storage_options: dict[str, Any] | None = None,
+               **kwargs: Any) -> Array:
+    """Open an array, creating it first if the mode asks, as zarr's ``open_array``.
+
+    Parameters
+    ----------
+    store : str, os.PathLike or Store
+        Where the array is (a directory, URL...; or a Store, with ``path`` inside it).
+    mode : {"r", "r+", "a", "w", "w-", "x"}
+        ``r`` read-only and ``r+`` read-write, both of an existing array (the creation
+        keywords are then ignored, as zarr ignores them); ``a`` (default) opens it, or
+        creates it when nothing is there; ``w`` creates it, replacing what is there;
+        ``w-``/``x`` creates it, failing if something is there.
+    path : str, optional
+        The array's path below ``store``.
+    storage, storage_options
+        As for :func:`open` (``storage`` is ignored when ``store`` is a Store).
+    **kwargs
+        :func:`create`'s (``shape``, ``chunks``, ``dtype``...) and :func:`open`'s
+        (``write_empty_chunks``, ``cache_bytes``).
+
+    Raises
+    ------
+    ContainsGroupError
+        A group is there (mode ``a``).
+    """
+    if isinstance(store, Store):
+        storage, where = store, path
+    elif store is None:
+        where = path
+    else:
+        where = os.path.join(os.fspath(store), str(path)) if path else store
+    opening = {k: kwargs[k] for k in _OPEN_ONLY if k in kwargs}
+    if mode in ("r", "r+"):
+        return open(where, mode=mode, storage=storage, storage_options=storage_options, **opening)
+    if mode not in ("a", "w", "w-", "x"):
+        raise InvalidArgumentError(f"mode must be one of r, r+, a, w, w-, x; not {mode!r}")
+    if mode == "a":
+        try:
+            found, inner = _open_store_for(where, storage, mode, storage_options)
+        except PathNotFoundError:
+            found = None
+        if found is not None:
+            prefix = inner + "/" if inner else ""
+            if found.contains(prefix + ZARRAY):
+                return open(where, mode="a", storage=storage, storage_options=storage_options,
+                            **opening)
+            if found.contains(prefix + ZGROUP):
+                raise ContainsGroupError(f"{where!s} holds a group; open it with exzarr.open_group()")
+    return create(storage=storage, path=where, storage_options=storage_options,
+                  overwrite=(mode == "w"), **kwargs)
 
 
 _COPY_BATCH = 256  # chunks held in memory at once while save() copies

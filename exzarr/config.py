@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import operator
 import os
+import sys
 import threading
 from typing import Any
 
@@ -65,9 +66,9 @@ def _checked(name: str, value: Any) -> Any:
         n = operator.index(value)  # ints, NumPy ints; not floats or strings
     except TypeError:
         n = -1
-    if n < 0:
+    if n < 0 or n > sys.maxsize:
         least = ("an int >= 1 (0 or None: the default)" if name == "threads"
-                 else "an int >= 0")
+                 else f"an int from 0 to {sys.maxsize}")
         raise InvalidArgumentError(f"{name} must be {least}, not {value!r}")
     return None if name == "threads" and n == 0 else n
 
@@ -109,7 +110,8 @@ def set(options: dict[str, Any] | None = None, /, **kwargs: Any) -> _Restore:  #
     is shared out (default 256 KiB; below that, handing work to the pool costs more
     than it saves, and the calling thread does it all). 0 shares any two chunks.
     ``reuse_bytes``: memory of freed read results of 4 MiB or more kept for later
-    reads of the same size (default 512 MiB, at most 4 results, each for up to 10 s).
+    reads of the same size (default 512 MiB, at most 4 results; one idle for 10 s is
+    unmapped at the next big allocation or free).
     A fresh result costs the kernel a zeroed page per page; reusing one saves that,
     up to a third of a fast read. Kept memory is released to the kernel under memory
     pressure but counts in RSS until then. 0 turns it off and releases what is kept.

@@ -12,6 +12,7 @@ __all__ = [
     "ArrayNotFoundError",
     "ChunksRequiredError",
     "ContainsArrayError",
+    "IncompatibleArrayError",
     "ContainsGroupError",
     "CorruptChunkError",
     "ExZarrError",
@@ -137,6 +138,13 @@ class ContainsArrayError(ExZarrError, ValueError):
     """A group was expected where an array is stored (or the path is taken)."""
 
     code = "contains_array"
+
+
+class IncompatibleArrayError(ContainsArrayError, TypeError):
+    """An existing array has another shape or dtype than a ``require_*`` call asked for
+    (a TypeError too, as zarr-python raises)."""
+
+    code = "incompatible_array"
 
 
 class CorruptChunkError(ExZarrError, ValueError):

@@ -8,7 +8,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from exzarr.array import Array, Attributes, Node
-from exzarr.errors import (ContainsArrayError, ContainsGroupError, InvalidArgumentError,
+from exzarr.errors import (ContainsArrayError, ContainsGroupError, IncompatibleArrayError,
+                           InvalidArgumentError,
                            InvalidMetadataError, MetadataNotFoundError, PathNotFoundError)
 from exzarr.metadata import (ZARRAY, ZATTRS, ZGROUP, ZMETADATA, ensure_parent_groups,
                              group_document, json_dumps, json_loads)
@@ -24,7 +25,7 @@ def _join(*parts: str) -> str:
 
 def _normalize_name(name: str) -> str:
     parts = [p for p in str(name).split("/") if p]
-    if not parts or any(p in (".", "..") for p in parts):
+    if not parts or any(p in (".", "..", ZMETADATA) or p in _META_SUFFIXES for p in parts):
         raise KeyError(f"invalid member name {name!r}")
     return "/".join(parts)
 
@@ -102,6 +103,26 @@ class ConsolidatedStore(Store):
         self.base.delete_many(keys)
         for k in keys:
             self._meta.pop(k, None)
+
+    def move_prefix(self, src: str, dst: str) -> None:
+        """Move the keys in the underlying store, then the consolidated entries: in this
+        view and in the ``.zmetadata`` on disk, whose other entries stay as they were
+        (a consolidated reader then finds the moved nodes where they now are)."""
+        self.base.move_prefix(src, dst)
+        for k in [k for k in self._meta if k.startswith(src)]:
+            self._meta[dst + k[len(src):]] = dict.pop(self._meta, k)
+        raw = self.base.get(self.prefix + ZMETADATA)
+        if raw is None:
+            return
+        doc = json_loads(raw, self.prefix + ZMETADATA)
+        docs = doc.get("metadata") if isinstance(doc, dict) else None
+        if not isinstance(docs, dict):
+            return
+        rel_src, rel_dst = src[len(self.prefix):], dst[len(self.prefix):]
+        doc["metadata"] = dict(sorted(
+            ((rel_dst + k[len(rel_src):] if k.startswith(rel_src) else k), v)
+            for k, v in docs.items()))
+        self.base.set(self.prefix + ZMETADATA, json_dumps(doc))
 
     def contains(self, key: str) -> bool:
         if self._is_meta(key):
@@ -304,9 +325,10 @@ class Group(Node):
 
         Raises
         ------
-        ContainsArrayError
-            It exists with another shape or dtype.
+        IncompatibleArrayError
+            It exists with another shape or dtype (a ContainsArrayError and a TypeError).
         """
+
         path = _join(self._path, _normalize_name(name))
         if self._kind(path) != "array":
             return self.create_array(name, **kwargs)
@@ -316,9 +338,10 @@ class Group(Node):
         from exzarr.metadata import normalize_dtype, normalize_shape
 
         if "shape" in kwargs and normalize_shape(kwargs["shape"]) != a.shape:
-            raise ContainsArrayError(f"{path!r} exists with shape {a.shape}, not {kwargs['shape']}")
+            raise IncompatibleArrayError(
+                f"{path!r} exists with shape {a.shape}, not {normalize_shape(kwargs['shape'])}")
         if "dtype" in kwargs and normalize_dtype(kwargs["dtype"]) != np.dtype(a.dtype):
-            raise ContainsArrayError(f"{path!r} exists with dtype {a.dtype}, not {kwargs['dtype']}")
+            raise IncompatibleArrayError(f"{path!r} exists with dtype {a.dtype}, not {kwargs['dtype']}")
         return a
 
     def require_group(self, name: str) -> Group:
@@ -364,13 +387,14 @@ class Group(Node):
 
     def require_dataset(self, name: str, shape: Any, dtype: Any = None, exact: bool = False,
                         **kwargs: Any) -> Array:
-        """The array ``name`` if it exists with this ``shape`` and a ``dtype`` its values
-        cast to safely (exactly this dtype with ``exact=True``), else a new one.
+        """The array ``name`` if it exists, as zarr 2's ``require_dataset``: with this
+        ``shape``, and a dtype that ``dtype`` (default float64) casts to safely, or
+        exactly ``dtype`` with ``exact=True``; else a new one made with ``kwargs``.
 
         Raises
         ------
-        ContainsArrayError
-            It exists with another shape, or a dtype that does not fit.
+        IncompatibleArrayError
+            It exists with another shape or dtype (a ``TypeError``, as in zarr).
         ContainsGroupError
             A group is at ``name``.
         """
@@ -387,14 +411,14 @@ class Group(Node):
         if kind == "group":
             raise ContainsGroupError(f"{path!r} is a group, not an array")
         a = Array(self._store, path, read_only=self._read_only)
-        if normalize_shape(shape) != a.shape:
-            raise ContainsArrayError(f"{path!r} exists with shape {a.shape}, not {tuple(shape)}")
-        if dtype is not None:
-            want = normalize_dtype(dtype)
-            if want != a.dtype if exact else not np.can_cast(a.dtype, want):
-                raise ContainsArrayError(
-                    f"{path!r} exists with dtype {a.dtype}, which "
-                    f"{'is not' if exact else 'does not cast safely to'} {want}")
+        want_shape = normalize_shape(shape)
+        if want_shape != a.shape:
+            raise IncompatibleArrayError(f"{path!r} exists with shape {a.shape}, not {want_shape}")
+        want = normalize_dtype("float64" if dtype is None else dtype)
+        if want != a.dtype if exact else not np.can_cast(want, a.dtype):
+            raise IncompatibleArrayError(
+                f"{path!r} exists with dtype {a.dtype}, "
+                + (f"not {want}" if exact else f"which {want} does not cast to safely"))
         return a
 
     def move(self, source: str, dest: str) -> None:

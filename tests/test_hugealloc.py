@@ -202,3 +202,40 @@ def test_turning_the_pool_off_gives_memory_back(pool_empty):
     assert _core.reuse_held() == 256 << 20
     with exzarr.config.set(reuse_bytes=0):
         assert rss() - base < 64 << 20
+
+
+def test_a_reuse_limit_out_of_range_changes_nothing(pool_empty):
+    with pytest.raises(exzarr.InvalidArgumentError):
+        exzarr.config.set(reuse_bytes=2**64)
+    assert exzarr.config.get("reuse_bytes") == pool_empty
+    with exzarr.config.set(threads=1):  # restoring must still work
+        pass
+
+
+def test_shrunk_arrays_are_not_kept(pool_empty):
+    r = new_array((8 << 20,), np.dtype("u1"))
+    r.resize((1 << 20,), refcheck=False)  # moved to a small mapping; the big one is kept
+    assert _core.reuse_held() == 8 << 20
+    del r
+    assert _core.reuse_held() == 8 << 20  # the small one was not
+
+
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_a_forked_child_uses_and_sets_the_pool(tmp_path, pool_empty):
+    import os
+
+    a, data = _big_array(tmp_path)
+    r = a[...]
+    del r
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports by exit status
+        ok = False
+        try:
+            ok = np.array_equal(a[...], data)
+            with exzarr.config.set(reuse_bytes=0):
+                ok = ok and _core.reuse_held() == 0
+        finally:
+            os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert _core.reuse_held() == data.nbytes  # the parent's pool is its own

@@ -15,7 +15,7 @@ import zarr
 
 import exzarr
 from exzarr.errors import (ChunksRequiredError, ContainsArrayError, ContainsGroupError,
-                           InvalidArgumentError, ReadOnlyError)
+                           IncompatibleArrayError, InvalidArgumentError, ReadOnlyError)
 from exzarr.storage import MemoryStore, SQLiteStore, ZipStore
 
 
@@ -120,22 +120,30 @@ def test_group_constructors_take_the_name_either_way(tmp_path):
         g.zeros("z", shape=(4, 4), chunks=(2, 2))
 
 
-def test_require_dataset_checks_shape_and_dtype():
+def test_require_dataset_checks_shape_and_dtype_as_zarr_2():
+    """zarr 2's rule: the requested dtype (default float64) must cast safely to the
+    existing one; a mismatch is a TypeError."""
     g = exzarr.group()
-    a = g.require_dataset("x", shape=(5, 5), dtype="i2", chunks=(5, 5))
+    a = g.require_dataset("x", shape=(5, 5), dtype="i4", chunks=(5, 5))
     a[...] = 3
-    again = g.require_dataset("x", shape=(5, 5), dtype="i4")  # i2 casts safely to i4
-    np.testing.assert_array_equal(again[...], np.full((5, 5), 3, "i2"))
-    assert g.require_dataset("x", shape=(5, 5)).dtype == np.dtype("i2")
-    with pytest.raises(ContainsArrayError, match="int16"):
-        g.require_dataset("x", shape=(5, 5), dtype="i4", exact=True)
-    with pytest.raises(ContainsArrayError, match="cast"):
-        g.require_dataset("x", shape=(5, 5), dtype="u1")
-    with pytest.raises(ContainsArrayError, match="shape"):
-        g.require_dataset("x", shape=(5, 6))
+    again = g.require_dataset("x", shape=[5, 5], dtype="i2")  # i2 casts safely to i4
+    np.testing.assert_array_equal(again[...], np.full((5, 5), 3, "i4"))
+    with pytest.raises(IncompatibleArrayError, match="int32"):
+        g.require_dataset("x", shape=(5, 5), dtype="i2", exact=True)
+    with pytest.raises(TypeError, match="cast"):
+        g.require_dataset("x", shape=(5, 5), dtype="i8")
+    with pytest.raises(TypeError, match="cast"):
+        g.require_dataset("x", shape=(5, 5))  # float64 does not cast to int32
+    with pytest.raises(IncompatibleArrayError, match=r"\(5,\)"):
+        g.require_dataset("x", 5, dtype="i4")
+    assert g.require_dataset("x", (5, 5), "i4", exact=True).dtype == np.dtype("i4")
+    f = g.require_dataset("f", shape=(2,), chunks=(2,), dtype="f8")
+    assert g.require_dataset("f", shape=(2,)) == f and g.require_dataset("f", (2,), "f4") == f
     g.create_group("sub")
     with pytest.raises(ContainsGroupError):
         g.require_dataset("sub", shape=(1,))
+    with pytest.raises(IncompatibleArrayError):
+        g.require_array("x", shape=(5, 6))  # zarr 3's require_array raises TypeError too
 
 
 def _stores(tmp_path):
@@ -206,3 +214,106 @@ def test_members_to_a_depth():
     assert g.members(max_depth=None)[-1][1].path == "s/t/c"
     with pytest.raises(InvalidArgumentError):
         g.members(max_depth=-1)
+
+
+def test_move_in_a_consolidated_group_uses_the_real_metadata(tmp_path):
+    """The consolidated view may lag the store: the move takes what is stored, and the
+    .zmetadata on disk follows the moved nodes."""
+    root = str(tmp_path / "g")
+    g = exzarr.open_group(root, mode="w")
+    a = g.array("grp/old", np.arange(4), chunks=(2,), attrs={"v": 1})
+    g.consolidate()
+    a.resize(8)
+    a[4:] = [4, 5, 6, 7]
+    a.attrs["v"] = 2
+    g.array("grp/new", np.ones(3), chunks=(3,))  # not in .zmetadata
+    gc = exzarr.open_group(root, mode="a", consolidated=True)
+    gc.move("grp", "moved")
+    plain = exzarr.open_group(root, mode="r", consolidated=False)
+    np.testing.assert_array_equal(plain["moved/old"][...], np.arange(8))
+    assert dict(plain["moved/old"].attrs) == {"v": 2}
+    np.testing.assert_array_equal(plain["moved/new"][...], np.ones(3))
+    assert "grp" not in plain
+    cons = exzarr.open_group(root, mode="r", consolidated=True)
+    assert "moved/old" in cons and "grp" not in cons
+    np.testing.assert_array_equal(cons["moved/old"][...][:4], np.arange(4))
+    z = zarr.open_consolidated(root, mode="r", zarr_format=2)
+    assert "moved" in z and "grp" not in z
+
+
+def test_move_onto_empty_folders_left_by_a_deleted_nested_array(tmp_path):
+    g = exzarr.open_group(str(tmp_path / "g"), mode="w")
+    g.array("x", np.arange(4).reshape(2, 2), chunks=(1, 1), dimension_separator="/")
+    del g["x"]  # leaves the folders x/0 and x/1
+    g.array("a", np.arange(3), chunks=(3,))
+    g.move("a", "x")
+    np.testing.assert_array_equal(g["x"][...], np.arange(3))
+    (tmp_path / "g" / "y" / "0").mkdir(parents=True)
+    (tmp_path / "g" / "y" / "0" / "note.txt").write_text("not ours")
+    with pytest.raises(ContainsArrayError):  # a file there: refused, nothing moved
+        g.move("x", "y")
+    np.testing.assert_array_equal(g["x"][...], np.arange(3))
+
+
+def test_move_prefix_takes_prefixes_only():
+    s = MemoryStore()
+    s.set("a/k", b"1")
+    s.set("ab/k", b"2")
+    with pytest.raises(ValueError):
+        s.move_prefix("a", "q")
+    s.move_prefix("a/", "q/")
+    assert sorted(s.list_prefix("")) == ["ab/k", "q/k"]
+
+
+def test_metadata_names_are_not_member_names():
+    g = exzarr.group()
+    g.zeros("a", shape=(1,), chunks=(1,))
+    for bad in (".zattrs", "b/.zarray", ".zmetadata", ".zgroup"):
+        with pytest.raises(KeyError):
+            g.move("a", bad)
+        with pytest.raises(KeyError):
+            g.zeros(bad, shape=(1,), chunks=(1,))
+    assert list(g) == ["a"]
+
+
+@pytest.mark.parametrize("mode", ["a", "w", "w-", "x"])
+def test_open_array_creates_as_zarr_does(tmp_path, mode):
+    where = tmp_path / "a"
+    a = exzarr.open_array(str(where), mode=mode, shape=(4,), chunks=(2,), dtype="i4")
+    a[...] = [1, 2, 3, 4]
+    z = zarr.open_array(str(where), mode="r")
+    np.testing.assert_array_equal(z[...], [1, 2, 3, 4])
+    if mode == "a":  # opened, not replaced
+        again = exzarr.open_array(str(where), shape=(9,), chunks=(3,))
+        np.testing.assert_array_equal(again[...], [1, 2, 3, 4])
+    elif mode == "w":
+        again = exzarr.open_array(str(where), mode="w", shape=(2,), chunks=(2,), dtype="i4")
+        np.testing.assert_array_equal(again[...], [0, 0])
+    else:
+        with pytest.raises(ContainsArrayError):
+            exzarr.open_array(str(where), mode=mode, shape=(4,), chunks=(2,))
+
+
+def test_open_array_with_a_store_and_path(tmp_path):
+    store = MemoryStore()
+    exzarr.open_array(store, path="x/y", mode="w", shape=(3,), chunks=(3,))[...] = 7
+    assert exzarr.open_array(store, path="x/y", mode="r")[...].tolist() == [7, 7, 7]
+    exzarr.open_group(str(tmp_path / "g"), mode="w")
+    with pytest.raises(ContainsGroupError):
+        exzarr.open_array(str(tmp_path / "g"), shape=(1,), chunks=(1,))
+    with pytest.raises(exzarr.PathNotFoundError):
+        exzarr.open_array(str(tmp_path / "missing"), mode="r")
+    with pytest.raises(InvalidArgumentError):
+        exzarr.open_array(str(tmp_path / "a"), mode="q")
+
+
+def test_like_and_array_take_a_zarr_arrays_layout(tmp_path):
+    z = zarr.create_array(str(tmp_path / "z"), shape=(10, 6), chunks=(5, 3), dtype="f4",
+                          fill_value=2.5, order="F", zarr_format=2)
+    for fn, fill in [(exzarr.zeros_like, 0), (exzarr.empty_like, 2.5),
+                     (lambda a: exzarr.full_like(a, 9), 9)]:
+        b = fn(z)
+        assert (b.shape, b.chunks, b.dtype, b.order, b.fill_value) == ((10, 6), (5, 3),
+                                                                      np.dtype("f4"), "F", fill)
+    assert exzarr.array(z).chunks == (5, 3)
+    assert exzarr.array(np.zeros((10, 6))).chunks == (10, 6)

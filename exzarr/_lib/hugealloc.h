@@ -26,12 +26,16 @@
  *     without swapping (its pages then come back zeroed, which changes nothing: the
  *     contents of malloc's memory are undefined). It still counts in RSS until then.
  * A kept mapping serves a request of at most its size and at least 4/5 of it. calloc
- * never takes one. The pool is guarded by a try-lock: a caller finding it busy maps or
- * unmaps on its own, so no caller ever waits, and a forked child cannot deadlock.
+ * never takes one, and mappings under EXZARR_HUGE_MIN (a realloc's shrunk arrays) are
+ * never kept. The pool is guarded by a try-lock: a caller finding it busy maps or
+ * unmaps on its own, so no allocation or free ever waits. A forked child whose parent
+ * had the lock taken starts with an empty pool (what it held stays mapped, unused).
  */
 #ifndef EXZARR_HUGEALLOC_H
 #define EXZARR_HUGEALLOC_H
 #include <Python.h>
+#include <pthread.h>
+#include <sched.h>
 #include <numpy/arrayobject.h>
 #include <stdint.h>
 #include <string.h>
@@ -76,7 +80,24 @@ static void exzarr_huge_unmap(char* data) {
     munmap(data - EXZARR_HUGE_PAGE, exzarr_huge_head(data)->map_len);
 }
 
+/* In a forked child only the forking thread runs: a lock another thread held is reset,
+ * with the pool it guarded forgotten (that thread may have been halfway through it). */
+static void exzarr_keep_after_fork(void) {
+    int i;
+    if (__atomic_load_n(&exzarr_keep_busy, __ATOMIC_RELAXED)) {
+        for (i = 0; i < EXZARR_KEEP_SLOTS; i++)
+            exzarr_keep[i].data = NULL;
+        exzarr_keep_held = 0;
+        __atomic_store_n(&exzarr_keep_busy, 0, __ATOMIC_RELEASE);
+    }
+}
+
+static pthread_once_t exzarr_keep_once = PTHREAD_ONCE_INIT;
+
+static void exzarr_keep_register(void) { pthread_atfork(NULL, NULL, exzarr_keep_after_fork); }
+
 static inline int exzarr_keep_lock(void) {
+    pthread_once(&exzarr_keep_once, exzarr_keep_register);
     return __atomic_exchange_n(&exzarr_keep_busy, 1, __ATOMIC_ACQUIRE) == 0;
 }
 
@@ -150,7 +171,20 @@ static void exzarr_keep_put(char* data) {
     size_t cap = exzarr_huge_cap(data);
     int i, n = 0, slot = -1;
     double now;
-    if (cap > exzarr_keep_limit || !exzarr_keep_lock()) {
+    if (cap < EXZARR_HUGE_MIN || cap > __atomic_load_n(&exzarr_keep_limit, __ATOMIC_RELAXED)) {
+        exzarr_huge_unmap(data);
+        return;
+    }
+#ifdef MADV_FREE
+    /* Before the pool shows it to anyone: the kernel may reclaim it rather than swap it. */
+    madvise(data, cap, MADV_FREE);
+#endif
+    if (!exzarr_keep_lock()) {
+        exzarr_huge_unmap(data);
+        return;
+    }
+    if (cap > exzarr_keep_limit) { /* the limit changed meanwhile */
+        exzarr_keep_unlock();
         exzarr_huge_unmap(data);
         return;
     }
@@ -170,24 +204,24 @@ static void exzarr_keep_put(char* data) {
     exzarr_keep[slot].freed = now;
     exzarr_keep_held += cap;
     exzarr_keep_unlock();
-#ifdef MADV_FREE
-    madvise(data, cap, MADV_FREE); /* the kernel may reclaim it rather than swap it */
-#endif
     exzarr_unmap_all(victims, n);
 }
 
-/* Set the pool's byte limit; returns the old one. Shrinking it unmaps what is over. */
+/* Set the pool's byte limit; returns the old one. Shrinking it unmaps what is over it
+ * now, or, if the pool stays busy, at its next use (the holder never waits on us). */
 static size_t exzarr_keep_set_limit(size_t limit) {
     char* victims[2 * EXZARR_KEEP_SLOTS];
-    size_t old;
-    int n;
-    while (!exzarr_keep_lock())
-        ; /* held only for a few loads and stores, never across a system call */
-    old = exzarr_keep_limit;
-    exzarr_keep_limit = limit;
-    n = exzarr_keep_expire(exzarr_now(), 0, victims);
-    exzarr_keep_unlock();
-    exzarr_unmap_all(victims, n);
+    size_t old = __atomic_exchange_n(&exzarr_keep_limit, limit, __ATOMIC_RELAXED);
+    int n, tries;
+    for (tries = 0; tries < 100000; tries++) {
+        if (exzarr_keep_lock()) {
+            n = exzarr_keep_expire(exzarr_now(), 0, victims);
+            exzarr_keep_unlock();
+            exzarr_unmap_all(victims, n);
+            break;
+        }
+        sched_yield(); /* it is held for a few loads and stores, never a system call */
+    }
     return old;
 }
 

@@ -81,22 +81,24 @@ class Store:
         """Move every key under ``src`` (ending in "/") to the same key under ``dst``.
 
         All keys are copied before any is deleted, a few hundred at a time: if a copy
-        fails the source is whole (and what was copied is removed again).
+        fails the source is whole (and what was copied is removed again). Only keys
+        copied are deleted.
         """
         self._check_writable()
+        if not (src.endswith("/") and dst.endswith("/")):
+            raise ValueError(f"move_prefix takes prefixes ending in '/', not {src!r}, {dst!r}")
         keys = sorted(self.list_prefix(src))
         done: list[str] = []
         try:
             for i in range(0, len(keys), 256):
                 batch = keys[i:i + 256]
-                values = self.get_many(batch)
-                pairs = [(dst + k[len(src):], v) for k, v in zip(batch, values) if v is not None]
-                self.set_many(pairs)
-                done.extend(k for k, _ in pairs)
+                found = [(k, v) for k, v in zip(batch, self.get_many(batch)) if v is not None]
+                self.set_many([(dst + k[len(src):], v) for k, v in found])
+                done.extend(k for k, _ in found)
         except BaseException:
-            self.delete_many(done)
+            self.delete_many([dst + k[len(src):] for k in done])
             raise
-        self.delete_many(keys)
+        self.delete_many(done)
 
     def exists(self) -> bool:
         """Whether the store's location exists at all."""

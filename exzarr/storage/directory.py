@@ -130,11 +130,16 @@ class DirectoryStore(Store):
     def move_prefix(self, src: str, dst: str) -> None:
         """Move the directory of ``src`` to that of ``dst`` in one rename."""
         self._check_writable()
+        if not (src.endswith("/") and dst.endswith("/")):
+            raise ValueError(f"move_prefix takes prefixes ending in '/', not {src!r}, {dst!r}")
         old, new = self._path(src.rstrip("/")), self._path(dst.rstrip("/"))
-        if os.path.exists(new):
-            if os.listdir(new):
-                raise FileExistsError(errno.EEXIST, "the target directory is not empty", new)
-            os.rmdir(new)
+        if os.path.isdir(new):  # empty folders left by deleted nested chunks give way
+            for dirpath, _, files in os.walk(new, topdown=False):
+                if files:
+                    raise FileExistsError(errno.EEXIST, "the target holds files", dirpath)
+                os.rmdir(dirpath)
+        elif os.path.lexists(new):
+            raise FileExistsError(errno.EEXIST, "a file is at the target", new)
         os.makedirs(os.path.dirname(new), exist_ok=True)
         self.forget_dirs()
         os.rename(old, new)
