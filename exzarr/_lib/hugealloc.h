@@ -8,20 +8,22 @@
  *
  * This handler maps each allocation on its own, with the data 2 MiB aligned, and asks
  * for huge pages as NumPy does (madvise): only a last part short of 2 MiB stays in
- * small pages (none for the usual power-of-two arrays). The page before the data holds the mapping's
- * start and length, so free and realloc need no table. calloc takes a fresh mapping,
+ * small pages (none for the usual power-of-two arrays). The end of the page before the data holds
+ * a tag, the mapping's length and the data's capacity, so free and realloc need no table. calloc takes a fresh mapping,
  * which the kernel zeroes. Only arrays exzarr creates for a read of at least
- * EXZARR_HUGE_MIN bytes use it (see _core.empty); they are ordinary arrays owning their
+ * EXZARR_HUGE_MIN bytes use it (array.new_array, _core.empty_huge); they are ordinary arrays owning their
  * data, freed with this handler by NumPy whoever drops them last.
  *
- * Freed mappings are kept for the next read of the same size, as malloc keeps freed
+ * Freed mappings are kept for the next read of about their size, as malloc keeps freed
  * memory for the next allocation. A fresh mapping costs the kernel one zeroed page per
  * page touched: for a 64 MiB read of fast-decoding chunks that is a third of the time
  * (zeroing 64 MiB, faulting it in), and a pipeline reading slice after slice pays it
  * again for every slice. The pool is bounded:
  *   - at most EXZARR_KEEP_SLOTS mappings and exzarr_keep_limit bytes (settable; 0 turns
  *     the pool off and unmaps what it holds);
- *   - a mapping idle for EXZARR_KEEP_SECONDS is unmapped at the next allocation or free;
+ *   - a mapping idle for EXZARR_KEEP_SECONDS is unmapped at the next big allocation or
+ *     free that finds the pool free (there is no timer: a process that stops reading
+ *     keeps up to the limit mapped, as malloc keeps its heap);
  *   - kept memory is given MADV_FREE, so under memory pressure the kernel takes it back
  *     without swapping (its pages then come back zeroed, which changes nothing: the
  *     contents of malloc's memory are undefined). It still counts in RSS until then.
@@ -87,7 +89,7 @@ static void exzarr_keep_after_fork(void) {
     if (__atomic_load_n(&exzarr_keep_busy, __ATOMIC_RELAXED)) {
         for (i = 0; i < EXZARR_KEEP_SLOTS; i++)
             exzarr_keep[i].data = NULL;
-        exzarr_keep_held = 0;
+        __atomic_store_n(&exzarr_keep_held, 0, __ATOMIC_RELAXED);
         __atomic_store_n(&exzarr_keep_busy, 0, __ATOMIC_RELEASE);
     }
 }
@@ -115,7 +117,7 @@ static double exzarr_now(void) {
 static char* exzarr_keep_take(int i) {
     char* d = exzarr_keep[i].data;
     exzarr_keep[i].data = NULL;
-    exzarr_keep_held -= exzarr_huge_cap(d);
+    __atomic_store_n(&exzarr_keep_held, exzarr_keep_held - exzarr_huge_cap(d), __ATOMIC_RELAXED);
     return d;
 }
 
@@ -126,7 +128,8 @@ static int exzarr_keep_expire(double now, size_t room, char** out) {
     for (i = 0; i < EXZARR_KEEP_SLOTS; i++)
         if (exzarr_keep[i].data && now - exzarr_keep[i].freed > EXZARR_KEEP_SECONDS)
             out[n++] = exzarr_keep_take(i);
-    while (exzarr_keep_held > 0 && exzarr_keep_held + room > exzarr_keep_limit) {
+    while (exzarr_keep_held > 0 &&
+           exzarr_keep_held + room > __atomic_load_n(&exzarr_keep_limit, __ATOMIC_RELAXED)) {
         oldest = -1;
         for (i = 0; i < EXZARR_KEEP_SLOTS; i++)
             if (exzarr_keep[i].data && (oldest < 0 || exzarr_keep[i].freed < exzarr_keep[oldest].freed))
@@ -183,7 +186,7 @@ static void exzarr_keep_put(char* data) {
         exzarr_huge_unmap(data);
         return;
     }
-    if (cap > exzarr_keep_limit) { /* the limit changed meanwhile */
+    if (cap > __atomic_load_n(&exzarr_keep_limit, __ATOMIC_RELAXED)) { /* changed meanwhile */
         exzarr_keep_unlock();
         exzarr_huge_unmap(data);
         return;
@@ -202,7 +205,7 @@ static void exzarr_keep_put(char* data) {
     }
     exzarr_keep[slot].data = data;
     exzarr_keep[slot].freed = now;
-    exzarr_keep_held += cap;
+    __atomic_store_n(&exzarr_keep_held, exzarr_keep_held + cap, __ATOMIC_RELAXED);
     exzarr_keep_unlock();
     exzarr_unmap_all(victims, n);
 }
@@ -220,7 +223,7 @@ static size_t exzarr_keep_set_limit(size_t limit) {
             exzarr_unmap_all(victims, n);
             break;
         }
-        sched_yield(); /* it is held for a few loads and stores, never a system call */
+        sched_yield(); /* it is held for a few loads, stores and a clock read */
     }
     return old;
 }
@@ -243,6 +246,13 @@ static void* exzarr_huge_map(size_t size, int reuse) {
     want = EXZARR_HUGE_PAGE + cap;           /* header page + data */
     total = want + EXZARR_HUGE_ALIGN;        /* room to slide the data to 2 MiB */
     raw = (char*)mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (raw == MAP_FAILED && exzarr_keep_bytes() > 0) {
+        /* Out of address space or commit (RLIMIT_AS, overcommit off): what the pool keeps
+         * goes back first, then one more try. */
+        size_t limit = exzarr_keep_set_limit(0);
+        exzarr_keep_set_limit(limit);
+        raw = (char*)mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    }
     if (raw == MAP_FAILED)
         return NULL;
     data = (char*)(((uintptr_t)raw + EXZARR_HUGE_PAGE + EXZARR_HUGE_ALIGN - 1) &
