@@ -119,9 +119,17 @@ class ConsolidatedStore(Store):
         if not isinstance(docs, dict):
             return
         rel_src, rel_dst = src[len(self.prefix):], dst[len(self.prefix):]
-        doc["metadata"] = dict(sorted(
-            ((rel_dst + k[len(rel_src):] if k.startswith(rel_src) else k), v)
-            for k, v in docs.items()))
+        moved = {(rel_dst + k[len(rel_src):] if k.startswith(rel_src) else k): v
+                 for k, v in docs.items()}
+        # The groups made above the new place (move creates missing parents).
+        parts = rel_dst.rstrip("/").split("/")[:-1]
+        for depth in range(1, len(parts) + 1):
+            key = "/".join(parts[:depth]) + "/" + ZGROUP
+            if key not in moved:
+                raw_group = self.base.get(self.prefix + key)
+                if raw_group is not None:
+                    moved[key] = json_loads(raw_group, self.prefix + key)
+        doc["metadata"] = dict(sorted(moved.items()))
         self.base.set(self.prefix + ZMETADATA, json_dumps(doc))
 
     def contains(self, key: str) -> bool:

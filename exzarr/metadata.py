@@ -242,9 +242,22 @@ def dtype_from_json(value: Any) -> np.dtype:
     return np.dtype(fields(value) if isinstance(value, list) else value)
 
 
+def _json_default(obj: Any) -> Any:
+    """NumPy numbers and arrays (``attrs["max"] = a.max()``) as their Python values, as
+    zarr 2 stores them; anything else is refused as json refuses it."""
+    import numpy as np
+
+    if isinstance(obj, (np.bool_, np.integer, np.floating)):
+        return obj.item()
+    if isinstance(obj, np.ndarray) and obj.dtype.kind in "biuf":
+        return obj.tolist()
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+
 def json_dumps(doc: Any) -> bytes:
     """Metadata JSON as zarr-python 3 writes it: indent 2, NaN allowed, UTF-8."""
-    return json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=True).encode("utf-8")
+    return json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=True,
+                      default=_json_default).encode("utf-8")
 
 
 def json_loads(raw: bytes | str, what: str = "metadata") -> Any:

@@ -163,3 +163,16 @@ def test_nested_paths_in_a_store_get_parent_groups_as_zarr_python_writes_them():
     exzarr.create(storage=ours, path="a/b/arr", shape=(1,), chunks=(1,))
     with pytest.raises(exzarr.errors.ContainsArrayError, match="cannot hold members"):
         exzarr.create(storage=ours, path="a/b/arr/inner", shape=(1,), chunks=(1,))
+
+
+def test_numpy_numbers_in_attributes_are_stored_as_zarr_2_stores_them(tmp_path):
+    a = exzarr.create(shape=(4,), chunks=(2,), dtype="f4", storage="filesystem",
+                      path=str(tmp_path / "a"))
+    a[...] = [1, 2, 3, 4.5]
+    a.attrs.update({"max": a[...].max(), "n": np.int64(3), "ok": np.bool_(True),
+                    "range": np.array([0, 9], dtype="u2")})
+    stored = json.loads((tmp_path / "a" / ".zattrs").read_text())
+    assert stored == {"max": 4.5, "n": 3, "ok": True, "range": [0, 9]}
+    with pytest.raises(TypeError):
+        a.attrs["when"] = np.datetime64("2020-01-01")
+    assert "when" not in a.attrs

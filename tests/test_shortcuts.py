@@ -317,3 +317,15 @@ def test_like_and_array_take_a_zarr_arrays_layout(tmp_path):
                                                                       np.dtype("f4"), "F", fill)
     assert exzarr.array(z).chunks == (5, 3)
     assert exzarr.array(np.zeros((10, 6))).chunks == (10, 6)
+
+
+def test_a_consolidated_move_under_new_groups_lists_them(tmp_path):
+    root = str(tmp_path / "g")
+    g = exzarr.open_group(root, mode="w")
+    g.array("a", np.arange(3), chunks=(3,))
+    g.consolidate()
+    exzarr.open_group(root, mode="a", consolidated=True).move("a", "new/deeper/a")
+    cons = exzarr.open_group(root, mode="r", consolidated=True)
+    assert [n for n, _ in cons.members(max_depth=None)] == ["new", "new/deeper", "new/deeper/a"]
+    z = zarr.open_group(root, mode="r", zarr_format=2, use_consolidated=True)
+    np.testing.assert_array_equal(z["new/deeper/a"][...], np.arange(3))
