@@ -356,6 +356,13 @@ class Array(Node):
 
     @property
     def meta(self) -> ArrayMeta:
+        """The ``.zarray`` document, parsed (shape, chunks, dtype, codecs, fill...)."""
+        return self._meta
+
+    @property
+    def metadata(self) -> ArrayMeta:
+        """The same as :attr:`meta` (zarr-python 3's name): ``a.metadata.chunks``,
+        ``a.metadata.fill_value``, ``a.metadata.to_json()`` (the document as a dict)."""
         return self._meta
 
     @property

@@ -329,3 +329,11 @@ def test_a_consolidated_move_under_new_groups_lists_them(tmp_path):
     assert [n for n, _ in cons.members(max_depth=None)] == ["new", "new/deeper", "new/deeper/a"]
     z = zarr.open_group(root, mode="r", zarr_format=2, use_consolidated=True)
     np.testing.assert_array_equal(z["new/deeper/a"][...], np.arange(3))
+
+
+def test_metadata_is_the_zarray_document(tmp_path):
+    a = exzarr.zeros((6, 4), chunks=(3, 2), dtype="i2", storage="filesystem",
+                     path=str(tmp_path / "a"))
+    assert a.metadata is a.meta
+    assert (a.metadata.shape, a.metadata.chunks, a.metadata.fill_value) == ((6, 4), (3, 2), 0)
+    assert a.metadata.to_json() == _zarray(tmp_path / "a")
