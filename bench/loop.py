@@ -8,13 +8,15 @@
 The array is written once into --dir (from the same generated data as ``make bench``)
 and reused on later runs; writes are timed as ``make bench`` times them (worker.py's
 _write_fresh: created untimed, dirty pages flushed first); the result is checked against
-the data once, at the end. Prints the median MB/s of the timed repetitions.
+the data once, at the end. Prints the median MB/s of the timed repetitions and the
+median user and system CPU time of one (getrusage: all threads of the process).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import sys
@@ -55,9 +57,21 @@ def main(argv: list[str] | None = None) -> int:
     data = wl.load(data_dir, w.array)
     path = os.path.join(a.dir, f"{w.name}-{codec.name}")
 
+    cpu: list[tuple[float, float]] = []  # (user, system) seconds of each timed operation
+
+    def timed_cpu(fn):
+        def run(*args):
+            r0 = resource.getrusage(resource.RUSAGE_SELF)
+            out = fn(*args)
+            r1 = resource.getrusage(resource.RUSAGE_SELF)
+            cpu.append((r1.ru_utime - r0.ru_utime, r1.ru_stime - r0.ru_stime))
+            return out
+        return run
+
     peer = worker.ExzarrPeer()
     if not os.path.exists(os.path.join(path, ".zarray")):
         worker._write_fresh(peer, path, data, w.chunks, codec)
+    peer.write = timed_cpu(peer.write)  # the call _write_fresh times
     times = []
     if a.op == "write":
         # Written as make bench writes: into the same directory, removed before each
@@ -72,9 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     else:
         arr = exzarr.open(path, mode="r")
         buf = np.empty(data.shape, data.dtype) if a.out else None
+        read = timed_cpu(arr.get_basic_selection)
         for _ in range(a.repeat):
             t0 = time.perf_counter()
-            result = arr.get_basic_selection(Ellipsis, out=buf)
+            result = read(Ellipsis, buf)
             times.append(time.perf_counter() - t0)
     if not np.array_equal(result, data):
         print("MISMATCH: the array does not read back as the data", file=sys.stderr)
@@ -82,7 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     med = statistics.median(times)
     how = " into out" if a.out else " (fresh pages)" if a.no_reuse else ""
     print(f"{w.name} {codec.name} {a.op}{how}: "
-          f"{data.nbytes / wl.MB / med:.0f} MB/s (median of {a.repeat}, {med * 1e3:.1f} ms)")
+          f"{data.nbytes / wl.MB / med:.0f} MB/s (median of {a.repeat}, {med * 1e3:.1f} ms; "
+          f"CPU user {statistics.median(u for u, _ in cpu) * 1e3:.1f} ms, system "
+          f"{statistics.median(k for _, k in cpu) * 1e3:.1f} ms)")
     return 0
 
 
