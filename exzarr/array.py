@@ -745,7 +745,7 @@ class Array(Node):
         """Raise as NumPy would when ``value`` cannot fill an (empty) selection."""
         probe = np.asarray(value) if not self.dtype.hasobject else np.empty(np.shape(value))
         while probe.ndim > len(shape) and probe.shape[0] == 1:
-            probe = probe[0]
+            probe = probe.reshape(probe.shape[1:])
         try:
             np.broadcast_to(probe, shape)
         except ValueError:
@@ -770,8 +770,9 @@ class Array(Node):
         if arr.dtype != self.dtype:
             arr = arr.astype(self.dtype, casting="unsafe")
         # NumPy drops leading length-1 axes of the value that the selection does not have.
+        # (A reshape, not arr[0]: that makes a 0-d str array a str scalar of its own width.)
         while arr.ndim > len(shape) and arr.shape[0] == 1:
-            arr = arr[0]
+            arr = arr.reshape(arr.shape[1:])
         try:
             return np.broadcast_to(arr, shape)
         except ValueError:

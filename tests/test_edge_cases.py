@@ -271,3 +271,15 @@ def test_equal_arrays_hash_equal_and_other_storages_differ(tmp_path):
     m = exzarr.create(shape=(3,), chunks=(3,), dtype="i4", path=f"memory://{tmp_path}/a")
     assert m != d and len({m, d}) == 2
     assert isinstance(d == np.zeros(3), np.ndarray)  # NumPy compares the values then
+
+
+@pytest.mark.parametrize("dtype, value", [("U3", "a"), ("S2", b"z"), ("U3", "abc")])
+def test_a_length_1_string_array_fills_one_element_as_numpy_does(dtype, value):
+    a = exzarr.create(shape=(), chunks=(), dtype=dtype)
+    a[...] = np.array([value], dtype=dtype)
+    assert a[()] == value
+    b = exzarr.create(shape=(4,), chunks=(2,), dtype=dtype)
+    b[..., 0] = np.array([value], dtype=dtype)
+    want = np.zeros(4, dtype=dtype)
+    want[..., 0] = np.array([value], dtype=dtype)
+    np.testing.assert_array_equal(b[...], want)
