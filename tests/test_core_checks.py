@@ -87,3 +87,26 @@ def test_plans_at_the_edges_still_work():
     _core.decode_into(_core.Pipeline([], None), [b"abcd"], out,
                       np.array([[[0, 3, 0, 2]]], np.int64), (4,), False, b"\0")
     assert out.tobytes() == b"ad"  # a step of chunk length - 1
+
+
+def test_two_spellings_of_a_chunk_path_keep_the_chunk(tmp_path):
+    """A temporary name that is the chunk's own path spelled otherwise: the rename is a
+    no-op and the new chunk must stay (it was unlinked as "the old file")."""
+    import numpy as np
+
+    from exzarr import _core
+
+    f = tmp_path / "chunk"
+    other = str(tmp_path) + "//chunk"
+    _core.encode_from(_core.Pipeline([], None), np.arange(4, dtype="u1"),
+                      np.array([[[0, 1, 0, 4]]], np.int64), [None], (4,), False, b"\0",
+                      True, paths=[str(f).encode()], tmp_paths=[other.encode()])
+    assert f.read_bytes() == bytes(range(4))
+    f.write_bytes(b"old!")  # and over an existing chunk: refused (EEXIST), the old one kept
+    from exzarr.errors import _ChunkFailure
+
+    with pytest.raises(_ChunkFailure):
+        _core.encode_from(_core.Pipeline([], None), np.arange(4, dtype="u1"),
+                          np.array([[[0, 1, 0, 4]]], np.int64), [None], (4,), False, b"\0",
+                          True, paths=[str(f).encode()], tmp_paths=[other.encode()])
+    assert f.read_bytes() == b"old!"

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <pthread.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* Creating and renaming files from several threads at once is slower than from one on
@@ -44,6 +45,12 @@ static int exzarr_replace_file(const char *tmp, const char *path, int *fresh) {
             return -1;
     }
     if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_EXCHANGE) == 0) {
+        struct stat t, p;
+        /* Two spellings of one name (`/d//f`, `/d/f`): the exchange did nothing, and the
+         * new chunk is in place; unlinking "the old one" would delete it. */
+        if (lstat(tmp, &t) == 0 && lstat(path, &p) == 0 && t.st_ino == p.st_ino &&
+            t.st_dev == p.st_dev)
+            return 0;
         if (unlink(tmp) == 0 || (errno != EISDIR && errno != EPERM))
             return 0;  /* the new chunk is in place (a leftover old file is harmless) */
         /* A directory sat at the chunk's path and is now under the temporary name:
