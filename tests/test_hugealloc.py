@@ -239,3 +239,19 @@ def test_a_forked_child_uses_and_sets_the_pool(tmp_path, pool_empty):
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert _core.reuse_held() == data.nbytes  # the parent's pool is its own
+
+
+def test_shrinking_in_place_gives_the_tail_back(pool_empty):
+    def rss() -> int:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * 4096
+
+    r = new_array((256 << 20,), np.dtype("u1"))
+    r[:] = 7
+    where = r.ctypes.data
+    before = rss()
+    r.resize((140 << 20,), refcheck=False)  # more than half: kept in place
+    assert r.ctypes.data == where and (r == 7).all()
+    assert before - rss() > 100 << 20  # the 116 MiB past the end went back
+    r.resize((200 << 20,), refcheck=False)  # growing within the mapping: NumPy zero-fills
+    assert r.ctypes.data == where and (r[:140 << 20] == 7).all() and not r[140 << 20:].any()

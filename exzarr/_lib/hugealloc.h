@@ -302,8 +302,14 @@ static void* exzarr_huge_realloc(void* ctx, void* p, size_t size) {
     if (exzarr_huge_head(p)->magic != EXZARR_HUGE_MAGIC)
         return NULL;
     keep = exzarr_huge_head(p)->capacity;
-    if (size <= keep && size > keep / 2)
-        return p; /* shrinking a little: keep the mapping */
+    if (size <= keep && size > keep / 2) {
+        /* Shrinking a little: keep the mapping, but hand the whole huge pages past the
+         * new end back to the kernel (they read as zeros if the array grows again). */
+        size_t used = (size + EXZARR_HUGE_ALIGN - 1) & ~(EXZARR_HUGE_ALIGN - 1);
+        if (used < keep)
+            madvise((char*)p + used, keep - used, MADV_DONTNEED);
+        return p;
+    }
     q = exzarr_huge_malloc(ctx, size);
     if (q == NULL)
         return NULL;
