@@ -35,6 +35,7 @@ from exzarr.metadata import (
     normalize_shape,
 )
 from exzarr.storage.base import Store, place
+from exzarr.storage.memory import MemoryStore
 from exzarr.storage.registry import open_store
 
 _MISSING: Any = object()
@@ -204,6 +205,8 @@ def create(
     if data is not None:
         from exzarr.metadata import guess_chunks
 
+        if (chunks is _MISSING or chunks is None) and (shape is _MISSING or shape is None):
+            chunks = _chunks_of(data)  # a zarr array's own chunks, as zarr takes them
         data = np.asarray(data)
         if shape is _MISSING or shape is None:
             shape = data.shape
@@ -317,15 +320,33 @@ def _chunks_of(a: Any) -> tuple[int, ...] | None:
 def array(data: Any, **kwargs: Any) -> Array:
     """A new array holding ``data``: shape and dtype from it, and chunks too unless
     given (those of a chunked array such as a zarr one, else a guess)."""
-    if "chunks" not in kwargs and _chunks_of(data) is not None:
-        kwargs["chunks"] = _chunks_of(data)
     return create(data=data, **kwargs)
+
+
+def _codecs_of(a: Any) -> dict[str, Any] | None:
+    """The compressor and filters of a Zarr v2 array (exzarr's, zarr-python 2's, or
+    zarr-python 3's v2 arrays: numcodecs configs), or None when they are not that."""
+    many = None if isinstance(a, Array) else getattr(a, "compressors", None)
+    if isinstance(many, tuple):  # zarr-python 3 (its .compressor is deprecated)
+        if len(many) > 1:
+            return None
+        comp = many[0] if many else None
+    else:
+        try:
+            comp = a.compressor
+        except Exception:
+            return None
+    filters = getattr(a, "filters", None) or ()
+    if not all(hasattr(c, "get_config") for c in (comp, *filters) if c is not None):
+        return None
+    return {"compressor": comp.get_config() if comp is not None else None,
+            "filters": [f.get_config() for f in filters] or None}
 
 
 def _like(a: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
     """create()'s keywords for an array like ``a``: its shape and dtype; for a chunked
-    array (exzarr's, zarr-python's) its chunks, order and fill value too, and for
-    exzarr's (whose codecs are known to be exzarr's) its codecs and key separator."""
+    array (exzarr's, zarr-python's) its chunks, order and fill value too, and for a
+    Zarr v2 one its codecs (and exzarr's its key separator)."""
     like: dict[str, Any] = {"shape": tuple(np.shape(a)), "dtype": getattr(a, "dtype", None)}
     if like["dtype"] is None:
         like["dtype"] = np.asarray(a).dtype
@@ -335,9 +356,11 @@ def _like(a: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
             like["order"] = a.order
         if hasattr(a, "fill_value"):
             like["fill_value"] = a.fill_value
+        codecs = _codecs_of(a)
+        if codecs is not None:
+            like.update(codecs)
     if isinstance(a, Array):
-        like.update(compressor=a.compressor, filters=a.filters,
-                    dimension_separator=a.dimension_separator)
+        like["dimension_separator"] = a.dimension_separator
     like.update(kwargs)
     return like
 
@@ -377,7 +400,10 @@ def _open_store_for(path: Any, storage: Any, mode: str, storage_options: Any) ->
             raise MetadataNotFoundError(
                 f"{os.fspath(path)!r} is a directory, not a "
                 f"{getattr(store, 'backend', 'this')} store; open it with storage='filesystem'")
-        raise PathNotFoundError(f"no such path: {os.fspath(path)!r}")
+        # An HTTP server may answer 404 for the folder itself and still serve .zarray.
+        remote = getattr(store, "backend", None) == "fsspec"
+        if not (remote and (store.contains(ZARRAY) or store.contains(ZGROUP))):
+            raise PathNotFoundError(f"no such path: {os.fspath(path)!r}")
     return store, ""
 
 
@@ -460,12 +486,18 @@ def open_array(store: Any = None, *, mode: str = "a", path: Any = None,
     ContainsGroupError
         A group is there (mode ``a``).
     """
+    if store is None and path is None:
+        storage, store = "memory", MemoryStore()  # as zarr: a new array in memory
     if isinstance(store, Store):
         storage, where = store, path
     elif store is None:
         where = path
+    elif path:  # a path inside the store (a directory, a zip archive, a database...)
+        storage = open_store(storage, store, read_only=(mode == "r"),
+                             storage_options=storage_options)
+        where = path
     else:
-        where = os.path.join(os.fspath(store), str(path)) if path else store
+        where = store
     opening = {k: kwargs[k] for k in _OPEN_ONLY if k in kwargs}
     if mode in ("r", "r+"):
         return open(where, mode=mode, storage=storage, storage_options=storage_options, **opening)

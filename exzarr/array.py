@@ -362,7 +362,8 @@ class Array(Node):
     @property
     def metadata(self) -> ArrayMeta:
         """The same as :attr:`meta` (zarr-python 3's name): ``a.metadata.chunks``,
-        ``a.metadata.fill_value``, ``a.metadata.to_json()`` (the document as a dict)."""
+        ``.fill_value``, ``.ndim``, ``.zarr_format``, ``.to_dict()`` (the document as a
+        dict: the .zarray document)."""
         return self._meta
 
     @property

@@ -7,6 +7,8 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
+
 from exzarr.array import Array, Attributes, Node
 from exzarr.errors import (ContainsArrayError, ContainsGroupError, IncompatibleArrayError,
                            InvalidArgumentError,
@@ -39,6 +41,31 @@ class _LazyDocs(dict):
             v = json.dumps(v, allow_nan=True, ensure_ascii=False).encode()
             self[key] = v
         return v
+
+
+def _move_in_consolidated(store: Store, meta_prefix: str, src: str, dst: str) -> None:
+    """Rename the entries under ``src`` to ``dst`` (full paths ending in "/") in the
+    ``.zmetadata`` at ``meta_prefix``, if there is one, adding the groups made above
+    ``dst``; its other entries stay as they were."""
+    raw = store.get(meta_prefix + ZMETADATA)
+    if raw is None:
+        return
+    doc = json_loads(raw, meta_prefix + ZMETADATA)
+    docs = doc.get("metadata") if isinstance(doc, dict) else None
+    if not isinstance(docs, dict):
+        return
+    rel_src, rel_dst = src[len(meta_prefix):], dst[len(meta_prefix):]
+    moved = {(rel_dst + k[len(rel_src):] if k.startswith(rel_src) else k): v
+             for k, v in docs.items()}
+    parts = rel_dst.rstrip("/").split("/")[:-1]
+    for depth in range(1, len(parts) + 1):
+        key = "/".join(parts[:depth]) + "/" + ZGROUP
+        if key not in moved:
+            raw_group = store.get(meta_prefix + key)
+            if raw_group is not None:
+                moved[key] = json_loads(raw_group, meta_prefix + key)
+    doc["metadata"] = dict(sorted(moved.items()))
+    store.set(meta_prefix + ZMETADATA, json_dumps(doc))
 
 
 class ConsolidatedStore(Store):
@@ -105,32 +132,11 @@ class ConsolidatedStore(Store):
             self._meta.pop(k, None)
 
     def move_prefix(self, src: str, dst: str) -> None:
-        """Move the keys in the underlying store, then the consolidated entries: in this
-        view and in the ``.zmetadata`` on disk, whose other entries stay as they were
-        (a consolidated reader then finds the moved nodes where they now are)."""
+        """Move the keys in the underlying store, then this view's entries (Group.move
+        updates the ``.zmetadata`` files on disk)."""
         self.base.move_prefix(src, dst)
         for k in [k for k in self._meta if k.startswith(src)]:
             self._meta[dst + k[len(src):]] = dict.pop(self._meta, k)
-        raw = self.base.get(self.prefix + ZMETADATA)
-        if raw is None:
-            return
-        doc = json_loads(raw, self.prefix + ZMETADATA)
-        docs = doc.get("metadata") if isinstance(doc, dict) else None
-        if not isinstance(docs, dict):
-            return
-        rel_src, rel_dst = src[len(self.prefix):], dst[len(self.prefix):]
-        moved = {(rel_dst + k[len(rel_src):] if k.startswith(rel_src) else k): v
-                 for k, v in docs.items()}
-        # The groups made above the new place (move creates missing parents).
-        parts = rel_dst.rstrip("/").split("/")[:-1]
-        for depth in range(1, len(parts) + 1):
-            key = "/".join(parts[:depth]) + "/" + ZGROUP
-            if key not in moved:
-                raw_group = self.base.get(self.prefix + key)
-                if raw_group is not None:
-                    moved[key] = json_loads(raw_group, self.prefix + key)
-        doc["metadata"] = dict(sorted(moved.items()))
-        self.base.set(self.prefix + ZMETADATA, json_dumps(doc))
 
     def contains(self, key: str) -> bool:
         if self._is_meta(key):
@@ -260,7 +266,8 @@ class Group(Node):
         its groups down to n levels below, None all of them. Deeper members are named by
         their path from this group (``"sub/a"``), each after its group.
         """
-        if max_depth is not None and (isinstance(max_depth, bool) or int(max_depth) != max_depth
+        if max_depth is not None and (isinstance(max_depth, bool)
+                                      or not isinstance(max_depth, (int, np.integer))
                                       or max_depth < 0):
             raise InvalidArgumentError(f"max_depth must be an int >= 0 or None, not {max_depth!r}")
         out: list[tuple[str, Array | Group]] = []
@@ -335,21 +342,33 @@ class Group(Node):
         ------
         IncompatibleArrayError
             It exists with another shape or dtype (a ContainsArrayError and a TypeError).
+        ContainsGroupError
+            A group is at ``name``.
         """
+        return self._require(name, kwargs.get("shape"), kwargs.get("dtype"), True, kwargs)
 
-        path = _join(self._path, _normalize_name(name))
-        if self._kind(path) != "array":
-            return self.create_array(name, **kwargs)
-        a = Array(self._store, path, read_only=self._read_only)
-        import numpy as np
-
+    def _require(self, name: str, shape: Any, dtype: Any, exact: bool,
+                 create_kwargs: dict[str, Any]) -> Array:
+        """The existing array ``name``, checked against ``shape`` and ``dtype`` (None:
+        not checked; exactly, or that ``dtype`` casts to it safely), or a new one."""
         from exzarr.metadata import normalize_dtype, normalize_shape
 
-        if "shape" in kwargs and normalize_shape(kwargs["shape"]) != a.shape:
+        path = _join(self._path, _normalize_name(name))
+        kind = self._kind(path)
+        if kind is None:
+            return self.create_array(name, **create_kwargs)
+        if kind == "group":
+            raise ContainsGroupError(f"{path!r} is a group, not an array")
+        a = Array(self._store, path, read_only=self._read_only)
+        if shape is not None and normalize_shape(shape) != a.shape:
             raise IncompatibleArrayError(
-                f"{path!r} exists with shape {a.shape}, not {normalize_shape(kwargs['shape'])}")
-        if "dtype" in kwargs and normalize_dtype(kwargs["dtype"]) != np.dtype(a.dtype):
-            raise IncompatibleArrayError(f"{path!r} exists with dtype {a.dtype}, not {kwargs['dtype']}")
+                f"{path!r} exists with shape {a.shape}, not {normalize_shape(shape)}")
+        if dtype is not None:
+            want = normalize_dtype(dtype)
+            if want != a.dtype if exact else not np.can_cast(want, a.dtype):
+                raise IncompatibleArrayError(
+                    f"{path!r} exists with dtype {a.dtype}, "
+                    + (f"not {want}" if exact else f"which {want} does not cast to safely"))
         return a
 
     def require_group(self, name: str) -> Group:
@@ -406,28 +425,9 @@ class Group(Node):
         ContainsGroupError
             A group is at ``name``.
         """
-        import numpy as np
-
-        from exzarr.metadata import normalize_dtype, normalize_shape
-
-        path = _join(self._path, _normalize_name(name))
-        kind = self._kind(path)
-        if kind is None:
-            if dtype is not None:
-                kwargs["dtype"] = dtype
-            return self.create_array(name, shape=shape, **kwargs)
-        if kind == "group":
-            raise ContainsGroupError(f"{path!r} is a group, not an array")
-        a = Array(self._store, path, read_only=self._read_only)
-        want_shape = normalize_shape(shape)
-        if want_shape != a.shape:
-            raise IncompatibleArrayError(f"{path!r} exists with shape {a.shape}, not {want_shape}")
-        want = normalize_dtype("float64" if dtype is None else dtype)
-        if want != a.dtype if exact else not np.can_cast(want, a.dtype):
-            raise IncompatibleArrayError(
-                f"{path!r} exists with dtype {a.dtype}, "
-                + (f"not {want}" if exact else f"which {want} does not cast to safely"))
-        return a
+        create_kwargs = {**kwargs, "shape": shape, **({} if dtype is None else {"dtype": dtype})}
+        return self._require(name, shape, "float64" if dtype is None else dtype, exact,
+                             create_kwargs)
 
     def move(self, source: str, dest: str) -> None:
         """Move the member ``source`` (an array or group, with all it holds) to ``dest``,
@@ -455,6 +455,13 @@ class Group(Node):
                 f"{dst!r} exists already; delete it first (del group[{dest!r}])")
         ensure_parent_groups(self._store, dst, len(self._path.split("/")) + 1 if self._path else 1)
         self._store.move_prefix(src + "/", dst + "/")
+        # Consolidated metadata of this group or a group above: its readers (open_group
+        # mode="r" uses it by default) must find the nodes where they now are.
+        base = self._store.base if isinstance(self._store, ConsolidatedStore) else self._store
+        parts = self._path.split("/") if self._path else []
+        for depth in range(len(parts) + 1):
+            meta_prefix = "/".join(parts[:depth]) + "/" if depth else ""
+            _move_in_consolidated(base, meta_prefix, src + "/", dst + "/")
 
     def __setitem__(self, name: str, value: Any) -> None:
         self.create_array(name, data=value, overwrite=True)

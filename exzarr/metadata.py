@@ -307,6 +307,16 @@ class ArrayMeta:
         doc.update({k: v for k, v in self.extra.items() if k not in doc})
         return doc
 
+    def to_dict(self) -> dict[str, Any]:
+        """The same as :meth:`to_json` (zarr-python 3's metadata name)."""
+        return self.to_json()
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    zarr_format = 2
+
     def encode(self) -> bytes:
         return json_dumps(self.to_json())
 

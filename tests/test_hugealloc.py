@@ -226,12 +226,15 @@ def test_a_forked_child_uses_and_sets_the_pool(tmp_path, pool_empty):
 
     a, data = _big_array(tmp_path)
     r = a[...]
+    where = r.ctypes.data
     del r
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child reports by exit status
         ok = False
         try:
-            ok = np.array_equal(a[...], data)
+            got = a[...]
+            ok = np.array_equal(got, data) and got.ctypes.data == where  # the parent's pool
+            del got
             with exzarr.config.set(reuse_bytes=0):
                 ok = ok and _core.reuse_held() == 0
         finally:

@@ -337,3 +337,93 @@ def test_metadata_is_the_zarray_document(tmp_path):
     assert a.metadata is a.meta
     assert (a.metadata.shape, a.metadata.chunks, a.metadata.fill_value) == ((6, 4), (3, 2), 0)
     assert a.metadata.to_json() == _zarray(tmp_path / "a")
+
+
+def test_a_move_through_a_plain_handle_updates_consolidated_metadata(tmp_path):
+    root = str(tmp_path / "g")
+    g = exzarr.open_group(root, mode="w")
+    g.array("s/a", np.arange(1, 5), chunks=(2,))
+    g.consolidate()
+    exzarr.open_group(root, mode="a")["s"].move("a", "b")  # from a subgroup
+    r = exzarr.open_group(root, mode="r")  # consolidated by default
+    assert [n for n, _ in r.members(max_depth=None)] == ["s", "s/b"]
+    np.testing.assert_array_equal(r["s/b"][...], np.arange(1, 5))
+
+
+class _FailingStore(MemoryStore):
+    def __init__(self, fail_on: str) -> None:
+        super().__init__()
+        self.fail_on = fail_on
+
+    def set(self, key: str, value: bytes) -> None:
+        if key == self.fail_on:
+            raise OSError("disk full")
+        super().set(key, value)
+
+
+def test_a_move_failing_halfway_through_a_batch_leaves_nothing_behind():
+    store = _FailingStore("b/0.1")
+    g = exzarr.group(storage=store)
+    g.array("a", np.arange(16).reshape(4, 4), chunks=(2, 2))
+    with pytest.raises(OSError, match="disk full"):
+        g.move("a", "b")
+    assert not list(store.list_prefix("b/")) and "b" not in g
+    np.testing.assert_array_equal(g["a"][...], np.arange(16).reshape(4, 4))
+    store.fail_on = ""
+    g.move("a", "b")  # and a retry works
+    np.testing.assert_array_equal(g["b"][...], np.arange(16).reshape(4, 4))
+
+
+@pytest.mark.parametrize("storage, name", [("zip", "t.zip"), ("sqlite", "t.db"),
+                                           ("filesystem", "dir")])
+def test_open_array_path_is_inside_the_store(tmp_path, storage, name):
+    where = str(tmp_path / name)
+    a = exzarr.open_array(where, storage=storage, path="grp/arr", mode="w", shape=(3,),
+                          chunks=(3,), dtype="i2")
+    a[...] = [1, 2, 3]
+    if storage == "zip":
+        a.store.close()
+    again = exzarr.open_array(where, storage=storage, path="grp/arr", mode="r")
+    np.testing.assert_array_equal(again[...], [1, 2, 3])
+
+
+def test_open_array_without_a_store_is_in_memory():
+    a = exzarr.open_array(shape=(2,), chunks=(2,), dtype="u1")
+    a[...] = 5
+    assert isinstance(a.store, MemoryStore) and a[...].tolist() == [5, 5]
+
+
+def test_like_takes_a_zarr_2_arrays_codecs(tmp_path):
+    import numcodecs
+
+    z = zarr.create_array(str(tmp_path / "z"), shape=(10, 6), chunks=(5, 3), dtype="f4",
+                          compressors=numcodecs.Zlib(level=1),
+                          filters=[numcodecs.Delta(dtype="<f4")], zarr_format=2)
+    b = exzarr.zeros_like(z)
+    assert b.compressor.get_config() == {"id": "zlib", "level": 1}
+    assert [f.get_config()["id"] for f in b.filters] == ["delta"]
+    z3 = zarr.create_array(str(tmp_path / "z3"), shape=(4,), chunks=(2,), dtype="i2")
+    c = exzarr.zeros_like(z3)  # a v3 array's codecs are not numcodecs': exzarr's default
+    assert c.chunks == (2,) and c.compressor.get_config()["id"] == "zstd"
+
+
+def test_group_array_takes_the_datas_chunks_as_exzarr_array_does(tmp_path):
+    z = zarr.create_array(str(tmp_path / "z"), shape=(100, 60), chunks=(10, 7), dtype="i4",
+                          zarr_format=2)
+    g = exzarr.group()
+    assert g.array("a", z).chunks == (10, 7)
+    assert g.create_dataset("b", data=z).chunks == (10, 7)
+    assert exzarr.array(z).chunks == (10, 7)
+
+
+def test_members_refuses_a_depth_that_is_not_an_int():
+    g = exzarr.group()
+    for bad in ("x", 1.5, True, -1):
+        with pytest.raises(InvalidArgumentError):
+            g.members(max_depth=bad)
+
+
+def test_metadata_reads_as_zarrs():
+    a = exzarr.zeros((6, 4), chunks=(3, 2), dtype="i2")
+    assert a.metadata.ndim == 2 and a.metadata.zarr_format == 2
+    assert a.metadata.to_dict() == a.metadata.to_json()

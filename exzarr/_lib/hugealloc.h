@@ -228,6 +228,17 @@ static size_t exzarr_keep_set_limit(size_t limit) {
     return old;
 }
 
+/* Unmap all the pool holds (if it is free now), leaving its limit as it is. */
+static void exzarr_keep_drain(void) {
+    char* victims[2 * EXZARR_KEEP_SLOTS];
+    int n;
+    if (!exzarr_keep_lock())
+        return;
+    n = exzarr_keep_expire(exzarr_now(), (size_t)-1 / 2, victims);
+    exzarr_keep_unlock();
+    exzarr_unmap_all(victims, n);
+}
+
 /* Bytes the pool holds now. */
 static size_t exzarr_keep_bytes(void) { return __atomic_load_n(&exzarr_keep_held, __ATOMIC_RELAXED); }
 
@@ -249,8 +260,7 @@ static void* exzarr_huge_map(size_t size, int reuse) {
     if (raw == MAP_FAILED && exzarr_keep_bytes() > 0) {
         /* Out of address space or commit (RLIMIT_AS, overcommit off): what the pool keeps
          * goes back first, then one more try. */
-        size_t limit = exzarr_keep_set_limit(0);
-        exzarr_keep_set_limit(limit);
+        exzarr_keep_drain();
         raw = (char*)mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     }
     if (raw == MAP_FAILED)

@@ -88,13 +88,13 @@ class Store:
         if not (src.endswith("/") and dst.endswith("/")):
             raise ValueError(f"move_prefix takes prefixes ending in '/', not {src!r}, {dst!r}")
         keys = sorted(self.list_prefix(src))
-        done: list[str] = []
+        done: list[str] = []  # source keys copied, or being copied (a batch may fail halfway)
         try:
             for i in range(0, len(keys), 256):
                 batch = keys[i:i + 256]
                 found = [(k, v) for k, v in zip(batch, self.get_many(batch)) if v is not None]
-                self.set_many([(dst + k[len(src):], v) for k, v in found])
                 done.extend(k for k, _ in found)
+                self.set_many([(dst + k[len(src):], v) for k, v in found])
         except BaseException:
             self.delete_many([dst + k[len(src):] for k in done])
             raise

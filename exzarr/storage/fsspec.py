@@ -7,9 +7,10 @@ filesystem's own package for remote protocols (``pip install exzarr[s3]`` for s3
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
-from exzarr.errors import InvalidArgumentError, MissingDependencyError
+from exzarr.errors import InvalidArgumentError, MissingDependencyError, PathNotFoundError
 from exzarr.storage.base import Store
 
 
@@ -42,15 +43,44 @@ class FsspecStore(Store):
             raise MissingDependencyError(
                 f"opening {url!r} needs fsspec: pip install 'exzarr[fsspec]' "
                 "(or 'exzarr[s3]' for S3)") from None
-        self.fs, root = fsspec.core.url_to_fs(url, **(storage_options or {}))
+        options = dict(storage_options or {})
+        protocol = fsspec.utils.get_protocol(url)
+        if protocol in ("file", "local"):
+            options.setdefault("auto_mkdir", True)  # writes make their folders, as elsewhere
+        try:
+            self.fs, root = fsspec.core.url_to_fs(url, **options)
+        except ImportError as exc:
+            raise MissingDependencyError(f"opening {url!r} needs a package fsspec names: {exc}") from exc
+        except ValueError as exc:  # "Protocol not known: foo"
+            raise InvalidArgumentError(f"cannot open {url!r}: {exc}") from exc
+        except TypeError as exc:  # an option the filesystem does not take
+            raise InvalidArgumentError(
+                f"storage_options {sorted(options)} do not suit {protocol!r} URLs: {exc}") from exc
         self.root = root.rstrip("/")
+
+    @contextmanager
+    def _errors(self, writing: bool = False) -> Iterator[None]:
+        """fsspec's and the filesystem packages' errors, with the URL and what to do."""
+        try:
+            yield
+        except PermissionError as exc:
+            raise PermissionError(
+                f"access to {self.url!r} was denied ({exc}); check the credentials "
+                "(storage_options key/secret/token, or the environment)") from exc
+        except FileNotFoundError as exc:
+            if not writing:
+                raise
+            raise PathNotFoundError(
+                f"cannot write below {self.url!r}: {exc}; does the bucket or container "
+                "exist?") from exc
 
     def _path(self, key: str) -> str:
         return f"{self.root}/{key}" if self.root else key
 
     def get(self, key: str) -> bytes | None:
         try:
-            return self.fs.cat_file(self._path(key))
+            with self._errors():
+                return self.fs.cat_file(self._path(key))
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             return None
 
@@ -61,7 +91,8 @@ class FsspecStore(Store):
         paths = [self._path(k) for k in keys]
         # cat_ranges, unlike cat(list), takes paths literally (no glob expansion) and
         # returns results in order; async filesystems still fetch concurrently.
-        found = self.fs.cat_ranges(paths, None, None, on_error="return")
+        with self._errors():
+            found = self.fs.cat_ranges(paths, None, None, on_error="return")
         out: list[bytes | None] = []
         for v in found:
             if isinstance(v, (bytes, bytearray)):
@@ -69,19 +100,22 @@ class FsspecStore(Store):
             elif v is None or isinstance(v, (FileNotFoundError, IsADirectoryError, KeyError)):
                 out.append(None)
             else:
-                raise v  # a real failure (network, permission): do not read it as fill
+                with self._errors():  # a real failure (network, permission): not fill
+                    raise v
         return out
 
     def set(self, key: str, value: bytes) -> None:
         self._check_writable()
-        self.fs.pipe_file(self._path(key), bytes(value))
+        with self._errors(writing=True):
+            self.fs.pipe_file(self._path(key), bytes(value))
 
     def set_many(self, items: Mapping[str, bytes] | Iterable[tuple[str, bytes]]) -> None:
         self._check_writable()
         pairs = items.items() if isinstance(items, Mapping) else items
         batch = {self._path(k): bytes(v) for k, v in pairs}
         if batch:
-            self.fs.pipe(batch)
+            with self._errors(writing=True):
+                self.fs.pipe(batch)
 
     def delete(self, key: str) -> None:
         self._check_writable()
@@ -124,8 +158,9 @@ class FsspecStore(Store):
 
     def exists(self) -> bool:
         try:
-            return bool(self.fs.exists(self.root)) or bool(self.fs.ls(self.root, detail=False))
-        except (FileNotFoundError, OSError):
+            with self._errors():
+                return bool(self.fs.exists(self.root)) or bool(self.fs.ls(self.root, detail=False))
+        except (FileNotFoundError, NotADirectoryError):
             return False
 
     def __repr__(self) -> str:
