@@ -209,3 +209,23 @@ def test_arrays_on_each_backend(tmp_path, storage, name):
     data[3:9, 2] = 7
     a.store.close()
     np.testing.assert_array_equal(exzarr.load(path=path, storage=storage), data)
+
+
+def test_reopening_sees_members_another_client_added(s3):
+    """fsspec hands back one cached filesystem per options, with its listing cache: an
+    opened store must not list what that cache remembered from before."""
+    import json
+
+    import s3fs
+
+    s3.make_bucket("listings")
+    url = "s3://listings/g"
+    g = exzarr.open_group(url, mode="w", storage_options=s3.storage_options)
+    g.zeros("a", shape=(2,), chunks=(2,))
+    assert list(g) == ["a"]
+    other = s3fs.S3FileSystem(skip_instance_cache=True, **s3.storage_options)
+    meta = exzarr.zeros((3,), chunks=(3,)).meta.to_json()
+    other.pipe_file("listings/g/b/.zarray", json.dumps(meta).encode())
+    again = exzarr.open_group(url, mode="r", consolidated=False,
+                              storage_options=s3.storage_options)
+    assert list(again) == ["a", "b"]

@@ -57,6 +57,11 @@ class FsspecStore(Store):
             raise InvalidArgumentError(
                 f"storage_options {sorted(options)} do not suit {protocol!r} URLs: {exc}") from exc
         self.root = root.rstrip("/")
+        # fsspec shares one filesystem instance per options, listing cache included: a
+        # store opened now lists what is there now, not what an earlier open saw.
+        invalidate = getattr(self.fs, "invalidate_cache", None)
+        if invalidate is not None:
+            invalidate(self.root or None)
 
     @contextmanager
     def _errors(self, writing: bool = False) -> Iterator[None]:
