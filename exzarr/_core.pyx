@@ -750,6 +750,7 @@ cdef Py_ssize_t read_whole_file(Ctx* c, const char* path) noexcept nogil:
 
 
 DEF MAX_IOV = 1024
+DEF BIG_CHUNK_FILE = 262144   # chunk files this big create and rename without taking turns
 
 
 cdef inline Py_ssize_t chunk_rows(const Geometry* g) noexcept nogil:
@@ -879,10 +880,12 @@ cdef int write_file_atomic(Ctx* c, const char* tmp, const char* path, const uint
     cdef int fd, st = ST_OK
     cdef Py_ssize_t put
     cdef size_t done = 0
-    if not locked:
+    # A big chunk's data write dwarfs its create and rename: those need no turns then.
+    cdef bint take_turns = not locked and (g.chunk_nbytes if rows != NULL else n) < BIG_CHUNK_FILE
+    if take_turns:
         exzarr_lock_files()
     fd = c_open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o666)
-    if not locked:
+    if take_turns:
         exzarr_unlock_files()
     if fd < 0:
         c.err = errno
@@ -903,12 +906,12 @@ cdef int write_file_atomic(Ctx* c, const char* tmp, const char* path, const uint
         c.err = errno
         st = ST_IO
     if st == ST_OK:
-        if not locked:
+        if take_turns:
             exzarr_lock_files()
         if exzarr_replace_file(tmp, path, &c.fresh) != 0:
             c.err = errno
             st = ST_IO
-        if not locked:
+        if take_turns:
             exzarr_unlock_files()
     if st != ST_OK:
         unlink(tmp)
