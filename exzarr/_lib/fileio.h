@@ -20,7 +20,9 @@
 /* Creating and renaming files from several threads at once is slower than from one on
  * common filesystems (directory locks, journal): 16,000 small files/s from one thread
  * fell to 2,500 from two on the machines exzarr is benchmarked on. Chunk compression
- * and the data writes run in parallel; creating and renaming take turns under this lock. */
+ * and the data writes run in parallel; creating and renaming take turns under this lock,
+ * for chunk files under BIG_CHUNK_FILE bytes (_core.pyx): for big ones the data write
+ * dwarfs them, and two threads waiting on each other cost 10% of a 1 MiB-chunk write. */
 static pthread_mutex_t exzarr_file_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void exzarr_lock_files(void) { pthread_mutex_lock(&exzarr_file_lock); }
