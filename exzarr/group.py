@@ -304,6 +304,10 @@ class Group(Node):
     def groups(self) -> list[tuple[str, Group]]:
         return [(n, m) for n, m in self.members() if isinstance(m, Group)]
 
+    def _real_store(self) -> Store:
+        """The store holding the files: below a consolidated view, the one it reads through."""
+        return self._store.base if isinstance(self._store, ConsolidatedStore) else self._store
+
     # -- creating members -------------------------------------------------------------
     def _check_writable(self) -> None:
         if self._read_only:
@@ -453,11 +457,11 @@ class Group(Node):
         if kind is not None or any(True for _ in self._store.list_prefix(dst + "/")):
             raise (ContainsGroupError if kind == "group" else ContainsArrayError)(
                 f"{dst!r} exists already; delete it first (del group[{dest!r}])")
-        ensure_parent_groups(self._store, dst, len(self._path.split("/")) + 1 if self._path else 1)
+        self._ensure_parents(dst)
         self._store.move_prefix(src + "/", dst + "/")
         # Consolidated metadata of this group or a group above: its readers (open_group
         # mode="r" uses it by default) must find the nodes where they now are.
-        base = self._store.base if isinstance(self._store, ConsolidatedStore) else self._store
+        base = self._real_store()
         parts = self._path.split("/") if self._path else []
         for depth in range(len(parts) + 1):
             meta_prefix = "/".join(parts[:depth]) + "/" if depth else ""
@@ -497,7 +501,7 @@ class Group(Node):
         """Write ``.zmetadata``: every metadata document below this group, in one file."""
         self._check_writable()
         docs: dict[str, Any] = {}
-        base = self._store.base if isinstance(self._store, ConsolidatedStore) else self._store
+        base = self._real_store()
         for key in base.list_prefix(self._prefix):
             rel = key[len(self._prefix):]
             if rel.rsplit("/", 1)[-1] in _META_SUFFIXES:
