@@ -508,13 +508,13 @@ def open_array(store: Any = None, *, mode: str = "a", path: Any = None,
             found, inner = _open_store_for(where, storage, mode, storage_options)
         except PathNotFoundError:
             found = None
-        if found is not None:
+        if found is not None:  # opened once: the array is opened, or created, in it
             prefix = inner + "/" if inner else ""
             if found.contains(prefix + ZARRAY):
-                return open(where, mode="a", storage=storage, storage_options=storage_options,
-                            **opening)
+                return open(inner, mode="a", storage=found, **opening)
             if found.contains(prefix + ZGROUP):
                 raise ContainsGroupError(f"{where!s} holds a group; open it with exzarr.open_group()")
+            return create(storage=found, path=inner, **kwargs)
     return create(storage=storage, path=where, storage_options=storage_options,
                   overwrite=(mode == "w"), **kwargs)
 
