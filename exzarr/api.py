@@ -400,10 +400,7 @@ def _open_store_for(path: Any, storage: Any, mode: str, storage_options: Any) ->
             raise MetadataNotFoundError(
                 f"{os.fspath(path)!r} is a directory, not a "
                 f"{getattr(store, 'backend', 'this')} store; open it with storage='filesystem'")
-        # An HTTP server may answer 404 for the folder itself and still serve .zarray.
-        remote = getattr(store, "backend", None) == "fsspec"
-        if not (remote and (store.contains(ZARRAY) or store.contains(ZGROUP))):
-            raise PathNotFoundError(f"no such path: {os.fspath(path)!r}")
+        raise PathNotFoundError(f"no such path: {os.fspath(path)!r}")
     return store, ""
 
 

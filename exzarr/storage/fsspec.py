@@ -162,11 +162,15 @@ class FsspecStore(Store):
         return sorted({e.rstrip("/").rsplit("/", 1)[-1] for e in entries})
 
     def exists(self) -> bool:
+        """Whether the root exists: listed as a folder, or serving Zarr metadata (HTTP
+        hosts may answer 404 for the folder itself and still serve its ``.zarray``)."""
         try:
             with self._errors():
-                return bool(self.fs.exists(self.root)) or bool(self.fs.ls(self.root, detail=False))
+                if self.fs.exists(self.root) or self.fs.ls(self.root, detail=False):
+                    return True
         except (FileNotFoundError, NotADirectoryError):
-            return False
+            pass
+        return self.contains(".zarray") or self.contains(".zgroup")
 
     def __repr__(self) -> str:
         fs = getattr(self, "fs", None)
