@@ -350,8 +350,9 @@ def _like(a: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
     like: dict[str, Any] = {"shape": tuple(np.shape(a)), "dtype": getattr(a, "dtype", None)}
     if like["dtype"] is None:
         like["dtype"] = np.asarray(a).dtype
-    if _chunks_of(a) is not None:
-        like["chunks"] = _chunks_of(a)
+    chunks = _chunks_of(a)
+    if chunks is not None:
+        like["chunks"] = chunks
         if getattr(a, "order", None) in ("C", "F"):
             like["order"] = a.order
         if hasattr(a, "fill_value"):

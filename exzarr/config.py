@@ -92,7 +92,8 @@ class _Restore:
             for name, value in self._old.items():
                 if _settings[name] == self._new[name]:
                     _settings[name] = value
-            _apply()
+            if "reuse_bytes" in self._old:
+                _apply()
 
     def __repr__(self) -> str:
         return f"<exzarr.config.set: restores {self._old!r} on exit>"

@@ -84,9 +84,7 @@ class Store:
         fails the source is whole (and what was copied is removed again). Only keys
         copied are deleted.
         """
-        self._check_writable()
-        if not (src.endswith("/") and dst.endswith("/")):
-            raise ValueError(f"move_prefix takes prefixes ending in '/', not {src!r}, {dst!r}")
+        self._check_move(src, dst)
         keys = sorted(self.list_prefix(src))
         done: list[str] = []  # source keys copied, or being copied (a batch may fail halfway)
         try:
@@ -99,6 +97,12 @@ class Store:
             self.delete_many([dst + k[len(src):] for k in done])
             raise
         self.delete_many(done)
+
+    def _check_move(self, src: str, dst: str) -> None:
+        """What every move_prefix checks first: writable, and given two prefixes."""
+        self._check_writable()
+        if not (src.endswith("/") and dst.endswith("/")):
+            raise ValueError(f"move_prefix takes prefixes ending in '/', not {src!r}, {dst!r}")
 
     def exists(self) -> bool:
         """Whether the store's location exists at all."""

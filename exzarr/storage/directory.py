@@ -129,9 +129,7 @@ class DirectoryStore(Store):
 
     def move_prefix(self, src: str, dst: str) -> None:
         """Move the directory of ``src`` to that of ``dst`` in one rename."""
-        self._check_writable()
-        if not (src.endswith("/") and dst.endswith("/")):
-            raise ValueError(f"move_prefix takes prefixes ending in '/', not {src!r}, {dst!r}")
+        self._check_move(src, dst)
         old, new = self._path(src.rstrip("/")), self._path(dst.rstrip("/"))
         if os.path.isdir(new):  # empty folders left by deleted nested chunks give way
             for dirpath, _, files in os.walk(new, topdown=False):
