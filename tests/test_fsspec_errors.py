@@ -15,7 +15,13 @@ from exzarr.errors import InvalidArgumentError, PathNotFoundError
 
 
 class _FakeFS(MemoryFileSystem):
-    """A memory filesystem under its own protocol (MemoryFileSystem strips only memory://)."""
+    """A memory filesystem under its own protocol (MemoryFileSystem strips only memory://),
+    with files of its own."""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.store = {}
+        cls.pseudo_dirs = [""]
 
     @classmethod
     def _strip_protocol(cls, path):
@@ -27,9 +33,6 @@ class _FakeFS(MemoryFileSystem):
 
 class _DeniedFS(_FakeFS):
     protocol = "exzarr-denied"
-    store: dict = {}
-    pseudo_dirs = [""]
-
     def cat_file(self, path, *args, **kwargs):
         raise PermissionError("Forbidden")
 
@@ -42,9 +45,6 @@ class _DeniedFS(_FakeFS):
 
 class _NoBucketFS(_FakeFS):
     protocol = "exzarr-nobucket"
-    store: dict = {}
-    pseudo_dirs = [""]
-
     def pipe_file(self, path, value, **kwargs):
         raise FileNotFoundError("The specified bucket does not exist")
 
@@ -53,9 +53,6 @@ class _FolderlessFS(_FakeFS):
     """Serves files but answers 404 for folders, as static HTTP hosts do."""
 
     protocol = "exzarr-folderless"
-    store: dict = {}
-    pseudo_dirs = [""]
-
     def exists(self, path, **kwargs):
         return path.rstrip("/") in self.store or "/" + path.strip("/") in self.store
 
