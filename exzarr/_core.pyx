@@ -26,6 +26,7 @@ cdef extern from "fcntl.h":
 
 cdef extern from "_lib/fileio.h" nogil:
     int exzarr_replace_file(const char* tmp, const char* path, int* fresh)
+    void exzarr_preallocate(int fd, size_t n)
     void exzarr_lock_files()
     void exzarr_unlock_files()
 
@@ -890,6 +891,7 @@ cdef int write_file_atomic(Ctx* c, const char* tmp, const char* path, const uint
     if fd < 0:
         c.err = errno
         return ST_IO
+    exzarr_preallocate(fd, g.chunk_nbytes if rows != NULL else n)
     if rows != NULL:
         st = transfer_rows(c, fd, g, rows, True)
     else:

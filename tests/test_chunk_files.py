@@ -1,0 +1,76 @@
+"""Chunk files of a directory store hold exactly their chunk's encoded bytes.
+
+The core reserves the blocks of big chunk files before writing them (``fallocate``,
+see ``exzarr/_lib/fileio.h``); a reservation larger than what is then written would
+leave zeros after the encoded bytes, which numcodecs and zarr-python reject or misread.
+These tests write chunks on both sides of the reservation threshold, new and over
+older, bigger files, and check every file against numcodecs.
+"""
+
+from __future__ import annotations
+
+import numcodecs
+import numpy as np
+import pytest
+
+import exzarr
+
+# Compressed sizes of a 1 MiB float32 chunk of this data: none 1 MiB, zstd about half,
+# zeros-with-noise far below the 256 KiB threshold.
+CODECS = {
+    "none": None,
+    "zstd": {"id": "zstd", "level": 1},
+    "blosc": {"id": "blosc", "cname": "lz4", "clevel": 5, "shuffle": 1, "blocksize": 0},
+}
+
+
+def _field(seed: int, rough: bool) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:1024, 0:1024].astype(np.float32) / 50
+    base = 20 * np.sin(x) * np.cos(y)
+    noise = rng.normal(0, 0.5 if rough else 0.001, base.shape)
+    return np.round(base + noise, 2).astype(np.float32)
+
+
+def _check_files(arr_dir, data: np.ndarray, chunks: tuple, compressor) -> None:
+    codec = numcodecs.get_codec(compressor) if compressor else None
+    for i in range(data.shape[0] // chunks[0]):
+        for j in range(data.shape[1] // chunks[1]):
+            raw = (arr_dir / f"{i}.{j}").read_bytes()
+            want = data[i * chunks[0]:(i + 1) * chunks[0], j * chunks[1]:(j + 1) * chunks[1]]
+            if codec is None:
+                assert raw == want.tobytes(), f"chunk {i}.{j}"
+            else:
+                got = np.frombuffer(codec.decode(raw), dtype=data.dtype).reshape(chunks)
+                np.testing.assert_array_equal(got, want, err_msg=f"chunk {i}.{j}")
+                if compressor["id"] == "blosc":  # the frame header's cbytes is the file's size
+                    assert int.from_bytes(raw[12:16], "little") == len(raw), f"chunk {i}.{j}"
+
+
+@pytest.mark.parametrize("name", list(CODECS))
+@pytest.mark.parametrize("chunks", [(512, 512), (128, 128)], ids=["1MiB", "64KiB"])
+def test_chunk_files_hold_exactly_their_encoded_bytes(tmp_path, name, chunks):
+    compressor = CODECS[name]
+    rough = _field(1, rough=True)
+    smooth = _field(2, rough=False)
+    path = tmp_path / "a.zarr"
+    a = exzarr.create(shape=rough.shape, chunks=chunks, dtype="float32", compressor=compressor,
+                      storage="filesystem", path=str(path))
+    a[...] = rough
+    _check_files(path, rough, chunks, compressor)
+    # Over the old files: the smooth field compresses far better, so every new file is
+    # smaller than the one it replaces.
+    a[...] = smooth
+    _check_files(path, smooth, chunks, compressor)
+    # And from a view of a wider array: each chunk row is contiguous, the rows are not
+    # (written straight from the rows without a compressor), then a fully strided one.
+    wide = np.zeros((1024, 1536), dtype=np.float32)
+    wide[:, 512:] = rough
+    a[...] = wide[:, 512:]
+    _check_files(path, rough, chunks, compressor)
+    a[...] = smooth
+    sparse = np.zeros((2048, 2048), dtype=np.float32)
+    sparse[::2, ::2] = rough
+    a[...] = sparse[::2, ::2]
+    _check_files(path, rough, chunks, compressor)
+    np.testing.assert_array_equal(exzarr.open(str(path), mode="r")[...], rough)
