@@ -15,7 +15,7 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcmp, memcpy, memmove, memset, strncpy
-from libc.errno cimport errno, ENOENT, EINTR
+from libc.errno cimport errno, ENOENT, EINTR, EOPNOTSUPP
 from posix.fcntl cimport O_CREAT, O_EXCL, O_RDONLY, O_WRONLY, open as c_open
 from posix.stat cimport fstat, struct_stat
 from posix.unistd cimport close, read, unlink, write
@@ -26,6 +26,8 @@ cdef extern from "fcntl.h":
 
 cdef extern from "_lib/fileio.h" nogil:
     int exzarr_replace_file(const char* tmp, const char* path, int* fresh)
+    int exzarr_open_unnamed(const char* path)
+    int exzarr_publish_unnamed(int fd, const char* tmp, const char* path, int* fresh)
     void exzarr_preallocate(int fd, size_t n)
     void exzarr_lock_files()
     void exzarr_unlock_files()
@@ -868,21 +870,72 @@ cdef bint whole_chunk_rows(const Geometry* g, const int64_t[:, :, ::1] plan, Py_
     return True
 
 
-cdef int write_file_atomic(Ctx* c, const char* tmp, const char* path, const uint8_t* data,
-                           size_t n, const Geometry* g, char* rows, bint locked) noexcept nogil:
-    """Write a chunk to tmp, then move it onto path: readers never see a torn file.
-
-    The chunk is ``data[:n]``, or, when ``rows`` is set, the chunk's rows gathered
-    straight from the user's array (see transfer_rows). Creating and renaming take
-    turns under the file lock (see _lib/fileio.h), the data itself is written in
-    parallel; unless the caller already holds the lock (``locked``) for a run of
-    small chunks.
-    """
-    cdef int fd, st = ST_OK
+cdef int write_chunk_data(Ctx* c, int fd, const uint8_t* data, size_t n, const Geometry* g,
+                          char* rows) noexcept nogil:
+    """Write a chunk into the new file fd: ``data[:n]``, or with ``rows`` set the chunk's
+    rows straight from the user's array (see transfer_rows)."""
     cdef Py_ssize_t put
     cdef size_t done = 0
+    exzarr_preallocate(fd, g.chunk_nbytes if rows != NULL else n)
+    if rows != NULL:
+        return transfer_rows(c, fd, g, rows, True)
+    while done < n:
+        put = write(fd, data + done, n - done)
+        if put < 0:
+            if errno == EINTR:
+                continue
+            c.err = errno
+            return ST_IO
+        done += <size_t>put
+    return ST_OK
+
+
+cdef int write_file_atomic(Ctx* c, const char* tmp, const char* path, const uint8_t* data,
+                           size_t n, const Geometry* g, char* rows, bint locked) noexcept nogil:
+    """Write a chunk to its file so that readers never see it torn.
+
+    The chunk is ``data[:n]``, or, when ``rows`` is set, the chunk's rows gathered
+    straight from the user's array (see transfer_rows). Where the last chunk file was
+    new, it is written unnamed and linked at ``path`` (see _lib/fileio.h); otherwise,
+    or where the file system cannot, it goes to ``tmp`` and is moved onto ``path``.
+    Creating and naming files take turns under the file lock, the data itself is
+    written in parallel; unless the caller already holds the lock (``locked``) for a
+    run of small chunks.
+    """
+    cdef int fd, st = ST_OK, published = 0
     # A big chunk's data write dwarfs its create and rename: those need no turns then.
     cdef bint take_turns = not locked and (g.chunk_nbytes if rows != NULL else n) < BIG_CHUNK_FILE
+    if c.fresh:
+        if take_turns:
+            exzarr_lock_files()
+        fd = exzarr_open_unnamed(path)
+        if take_turns:
+            exzarr_unlock_files()
+        if fd >= 0:
+            st = write_chunk_data(c, fd, data, n, g, rows)
+            if st == ST_OK:
+                if take_turns:
+                    exzarr_lock_files()
+                published = exzarr_publish_unnamed(fd, tmp, path, &c.fresh)
+                if published != 0:
+                    c.err = errno
+                if take_turns:
+                    exzarr_unlock_files()
+            close(fd)  # an unnamed file not linked vanishes with it
+            if st != ST_OK:
+                return st
+            if published == 0:
+                return ST_OK
+            if c.err != EOPNOTSUPP:
+                return ST_IO
+            # This process cannot link unnamed files: write the chunk again, named.
+    return write_file_named(c, tmp, path, data, n, g, rows, take_turns)
+
+
+cdef int write_file_named(Ctx* c, const char* tmp, const char* path, const uint8_t* data,
+                          size_t n, const Geometry* g, char* rows, bint take_turns) noexcept nogil:
+    """write_file_atomic through a temporary name: write tmp, then move it onto path."""
+    cdef int fd, st
     if take_turns:
         exzarr_lock_files()
     fd = c_open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o666)
@@ -891,19 +944,7 @@ cdef int write_file_atomic(Ctx* c, const char* tmp, const char* path, const uint
     if fd < 0:
         c.err = errno
         return ST_IO
-    exzarr_preallocate(fd, g.chunk_nbytes if rows != NULL else n)
-    if rows != NULL:
-        st = transfer_rows(c, fd, g, rows, True)
-    else:
-        while done < n:
-            put = write(fd, data + done, n - done)
-            if put < 0:
-                if errno == EINTR:
-                    continue
-                c.err = errno
-                st = ST_IO
-                break
-            done += <size_t>put
+    st = write_chunk_data(c, fd, data, n, g, rows)
     if close(fd) != 0 and st == ST_OK:
         c.err = errno
         st = ST_IO

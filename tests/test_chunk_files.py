@@ -1,13 +1,22 @@
 """Chunk files of a directory store hold exactly their chunk's encoded bytes.
 
-The core reserves the blocks of big chunk files before writing them (``fallocate``,
-see ``exzarr/_lib/fileio.h``); a reservation larger than what is then written would
-leave zeros after the encoded bytes, which numcodecs and zarr-python reject or misread.
-These tests write chunks on both sides of the reservation threshold, new and over
-older, bigger files, and check every file against numcodecs.
+The core writes a new chunk as an unnamed file linked at its key when complete, and
+an existing one through a temporary name exchanged with it; it reserves the blocks of
+big chunk files before writing them (``fallocate``; see ``exzarr/_lib/fileio.h``). A
+reservation larger than what is then written would leave zeros after the encoded bytes,
+which numcodecs and zarr-python reject or misread. These tests write chunks on both
+sides of the reservation threshold, new and over older, bigger files, and check every
+file against numcodecs, and that no temporary file is left behind.
 """
 
 from __future__ import annotations
+
+import ast
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
 
 import numcodecs
 import numpy as np
@@ -33,6 +42,7 @@ def _field(seed: int, rough: bool) -> np.ndarray:
 
 
 def _check_files(arr_dir, data: np.ndarray, chunks: tuple, compressor) -> None:
+    assert not [n for n in os.listdir(arr_dir) if n.startswith(".tmp-")]
     codec = numcodecs.get_codec(compressor) if compressor else None
     for i in range(data.shape[0] // chunks[0]):
         for j in range(data.shape[1] // chunks[1]):
@@ -74,3 +84,43 @@ def test_chunk_files_hold_exactly_their_encoded_bytes(tmp_path, name, chunks):
     a[...] = sparse[::2, ::2]
     _check_files(path, rough, chunks, compressor)
     np.testing.assert_array_equal(exzarr.open(str(path), mode="r")[...], rough)
+
+
+SCRIPT = textwrap.dedent("""
+    import os, sys
+    import numpy as np
+    import exzarr
+    assert not os.path.exists("/proc/self/fd"), "the test meant /proc to be hidden"
+    data = np.arange(64 * 64, dtype="i4").reshape(64, 64)
+    a = exzarr.create(shape=(64, 64), chunks=(8, 8), dtype="i4", compressor="zstd",
+                      storage="filesystem", path=sys.argv[1])
+    a[...] = data          # new files
+    a[...] = data[::-1]    # over them
+    a[:8, :8] = 0          # removed (all fill)
+    want = data[::-1].copy()
+    want[:8, :8] = 0
+    assert (exzarr.open(path=sys.argv[1], mode="r")[...] == want).all()
+    print(sorted(os.listdir(sys.argv[1])))
+""")
+
+
+@pytest.mark.skipif(not (hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("unshare")),
+                    reason="hiding /proc needs root and unshare (CI runs as root)")
+def test_chunk_files_without_proc(tmp_path):
+    # Unnamed files are linked through /proc/self/fd; without /proc the core links them
+    # another way (AT_EMPTY_PATH) or writes through a temporary name: the chunks must
+    # come out the same either way.
+    path = tmp_path / "a"
+    script = tmp_path / "noproc.py"
+    script.write_text(SCRIPT)
+    run = subprocess.run(
+        ["unshare", "-m", "sh", "-c",
+         f'mount -t tmpfs none /proc && exec "{sys.executable}" "{script}" "{path}"'],
+        capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    names = ast.literal_eval(run.stdout)  # the listing the script printed
+    assert ".zarray" in names and "0.0" not in names and len(names) == 64
+    assert not [n for n in names if n.startswith(".tmp-")]
+    want = np.arange(64 * 64, dtype="i4").reshape(64, 64)[::-1].copy()
+    want[:8, :8] = 0
+    np.testing.assert_array_equal(exzarr.open(path=str(path), mode="r")[...], want)
