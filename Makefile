@@ -14,7 +14,7 @@ PYTHON311 ?= $(or $(call find_python,3.11),$(call find_python,3.10))
 VENV := .venv
 VENV_ZARR2 := .venv-zarr2
 PY := $(VENV)/bin/python
-DEB_PACKAGES := libzstd-dev liblz4-dev libdeflate-dev libblosc-dev pkg-config gcc
+DEB_PACKAGES := libzstd-dev liblz4-dev libdeflate-dev libblosc-dev pkg-config gcc strace
 PKGCONFIG_MODULES := libzstd liblz4 libdeflate blosc
 CORE_SOURCES := setup.py pyproject.toml $(wildcard exzarr/*.pyx exzarr/*.pxi exzarr/*.pxd exzarr/_lib/*.pxd exzarr/_lib/*.h)
 PIP := PIP_DISABLE_PIP_VERSION_CHECK=1 $(VENV)/bin/python -m pip -q
@@ -27,10 +27,11 @@ help:
 	@echo "make bench  run the benchmarks against the peers"
 	@echo "make clean  remove build outputs and virtual environments"
 
-# Debian packages: the compression libraries' headers and pkg-config.
+# Debian packages: the compression libraries' headers and pkg-config; strace for a test
+# that makes linking files fail (tests/test_chunk_files.py).
 deps: .deps.stamp
 .deps.stamp:
-	@if ! pkg-config --exists $(PKGCONFIG_MODULES) 2>/dev/null; then \
+	@if ! pkg-config --exists $(PKGCONFIG_MODULES) 2>/dev/null || ! command -v strace >/dev/null; then \
 	  echo "installing Debian packages: $(DEB_PACKAGES)"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(DEB_PACKAGES) >/dev/null; \

@@ -15,7 +15,7 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcmp, memcpy, memmove, memset, strncpy
-from libc.errno cimport errno, ENOENT, EINTR, EOPNOTSUPP
+from libc.errno cimport errno, ENOENT, EINTR, EINVAL, EISDIR, EOPNOTSUPP
 from posix.fcntl cimport O_CREAT, O_EXCL, O_RDONLY, O_WRONLY, open as c_open
 from posix.stat cimport fstat, struct_stat
 from posix.unistd cimport close, read, unlink, write
@@ -263,6 +263,7 @@ cdef struct Ctx:
     size_t fcap
     int err                # errno of the last failed file operation
     int fresh              # the last chunk file replaced was new (see _lib/fileio.h)
+    int no_unnamed         # unnamed chunk files failed in this call: write them named
 
 
 cdef uint8_t* ctx_buffer(Ctx* c, int which, size_t n) noexcept nogil:
@@ -905,30 +906,36 @@ cdef int write_file_atomic(Ctx* c, const char* tmp, const char* path, const uint
     cdef int fd, st = ST_OK, published = 0
     # A big chunk's data write dwarfs its create and rename: those need no turns then.
     cdef bint take_turns = not locked and (g.chunk_nbytes if rows != NULL else n) < BIG_CHUNK_FILE
-    if c.fresh:
+    if c.fresh and not c.no_unnamed:
         if take_turns:
             exzarr_lock_files()
         fd = exzarr_open_unnamed(path)
         if take_turns:
             exzarr_unlock_files()
-        if fd >= 0:
+        if fd < 0:
+            if errno == EOPNOTSUPP or errno == EISDIR or errno == EINVAL:
+                c.no_unnamed = 1  # no O_TMPFILE here
+            # Named below, which reports any other failure (a missing folder) itself.
+        else:
             st = write_chunk_data(c, fd, data, n, g, rows)
             if st == ST_OK:
                 if take_turns:
                     exzarr_lock_files()
                 published = exzarr_publish_unnamed(fd, tmp, path, &c.fresh)
-                if published != 0:
+                if published == -1:
                     c.err = errno
+                    st = ST_IO
                 if take_turns:
                     exzarr_unlock_files()
-            close(fd)  # an unnamed file not linked vanishes with it
-            if st != ST_OK:
+            # Closing an unnamed file never linked removes it. Once linked, a failing
+            # close (a file system that reports write errors only then) still fails
+            # the call, though readers may already see the chunk.
+            if close(fd) != 0 and st == ST_OK and published == 0:
+                c.err = errno
+                st = ST_IO
+            if published != -2:
                 return st
-            if published == 0:
-                return ST_OK
-            if c.err != EOPNOTSUPP:
-                return ST_IO
-            # This process cannot link unnamed files: write the chunk again, named.
+            c.no_unnamed = 1  # cannot link unnamed files: write it again, named
     return write_file_named(c, tmp, path, data, n, g, rows, take_turns)
 
 
@@ -1663,6 +1670,7 @@ def encode_from(Pipeline pipe not None, cnp.ndarray value not None,
     cdef int nrun = 0, run_max, first_err
     cdef const char* first_detail
     c.detail = NULL
+    c.no_unnamed = 0  # try unnamed files again: this call may write to another file system
     base = <char*>cnp.PyArray_DATA(value)
     cap = compress_bound(&pipe.steps[0], pipe.encoded_size(g.chunk_nbytes))
     run_max = <int>max(1, min(SMALL_RUN_MAX, SMALL_RUN_BYTES // max(cap, 1)))

@@ -1004,7 +1004,8 @@ class Array(Node):
         f_order = self._meta.order == "F"
 
         if self._direct_files:
-            # The core writes each chunk to its file (temporary name, then a rename).
+            # The core writes each chunk to its file (unnamed and then linked, or under a
+            # temporary name and then renamed: see _lib/fileio.h).
             store: Any = self._store
             store.prepare_dirs(keys)
             paths, tmps = store.file_paths(keys), store.temp_paths(keys)

@@ -104,23 +104,50 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-@pytest.mark.skipif(not (hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("unshare")),
-                    reason="hiding /proc needs root and unshare (CI runs as root)")
-def test_chunk_files_without_proc(tmp_path):
-    # Unnamed files are linked through /proc/self/fd; without /proc the core links them
-    # another way (AT_EMPTY_PATH) or writes through a temporary name: the chunks must
-    # come out the same either way.
-    path = tmp_path / "a"
+def _can_hide_proc() -> bool:
+    """Whether this process may make a mount namespace (root with CAP_SYS_ADMIN)."""
+    if not shutil.which("unshare"):
+        return False
+    probe = subprocess.run(["unshare", "-m", "true"], capture_output=True)
+    return probe.returncode == 0
+
+
+def _run_hidden_proc(tmp_path, path, wrap: str = "") -> list[str]:
+    """Run SCRIPT on ``path`` with /proc hidden (an empty tmpfs over it), the command
+    prefixed by ``wrap``; return the folder listing it printed."""
     script = tmp_path / "noproc.py"
     script.write_text(SCRIPT)
     run = subprocess.run(
         ["unshare", "-m", "sh", "-c",
-         f'mount -t tmpfs none /proc && exec "{sys.executable}" "{script}" "{path}"'],
+         f'mount -t tmpfs none /proc && exec {wrap} "{sys.executable}" "{script}" "{path}"'],
         capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
-    names = ast.literal_eval(run.stdout)  # the listing the script printed
+    return ast.literal_eval(run.stdout.strip().splitlines()[-1])
+
+
+def _check_noproc_result(path, names: list[str]) -> None:
     assert ".zarray" in names and "0.0" not in names and len(names) == 64
     assert not [n for n in names if n.startswith(".tmp-")]
     want = np.arange(64 * 64, dtype="i4").reshape(64, 64)[::-1].copy()
     want[:8, :8] = 0
     np.testing.assert_array_equal(exzarr.open(path=str(path), mode="r")[...], want)
+
+
+@pytest.mark.skipif(not _can_hide_proc(), reason="hiding /proc needs a mount namespace "
+                    "(root with CAP_SYS_ADMIN, as CI runs)")
+def test_chunk_files_without_proc(tmp_path):
+    # Unnamed files are linked through /proc/self/fd; without /proc the core links them
+    # with AT_EMPTY_PATH: the chunks must come out the same.
+    path = tmp_path / "a"
+    _check_noproc_result(path, _run_hidden_proc(tmp_path, path))
+
+
+@pytest.mark.skipif(not (_can_hide_proc() and shutil.which("strace")),
+                    reason="needs a mount namespace and strace (make test installs it)")
+def test_chunk_files_where_unnamed_files_cannot_be_linked(tmp_path):
+    # Every link refused (strace makes linkat fail with ENOENT, and /proc is hidden, so
+    # the core cannot tell it from a missing /proc): each chunk written unnamed must be
+    # written again under a temporary name and renamed, with nothing left behind.
+    path = tmp_path / "a"
+    wrap = "strace -f -qq -o /dev/null -e trace=linkat -e inject=linkat:error=ENOENT"
+    _check_noproc_result(path, _run_hidden_proc(tmp_path, path, wrap))

@@ -23,6 +23,10 @@
 #include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#if defined(__linux__)
+#include <linux/falloc.h>
+#include <sys/vfs.h>
+#endif
 
 /* Creating and renaming files from several threads at once is slower than from one on
  * common filesystems (directory locks, journal): 16,000 small files/s from one thread
@@ -41,36 +45,36 @@ static void exzarr_unlock_files(void) { pthread_mutex_unlock(&exzarr_file_lock);
  * attaches buffer heads one 4 KiB block at a time while copying the data in; a file
  * whose blocks are already allocated (as unwritten extents) takes the copy with none
  * of that: 64 chunk files of 1 MiB written from two threads took 10-20% less time
- * here. Small files are left to delayed allocation, where the extra call would cost
- * more than it saves. A file system that cannot preallocate just writes as before:
- * failures are ignored, and a real lack of space fails the write itself. */
+ * here. FALLOC_FL_KEEP_SIZE leaves the size to the data: a file caught by a crash
+ * before writeback is as short as without it (a plain fallocate sets the size at once,
+ * and such a file would read back as zeros, a valid uncompressed chunk). Only on ext4
+ * and XFS: btrfs does not compress data written into preallocated extents. Small files
+ * are left to delayed allocation, where the extra calls would cost more than they save.
+ * Failures are ignored: a real lack of space fails the write itself. */
 #define EXZARR_PREALLOCATE_MIN (256 * 1024)
+#define EXZARR_EXT4_MAGIC 0xEF53
+#define EXZARR_XFS_MAGIC 0x58465342
 static void exzarr_preallocate(int fd, size_t n) {
-#if defined(__linux__)
-    if (n >= EXZARR_PREALLOCATE_MIN)
-        (void)fallocate(fd, 0, 0, (off_t)n);
+#if defined(__linux__) && defined(FALLOC_FL_KEEP_SIZE)
+    struct statfs fs;
+    if (n < EXZARR_PREALLOCATE_MIN || fstatfs(fd, &fs) != 0)
+        return;
+    if (fs.f_type == EXZARR_EXT4_MAGIC || fs.f_type == EXZARR_XFS_MAGIC)
+        (void)fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, (off_t)n);
 #else
     (void)fd;
     (void)n;
 #endif
 }
 
-/* Set once linking an unnamed file has failed for want of /proc and of the privilege
- * AT_EMPTY_PATH needs: later chunks go straight to a named temporary file. */
-static int exzarr_unnamed_unlinkable = 0;
-
 /* Open a new unnamed file for writing in the folder of `path`; -1 with errno where the
- * kernel or file system has no O_TMPFILE (EOPNOTSUPP, EISDIR, EINVAL) or the folder is
- * missing (ENOENT). */
+ * kernel or file system has no O_TMPFILE (EOPNOTSUPP, EISDIR, EINVAL) or the folder
+ * is missing (ENOENT). */
 static int exzarr_open_unnamed(const char *path) {
 #if defined(__linux__) && defined(O_TMPFILE)
     char dir[PATH_MAX];
     const char *slash = strrchr(path, '/');
     size_t n;
-    if (__atomic_load_n(&exzarr_unnamed_unlinkable, __ATOMIC_RELAXED)) {
-        errno = EOPNOTSUPP;
-        return -1;
-    }
     if (slash == NULL) {
         dir[0] = '.';
         dir[1] = '\0';
@@ -93,9 +97,18 @@ static int exzarr_open_unnamed(const char *path) {
 #endif
 }
 
+/* Whether errno, after linking an unnamed file failed, says that it cannot be linked
+ * here at all: a file system without links, a security policy, no /proc. The chunk is
+ * then written under a named temporary file instead, where a real problem (a folder
+ * you may not write) is reported as such. */
+static int exzarr_link_unsupported(int err) {
+    return err == EOPNOTSUPP || err == EPERM || err == EACCES || err == EXDEV ||
+           err == EMLINK || err == ENOSYS || err == EINVAL;
+}
+
 /* Give the unnamed file `fd` the name `path`, where nothing may be yet. 0, or -1 with
- * errno: EEXIST when something is there, EOPNOTSUPP when this process cannot link
- * unnamed files (no /proc, and no privilege for AT_EMPTY_PATH). */
+ * errno: EEXIST when something is there, EOPNOTSUPP when there is no /proc to link
+ * through and AT_EMPTY_PATH is refused. */
 static int exzarr_link_unnamed(int fd, const char *path) {
 #if defined(__linux__) && defined(O_TMPFILE)
     char proc[64];
@@ -107,10 +120,8 @@ static int exzarr_link_unnamed(int fd, const char *path) {
         return -1;  /* the failure is the target's (a missing folder, say) */
     if (linkat(fd, "", AT_FDCWD, path, AT_EMPTY_PATH) == 0)
         return 0;
-    if (errno == ENOENT || errno == EPERM) {
-        __atomic_store_n(&exzarr_unnamed_unlinkable, 1, __ATOMIC_RELAXED);
+    if (errno == ENOENT || errno == EPERM)
         errno = EOPNOTSUPP;
-    }
     return -1;
 #else
     (void)fd;
@@ -124,16 +135,17 @@ static int exzarr_replace_file(const char *tmp, const char *path, int *fresh);
 
 /* Put the complete unnamed file `fd` at `path`: linked there when nothing is at the
  * path, else linked at `tmp` and exchanged with what is there (see
- * exzarr_replace_file). 0, or -1 with errno; EOPNOTSUPP means the file could not be
- * linked at all, and the caller writes the chunk again under a named temporary file. */
+ * exzarr_replace_file). 0; -1 with errno; or -2 when the file could not be linked
+ * (exzarr_link_unsupported): nothing changed, and the caller writes the chunk again
+ * under a named temporary file. */
 static int exzarr_publish_unnamed(int fd, const char *tmp, const char *path, int *fresh) {
     if (exzarr_link_unnamed(fd, path) == 0)
         return 0;
     if (errno != EEXIST)
-        return -1;
+        return exzarr_link_unsupported(errno) ? -2 : -1;
     *fresh = 0;
     if (exzarr_link_unnamed(fd, tmp) != 0)
-        return -1;
+        return exzarr_link_unsupported(errno) ? -2 : -1;
     if (exzarr_replace_file(tmp, path, fresh) != 0) {
         int e = errno;
         unlink(tmp);
