@@ -15,7 +15,7 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcmp, memcpy, memmove, memset, strncpy
-from libc.errno cimport errno, ENOENT, EINTR, EINVAL, EISDIR, EOPNOTSUPP
+from libc.errno cimport errno, ENOENT, EINTR, EOPNOTSUPP
 from posix.fcntl cimport O_CREAT, O_EXCL, O_RDONLY, O_WRONLY, open as c_open
 from posix.stat cimport fstat, struct_stat
 from posix.unistd cimport close, read, unlink, write
@@ -871,13 +871,18 @@ cdef bint whole_chunk_rows(const Geometry* g, const int64_t[:, :, ::1] plan, Py_
     return True
 
 
+cdef inline size_t chunk_file_size(size_t n, const Geometry* g, const char* rows) noexcept nogil:
+    """The size of the file write_file_atomic makes from the same arguments."""
+    return g.chunk_nbytes if rows != NULL else n
+
+
 cdef int write_chunk_data(Ctx* c, int fd, const uint8_t* data, size_t n, const Geometry* g,
                           char* rows) noexcept nogil:
     """Write a chunk into the new file fd: ``data[:n]``, or with ``rows`` set the chunk's
     rows straight from the user's array (see transfer_rows)."""
     cdef Py_ssize_t put
     cdef size_t done = 0
-    exzarr_preallocate(fd, g.chunk_nbytes if rows != NULL else n)
+    exzarr_preallocate(fd, chunk_file_size(n, g, rows))
     if rows != NULL:
         return transfer_rows(c, fd, g, rows, True)
     while done < n:
@@ -905,7 +910,7 @@ cdef int write_file_atomic(Ctx* c, const char* tmp, const char* path, const uint
     """
     cdef int fd, st = ST_OK, published = 0
     # A big chunk's data write dwarfs its create and rename: those need no turns then.
-    cdef bint take_turns = not locked and (g.chunk_nbytes if rows != NULL else n) < BIG_CHUNK_FILE
+    cdef bint take_turns = not locked and chunk_file_size(n, g, rows) < BIG_CHUNK_FILE
     if c.fresh and not c.no_unnamed:
         if take_turns:
             exzarr_lock_files()
@@ -913,7 +918,7 @@ cdef int write_file_atomic(Ctx* c, const char* tmp, const char* path, const uint
         if take_turns:
             exzarr_unlock_files()
         if fd < 0:
-            if errno == EOPNOTSUPP or errno == EISDIR or errno == EINVAL:
+            if errno == EOPNOTSUPP:
                 c.no_unnamed = 1  # no O_TMPFILE here
             # Named below, which reports any other failure (a missing folder) itself.
         else:

@@ -12,6 +12,7 @@ file against numcodecs, and that no temporary file is left behind.
 from __future__ import annotations
 
 import ast
+import functools
 import os
 import shutil
 import subprocess
@@ -104,6 +105,7 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
+@functools.cache
 def _can_hide_proc() -> bool:
     """Whether this process may make a mount namespace (root with CAP_SYS_ADMIN)."""
     if not shutil.which("unshare"):

@@ -67,9 +67,9 @@ static void exzarr_preallocate(int fd, size_t n) {
 #endif
 }
 
-/* Open a new unnamed file for writing in the folder of `path`; -1 with errno where the
- * kernel or file system has no O_TMPFILE (EOPNOTSUPP, EISDIR, EINVAL) or the folder
- * is missing (ENOENT). */
+/* Open a new unnamed file for writing in the folder of `path`; -1 with errno:
+ * EOPNOTSUPP where the kernel or file system has no O_TMPFILE (whatever it said: old
+ * kernels say EISDIR or EINVAL), ENOENT where the folder is missing. */
 static int exzarr_open_unnamed(const char *path) {
 #if defined(__linux__) && defined(O_TMPFILE)
     char dir[PATH_MAX];
@@ -89,7 +89,10 @@ static int exzarr_open_unnamed(const char *path) {
         memcpy(dir, path, n);
         dir[n] = '\0';
     }
-    return open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0666);
+    int fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0666);
+    if (fd < 0 && (errno == EISDIR || errno == EINVAL))
+        errno = EOPNOTSUPP;
+    return fd;
 #else
     (void)path;
     errno = EOPNOTSUPP;
