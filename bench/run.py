@@ -15,7 +15,8 @@ pyenv's builds, else python3.12 / python3.11 on PATH.
 
 Every measurement runs in a fresh worker process (bench/worker.py) in the peer's
 environment, one at a time: for each workload/codec, every peer in turn, exzarr first
-(--order peer: all of one peer's jobs, then the next peer's; every other round in reverse);
+(--order peer: all of one peer's jobs, then the next peer's; every other round in reverse;
+W4, thousands of small files, one repetition per turn: see job_turns);
 each peer writes into its own directory under --dir, on local disk, with the page cache
 warm (one untimed write and one untimed read before the timed ones, dirty pages flushed
 before each timed step), and every read is checked against the data. Before each W1/W2
@@ -228,6 +229,23 @@ def plan(quick: bool, only: Optional[List[str]]) -> List[Tuple[str, str]]:
     if only:
         jobs = [j for j in jobs if j[0] in only]
     return jobs
+
+
+def job_turns(w: str, c: str, peers: List[str], repeat: int) -> List[Tuple[str, str, str, int]]:
+    """The worker runs of one job, in order: (peer, workload, codec, repetitions).
+
+    Usually one run per peer, of all ``repeat`` repetitions. A workload of thousands of
+    files (W4) is timed one repetition per run instead, the peers taking turns (every
+    other turn in reverse). Creating a file on ext4 without a journal costs what the
+    file system's recent history makes it cost: each new inode is checked against recent
+    deletions (``recently_deleted`` in the kernel's profile), and the same exzarr write of
+    4,096 files took 91 ms in one stretch of a run and 175-720 ms in another. That state
+    drifts within a run by more than the peers differ; taking turns gives every peer the
+    same drift instead of handing one peer a bad stretch for all its repetitions.
+    """
+    if not wl.WORKLOADS[w].many_files or len(peers) < 2:
+        return [(p, w, c, repeat) for p in peers]
+    return [(p, w, c, 1) for k in range(repeat) for p in (peers if k % 2 == 0 else peers[::-1])]
 
 
 def summary(res: Dict[str, Any]) -> str:
@@ -514,26 +532,26 @@ def main(argv: Optional[List[str]] = None) -> int:
     results: Dict[Tuple[str, str, str], Dict[str, Any]] = {}
     for p in peers:
         shutil.rmtree(os.path.join(scratch, p), ignore_errors=True)
-    order: List[Tuple[str, str, str]] = []
+    order: List[Tuple[str, str, str, int]] = []  # (peer, workload, codec, repetitions)
     for rnd in range(a.rounds):
         # Odd rounds run the peers in reverse: no peer is always first after a job's start.
         rp = peers if rnd % 2 == 0 else peers[::-1]
         if a.order == "job":  # per job, every peer in turn: slow drifts in load hit all alike
-            part = [(p, w, c) for w, c in jobs for p in rp]
+            part = [o for w, c in jobs for o in job_turns(w, c, rp, repeat)]
         else:
-            part = [(p, w, c) for p in rp for w, c in jobs]
+            part = [o for p in rp for w, c in jobs for o in job_turns(w, c, [p], repeat)]
         if "exzarr" in peers:  # the codec limit of each W1/W2 row, measured just before it
             for w, c in reversed([j for j in jobs if j[0] in LIMIT_WORKLOADS]):
-                first = next(k for k, o in enumerate(part) if o[1:] == (w, c))
-                part.insert(first, ("limit", w, c))
+                first = next(k for k, o in enumerate(part) if o[1:3] == (w, c))
+                part.insert(first, ("limit", w, c, repeat))
         order += part
-    for p, w, c in order:
+    for p, w, c, n in order:
         if p == "limit":
             py = envs["exzarr"][0]
             if py:
                 res = run_worker(py, ["--peer", "exzarr", "--workload", w, "--codec", c, "--limit",
                                       "--dir", os.path.join(scratch, "exzarr"), "--data", data_dir,
-                                      "--repeat", str(repeat)])
+                                      "--repeat", str(n)])
                 res = results[(p, w, c)] = merge_rounds(results.get((p, w, c)), res, ceiling=True)
                 log(f"  {'2-core limit':<12} {w:<3} {c:<13} " + (
                     f"write {res['write']['mbps']:.0f} MB/s ({res['write']['impl']}), read"
@@ -547,7 +565,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         load1 = os.getloadavg()[0]
         res = run_worker(py, ["--peer", p, "--workload", w, "--codec", c,
                               "--dir", os.path.join(scratch, p), "--data", data_dir,
-                              "--repeat", str(repeat)])
+                              "--repeat", str(n)])
         res["load1_before"] = load1
         log(f"  {LABEL[p]:<12} {w:<3} {c:<13} {summary(res)}  ({res.get('elapsed', 0):.1f} s,"
             f" load {load1:.1f})")
