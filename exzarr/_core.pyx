@@ -14,7 +14,7 @@ from cpython.buffer cimport PyBUF_SIMPLE, PyBUF_WRITABLE, PyBuffer_Release, PyOb
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc, realloc
-from libc.string cimport memcmp, memcpy, memmove, memset, strncpy
+from libc.string cimport memcmp, memcpy, memmove, memset, strcmp, strncpy
 from libc.errno cimport errno, ENOENT, EINTR, EOPNOTSUPP
 from posix.fcntl cimport O_CREAT, O_EXCL, O_RDONLY, O_WRONLY, open as c_open
 from posix.stat cimport fstat, struct_stat
@@ -31,6 +31,11 @@ cdef extern from "_lib/fileio.h" nogil:
     void exzarr_preallocate(int fd, size_t n)
     void exzarr_lock_files()
     void exzarr_unlock_files()
+
+cdef extern from "_lib/shuffle.h" nogil:
+    void exzarr_shuffle_into(const uint8_t* src, size_t n, size_t ts, uint8_t* dst,
+                             size_t stride)
+    int EXZARR_SHUFFLE4_FAST
 
 cdef extern from "_lib/hugealloc.h":
     object exzarr_huge_capsule()
@@ -102,6 +107,15 @@ cdef struct Step:
     size_t blocksize    # blosc blocksize (0 = automatic)
     char cname[16]      # blosc compressor name
 
+
+cdef struct BloscPlan:
+    # How c-blosc lays out a frame of one chunk size (see blosc_rows): read off a frame
+    # c-blosc made, so that blosc_rows writes the very bytes c-blosc would.
+    size_t nbytes       # the chunk size this plan is for (0: none yet)
+    size_t blocksize    # c-blosc's block size for it (0: blosc_rows cannot make it)
+    int nsplits         # streams per whole block: the typesize where c-blosc splits, or 1
+    uint8_t head[4]     # version, compressor version, flags and typesize bytes
+
 cdef size_t SIZE_ERR = <size_t>-1
 
 # Status codes reported per chunk.
@@ -139,6 +153,7 @@ cdef class Pipeline:
 
     cdef Step* steps        # steps[0] is the compressor, then the filters in encode order
     cdef int nsteps
+    cdef BloscPlan bplan    # see blosc_rows_plan
     cdef readonly object description
 
     def __cinit__(self, list filters not None, compressor):
@@ -220,6 +235,51 @@ cdef class Pipeline:
     def __repr__(self):
         return f"<exzarr._core.Pipeline compressor={self.description[0]!r} filters={list(self.description[1])!r}>"
 
+    cdef bint blosc_rows_plan(self, size_t nbytes, Py_ssize_t itemsize,
+                              BloscPlan* plan) except -1:
+        """Whether blosc_rows can encode chunks of nbytes for this chain; if so, its
+        plan in ``plan``.
+
+        Only a lone blosc compressor with lz4 and byte shuffle of 4-byte items (the case
+        with a vector shuffle here). The block size and whether blocks are split into
+        streams are c-blosc's choices; they depend on the sizes and settings, not the
+        data, so they are read off the header of a frame c-blosc makes of zeros, once
+        per chunk size. Called with the GIL held; the caller keeps a copy of the plan
+        for its nogil part, as other threads may plan other sizes meanwhile.
+        """
+        cdef Step* s = &self.steps[0]
+        cdef uint8_t* probe
+        cdef uint8_t* out
+        cdef int k
+        cdef size_t bs
+        if (self.nsteps != 1 or s.kind != STEP_BLOSC or strcmp(s.cname, b"lz4") != 0
+                or s.option != 1 or s.typesize != 4 or <size_t>itemsize != s.typesize
+                or not EXZARR_SHUFFLE4_FAST or not 1 <= s.level <= 9
+                or nbytes < 4096 or nbytes > BLOSC_MAX_BUFFERSIZE - BLOSC_MAX_OVERHEAD):
+            return False
+        if self.bplan.nbytes != nbytes:
+            probe = <uint8_t*>calloc(nbytes, 1)
+            out = <uint8_t*>malloc(nbytes + BLOSC_MAX_OVERHEAD)
+            if probe == NULL or out == NULL:
+                free(probe)
+                free(out)
+                raise MemoryError()
+            with nogil:
+                k = blosc_compress_ctx(s.level, 1, s.typesize, nbytes, probe, out,
+                                       nbytes + BLOSC_MAX_OVERHEAD, s.cname, s.blocksize, 1)
+            self.bplan.blocksize = 0
+            bs = load_le32(out + 8) if k >= 16 else 0
+            # A frame stored as it is (flag 0x02) has no blocks to follow.
+            if k >= 16 and not out[2] & 0x02 and 0 < bs <= nbytes and bs % s.typesize == 0:
+                self.bplan.blocksize = bs
+                self.bplan.nsplits = 1 if out[2] & 0x10 else <int>s.typesize
+                memcpy(self.bplan.head, out, 4)
+            self.bplan.nbytes = nbytes
+            free(probe)
+            free(out)
+        plan[0] = self.bplan
+        return self.bplan.blocksize != 0
+
     def encoded_size(self, Py_ssize_t nbytes):
         """Size after the filters (what the compressor sees) for nbytes of chunk data."""
         cdef size_t n = chain_sizes(self.steps, self.nsteps, nbytes, NULL)
@@ -264,6 +324,7 @@ cdef struct Ctx:
     int err                # errno of the last failed file operation
     int fresh              # the last chunk file replaced was new (see _lib/fileio.h)
     int no_unnamed         # unnamed chunk files failed in this call: write them named
+    void* lz4state         # LZ4_compress_fast_extState's state, made on first use
 
 
 cdef uint8_t* ctx_buffer(Ctx* c, int which, size_t n) noexcept nogil:
@@ -289,6 +350,7 @@ cdef void ctx_free(Ctx* c) noexcept nogil:
     free(c.buf[0])
     free(c.buf[1])
     free(c.fbuf)
+    free(c.lz4state)
 
 
 cdef class Workspace:
@@ -1587,6 +1649,97 @@ cdef object _detail(Ctx* c, int st):
     return (<bytes>c.detail).decode() if c.detail != NULL else ""
 
 
+cdef Py_ssize_t blosc_rows(Ctx* c, const Step* s, const BloscPlan* bp, const Geometry* g,
+                           const char* rows, uint8_t* tmp, uint8_t* dst,
+                           size_t cap) noexcept nogil:
+    """The c-blosc frame (lz4, byte shuffle) of a whole chunk, shuffled straight from its
+    rows in the user's array; its length, or -1 where c-blosc must make it itself.
+
+    c-blosc would need the chunk gathered into a buffer of its own first, then shuffle
+    it block by block into another: here each block is shuffled from the rows into
+    ``tmp`` (``bp.blocksize`` bytes), one pass over the data fewer. The bytes are
+    c-blosc 1.x's: its block size and split (``bp``, see Pipeline.blosc_rows_plan),
+    a start offset per block, then per stream a little-endian length and the lz4 block
+    at acceleration 10 - clevel, or the stream as it is where lz4 cannot shrink it. The
+    last block, if shorter, is one stream. Where a stored stream would not fit ``cap``,
+    c-blosc stores the whole chunk as it is instead; that, and a failing allocation,
+    gives -1 (the caller gathers the chunk and calls c-blosc).
+    """
+    cdef size_t n = g.chunk_nbytes, bs = bp.blocksize, ts = s.typesize
+    cdef size_t nblocks = (n + bs - 1) // bs
+    cdef size_t pos = 16 + 4 * nblocks
+    cdef size_t row_bytes = <size_t>g.chunk_shape[g.ndim - 1] * <size_t>g.itemsize
+    cdef size_t b, bsize, nel, e, take, roff = 0, neblock
+    cdef Py_ssize_t r = 0
+    cdef int j, nsplit, k
+    cdef const char* row = rows
+    cdef Py_ssize_t nrows = chunk_rows(g)
+    # Rows far apart in the array: ask for each one early, as walk_nd does.
+    cdef Py_ssize_t apart = g.arr_strides[g.ndim - 2] if g.ndim >= 2 else 0
+    cdef bint prefetch = (row_bytes >= PREFETCH_MIN_ROW and g.ndim >= 2
+                          and (apart > <Py_ssize_t>row_bytes or apart < -<Py_ssize_t>row_bytes))
+    if pos > cap or row_bytes == 0 or row_bytes % ts != 0:
+        return -1
+    if c.lz4state == NULL:
+        c.lz4state = malloc(<size_t>LZ4_sizeofState())
+        if c.lz4state == NULL:
+            return -1
+    memcpy(dst, bp.head, 4)
+    store_le32(dst + 4, <uint32_t>n)
+    store_le32(dst + 8, <uint32_t>bs)
+    for b in range(nblocks):
+        bsize = min(bs, n - b * bs)
+        nel = bsize // ts
+        store_le32(dst + 16 + 4 * b, <uint32_t>pos)
+        e = 0
+        while e < nel:  # the block's elements, row by row (a block may end mid-row)
+            take = min(nel - e, (row_bytes - roff) // ts)
+            exzarr_shuffle_into(<const uint8_t*>row + roff, take, ts, tmp + e, nel)
+            e += take
+            roff += take * ts
+            if roff == row_bytes:
+                roff = 0
+                r += 1
+                if r < nrows:
+                    row = rows + row_offset(g, r)
+                    if prefetch and r + PREFETCH_ROWS < nrows:
+                        prefetch_row(rows + row_offset(g, r + PREFETCH_ROWS))
+        nsplit = bp.nsplits if bsize == bs else 1
+        neblock = bsize // <size_t>nsplit
+        for j in range(nsplit):
+            if pos + 4 + neblock > cap:
+                return -1
+            k = LZ4_compress_fast_extState(c.lz4state, <const char*>tmp + j * neblock,
+                                           <char*>dst + pos + 4, <int>neblock, <int>neblock,
+                                           10 - s.level)
+            if k <= 0 or <size_t>k == neblock:
+                memcpy(dst + pos + 4, tmp + j * neblock, neblock)
+                k = <int>neblock
+            store_le32(dst + pos, <uint32_t>k)
+            pos += 4 + <size_t>k
+    store_le32(dst + 12, <uint32_t>pos)
+    return <Py_ssize_t>pos
+
+
+cdef int encode_whole(Ctx* c, const Step* steps, int nsteps, const BloscPlan* bp,
+                      const Geometry* g, const uint8_t* data, const char* frows,
+                      uint8_t* scratch, uint8_t* dst, size_t cap,
+                      size_t* outlen) noexcept nogil:
+    """encode_chain of a chunk: ``data``, or with ``frows`` set the rows of a whole chunk
+    in the user's array, encoded by blosc_rows where it can (gathered first otherwise)."""
+    cdef Py_ssize_t k, r, row_bytes
+    if frows != NULL:
+        k = blosc_rows(c, &steps[0], bp, g, frows, scratch, dst, cap)
+        if k > 0:
+            outlen[0] = <size_t>k
+            return ST_OK
+        row_bytes = g.chunk_shape[g.ndim - 1] * g.itemsize
+        for r in range(chunk_rows(g)):
+            memcpy(scratch + r * row_bytes, frows + row_offset(g, r), <size_t>row_bytes)
+        data = scratch
+    return encode_chain(c, steps, nsteps, data, g.chunk_nbytes, dst, cap, outlen)
+
+
 def encode_from(Pipeline pipe not None, cnp.ndarray value not None,
                 const int64_t[:, :, ::1] plan, list existing not None,
                 tuple chunk_shape not None, bint f_order, bytes fill not None,
@@ -1633,7 +1786,10 @@ def encode_from(Pipeline pipe not None, cnp.ndarray value not None,
     cdef Py_ssize_t failed = -1
     cdef bint whole, is_empty
     cdef bint raw = pipe.nsteps == 1 and pipe.steps[0].kind == STEP_RAW
+    cdef BloscPlan bplan
+    cdef bint fuse
     cdef char* rows
+    cdef char* frows
     cdef uint8_t* scratch = NULL
     cdef uint8_t* reuse = NULL
     cdef const uint8_t* data
@@ -1662,6 +1818,7 @@ def encode_from(Pipeline pipe not None, cnp.ndarray value not None,
     setup_geometry(&g, chunk_shape, f_order, value, plan)
     if len(fill) != g.itemsize:
         raise ValueError("fill must be one element")
+    fuse = g.chunk_c_order and pipe.blosc_rows_plan(g.chunk_nbytes, g.itemsize, &bplan)
     cdef _Buffers bufs = _Buffers(existing)
     cdef uint8_t** outs = <uint8_t**>calloc(max(n, 1), sizeof(uint8_t*))
     cdef size_t* lens = <size_t*>calloc(max(n, 1), sizeof(size_t))
@@ -1697,11 +1854,16 @@ def encode_from(Pipeline pipe not None, cnp.ndarray value not None,
                 if plan[i, d, 0] != 0 or plan[i, d, 1] != 1 or plan[i, d, 3] != g.chunk_shape[d]:
                     whole = False
             rows = NULL
+            frows = NULL
             if whole and region_is_whole_contiguous(&g, plan, i, &start):
                 data = <const uint8_t*>start
             elif whole and raw and use_files and whole_chunk_rows(&g, plan, i, &start):
                 # Stored as it is: the file is written straight from the value's rows.
                 rows = start
+                data = NULL
+            elif whole and fuse and whole_chunk_rows(&g, plan, i, &start):
+                # Shuffled into blosc's blocks straight from the value's rows.
+                frows = start
                 data = NULL
             else:
                 srclen = -1
@@ -1728,8 +1890,9 @@ def encode_from(Pipeline pipe not None, cnp.ndarray value not None,
                                 cstrides, astrides, counts)
                 copy_nd(cptr, cstrides, aptr, astrides, counts, g.ndim, g.itemsize)
                 data = scratch
-            if rows != NULL:
-                is_empty = not write_empty and rows_equal_fill(&g, rows, pattern, nan_kind)
+            if rows != NULL or frows != NULL:
+                is_empty = not write_empty and rows_equal_fill(
+                    &g, rows if rows != NULL else frows, pattern, nan_kind)
             else:
                 is_empty = not write_empty and all_equal_fill(data, g.chunk_nbytes, pattern,
                                                               g.itemsize, nan_kind)
@@ -1757,8 +1920,8 @@ def encode_from(Pipeline pipe not None, cnp.ndarray value not None,
                         st = ST_NOMEM
                         failed = i
                         break
-                st = encode_chain(c, pipe.steps, pipe.nsteps, data, g.chunk_nbytes,
-                                  reuse + nrun * cap, cap, &lens[i])
+                st = encode_whole(c, pipe.steps, pipe.nsteps, &bplan, &g, data, frows,
+                                  scratch, reuse + nrun * cap, cap, &lens[i])
                 empty[i] = 1
                 if st != ST_OK:
                     failed = i
@@ -1774,8 +1937,8 @@ def encode_from(Pipeline pipe not None, cnp.ndarray value not None,
                 st = ST_NOMEM
                 failed = i
                 break
-            st = encode_chain(c, pipe.steps, pipe.nsteps, data, g.chunk_nbytes,
-                              outs[i], cap, &lens[i])
+            st = encode_whole(c, pipe.steps, pipe.nsteps, &bplan, &g, data, frows,
+                              scratch, outs[i], cap, &lens[i])
             if st != ST_OK:
                 failed = i
                 break
