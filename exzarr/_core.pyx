@@ -1674,7 +1674,9 @@ cdef Py_ssize_t blosc_rows(Ctx* c, const Step* s, const BloscPlan* bp, const Geo
     cdef int j, nsplit, k
     cdef const char* row = rows
     cdef Py_ssize_t nrows = chunk_rows(g)
-    # Rows far apart in the array: ask for each one early, as walk_nd does.
+    cdef const char* pf
+    cdef Py_ssize_t pfo
+    # Rows far apart in the array: ask for each one early (see prefetch_row).
     cdef Py_ssize_t apart = g.arr_strides[g.ndim - 2] if g.ndim >= 2 else 0
     cdef bint prefetch = (row_bytes >= PREFETCH_MIN_ROW and g.ndim >= 2
                           and (apart > <Py_ssize_t>row_bytes or apart < -<Py_ssize_t>row_bytes))
@@ -1703,7 +1705,11 @@ cdef Py_ssize_t blosc_rows(Ctx* c, const Step* s, const BloscPlan* bp, const Geo
                 if r < nrows:
                     row = rows + row_offset(g, r)
                     if prefetch and r + PREFETCH_ROWS < nrows:
-                        prefetch_row(rows + row_offset(g, r + PREFETCH_ROWS))
+                        # The row two ahead, whole up to 4 KiB: the shuffle reads it at
+                        # once (the first lines only, as walk_nd asks: 3% slower here).
+                        pf = rows + row_offset(g, r + PREFETCH_ROWS)
+                        for pfo in range(0, min(<Py_ssize_t>row_bytes, 4096), 64):
+                            exzarr_prefetch_read(pf + pfo)
         nsplit = bp.nsplits if bsize == bs else 1
         neblock = bsize // <size_t>nsplit
         for j in range(nsplit):
