@@ -1723,8 +1723,10 @@ cdef Py_ssize_t blosc_rows(Ctx* c, const Step* s, const BloscPlan* bp, const Geo
     rows in the user's array; its length, or -1 where c-blosc must make it itself.
 
     c-blosc would need the chunk gathered into a buffer of its own first, then shuffle
-    it block by block into another: here each block is shuffled from the rows into
-    ``tmp`` (``bp.blocksize`` bytes), one pass over the data fewer. The bytes are
+    it block by block into another, then copy the streams lz4 cannot shrink into the
+    frame: here each block is shuffled from the rows into the frame itself where it fits
+    (else into ``tmp``, ``bp.blocksize`` bytes or more), so that a stream stored as it
+    is was written once. The bytes are
     c-blosc 1.x's: its block size and split (``bp``, see Pipeline.blosc_rows_plan),
     a start offset per block, then per stream a little-endian length and the lz4 block
     at acceleration 10 - clevel, or the stream as it is where lz4 cannot shrink it. The
@@ -1736,7 +1738,10 @@ cdef Py_ssize_t blosc_rows(Ctx* c, const Step* s, const BloscPlan* bp, const Geo
     cdef size_t nblocks = (n + bs - 1) // bs
     cdef size_t pos = 16 + 4 * nblocks
     cdef size_t row_bytes = <size_t>g.chunk_shape[g.ndim - 1] * <size_t>g.itemsize
-    cdef size_t b, bsize, nel, e, take, roff = 0, neblock
+    cdef size_t b, bsize, nel, e, take, roff = 0, neblock, stride
+    cdef uint8_t* plane
+    cdef uint8_t* stream
+    cdef bint in_place
     cdef Py_ssize_t r = 0
     cdef int j, nsplit, k
     cdef const char* row = rows
@@ -1759,11 +1764,24 @@ cdef Py_ssize_t blosc_rows(Ctx* c, const Step* s, const BloscPlan* bp, const Geo
     for b in range(nblocks):
         bsize = min(bs, n - b * bs)
         nel = bsize // ts
+        nsplit = bp.nsplits if bsize == bs else 1
+        neblock = bsize // <size_t>nsplit
         store_le32(dst + 16 + 4 * b, <uint32_t>pos)
+        # Streams lz4 cannot shrink are stored as they are: where the block fits ``dst``
+        # with every stream stored, it is shuffled there, each stream in the place it
+        # takes if all before it are stored too, and only the streams that shrink (and
+        # any stored one after them) move; else into ``tmp``.
+        in_place = pos + <size_t>nsplit * (4 + neblock) <= cap
+        if in_place:
+            plane = dst + pos + 4
+            stride = 4 + neblock if nsplit > 1 else nel
+        else:
+            plane = tmp
+            stride = nel
         e = 0
         while e < nel:  # the block's elements, row by row (a block may end mid-row)
             take = min(nel - e, (row_bytes - roff) // ts)
-            exzarr_shuffle_into(<const uint8_t*>row + roff, take, ts, tmp + e, nel)
+            exzarr_shuffle_into(<const uint8_t*>row + roff, take, ts, plane + e, stride)
             e += take
             roff += take * ts
             if roff == row_bytes:
@@ -1777,17 +1795,27 @@ cdef Py_ssize_t blosc_rows(Ctx* c, const Step* s, const BloscPlan* bp, const Geo
                         pf = rows + row_offset(g, r + PREFETCH_ROWS)
                         for pfo in range(0, min(<Py_ssize_t>row_bytes, 4096), 64):
                             exzarr_prefetch_read(pf + pfo)
-        nsplit = bp.nsplits if bsize == bs else 1
-        neblock = bsize // <size_t>nsplit
         for j in range(nsplit):
+            stream = plane + <size_t>j * (stride if nsplit > 1 else 0)
             if pos + 4 + neblock > cap:
                 return -1
-            k = LZ4_compress_fast_extState(c.lz4state, <const char*>tmp + j * neblock,
-                                           <char*>dst + pos + 4, <int>neblock, <int>neblock,
-                                           10 - s.level)
-            if k <= 0 or <size_t>k == neblock:
-                memcpy(dst + pos + 4, tmp + j * neblock, neblock)
-                k = <int>neblock
+            if in_place:  # compressed aside, then moved into place if it shrank
+                k = LZ4_compress_fast_extState(c.lz4state, <const char*>stream,
+                                               <char*>tmp, <int>neblock, <int>neblock,
+                                               10 - s.level)
+                if k > 0 and <size_t>k < neblock:
+                    memcpy(dst + pos + 4, tmp, <size_t>k)
+                else:
+                    k = <int>neblock
+                    if stream != dst + pos + 4:
+                        memmove(dst + pos + 4, stream, neblock)
+            else:
+                k = LZ4_compress_fast_extState(c.lz4state, <const char*>stream,
+                                               <char*>dst + pos + 4, <int>neblock,
+                                               <int>neblock, 10 - s.level)
+                if k <= 0 or <size_t>k == neblock:
+                    memcpy(dst + pos + 4, stream, neblock)
+                    k = <int>neblock
             store_le32(dst + pos, <uint32_t>k)
             pos += 4 + <size_t>k
     store_le32(dst + 12, <uint32_t>pos)
