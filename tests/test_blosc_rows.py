@@ -141,3 +141,15 @@ def test_property_bytes_match_c_blosc(shape, chunk_scale, kind, clevel, seed):
     arr[...] = _strided(values)
     _check_chunks(arr, values, compressor)
     np.testing.assert_array_equal(arr[...], values)
+
+
+@pytest.mark.parametrize("nbytes", [4096, 10000, 65536, 2**20, 3 * 2**20 + 4])
+@pytest.mark.parametrize("kind", ["noise", "smooth", "random", "sparse"])
+def test_codec_encode_matches_c_blosc(nbytes, kind):
+    """The codec API (one buffer, as numcodecs' Blosc.encode) takes the same path."""
+    values = _values(kind, (nbytes // 4,), "<f4", seed=nbytes)
+    for clevel in (1, 5, 9):
+        config = {"id": "blosc", "cname": "lz4", "clevel": clevel, "shuffle": 1,
+                  "blocksize": 0}
+        got = exzarr.codecs.get_codec(dict(config)).encode(values)
+        assert bytes(got) == bytes(numcodecs.get_codec(config).encode(values))
