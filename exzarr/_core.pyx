@@ -43,6 +43,8 @@ cdef extern from "_lib/hugealloc.h":
     size_t exzarr_keep_bytes() nogil
     size_t EXZARR_HUGE_MIN
 
+import threading
+
 cimport numpy as cnp
 
 cdef extern from "numpy/arrayobject.h":
@@ -108,6 +110,9 @@ cdef struct Step:
     char cname[16]      # blosc compressor name
 
 
+DEF BLOSC_PLANS = 8  # chunk sizes a Pipeline keeps blosc_rows plans for
+
+
 cdef struct BloscPlan:
     # How c-blosc lays out a frame of one chunk size (see blosc_rows): read off a frame
     # c-blosc made, so that blosc_rows writes the very bytes c-blosc would.
@@ -153,7 +158,9 @@ cdef class Pipeline:
 
     cdef Step* steps        # steps[0] is the compressor, then the filters in encode order
     cdef int nsteps
-    cdef BloscPlan bplan    # see blosc_rows_plan
+    cdef BloscPlan bplans[BLOSC_PLANS]  # see blosc_rows_plan
+    cdef int bplan_next
+    cdef object plan_lock
     cdef readonly object description
 
     def __cinit__(self, list filters not None, compressor):
@@ -163,6 +170,7 @@ cdef class Pipeline:
         self.steps = <Step*>calloc(self.nsteps, sizeof(Step))
         if self.steps == NULL:
             raise MemoryError()
+        self.plan_lock = threading.Lock()
         self._set_step(0, compressor if compressor is not None else {"kind": "raw"})
         for i, f in enumerate(filters):
             self._set_step(1 + i, f)
@@ -244,41 +252,50 @@ cdef class Pipeline:
         with a vector shuffle here). The block size and whether blocks are split into
         streams are c-blosc's choices; they depend on the sizes and settings, not the
         data, so they are read off the header of a frame c-blosc makes of zeros, once
-        per chunk size. Called with the GIL held; the caller keeps a copy of the plan
-        for its nogil part, as other threads may plan other sizes meanwhile.
+        per chunk size; the last BLOSC_PLANS sizes are kept (the codec API sees buffers
+        of several sizes in turn). The caller keeps a copy of the plan for its nogil
+        part; the lock keeps the table whole where threads plan sizes at once.
         """
         cdef Step* s = &self.steps[0]
         cdef uint8_t* probe
         cdef uint8_t* out
-        cdef int k
+        cdef int k, i
         cdef size_t bs
+        cdef BloscPlan p
         if (self.nsteps != 1 or s.kind != STEP_BLOSC or strcmp(s.cname, b"lz4") != 0
                 or s.option != 1 or s.typesize != 4 or <size_t>itemsize != s.typesize
                 or not EXZARR_SHUFFLE4_FAST or not 1 <= s.level <= 9
                 or nbytes < 4096 or nbytes > BLOSC_MAX_BUFFERSIZE - BLOSC_MAX_OVERHEAD):
             return False
-        if self.bplan.nbytes != nbytes:
-            probe = <uint8_t*>calloc(nbytes, 1)
-            out = <uint8_t*>malloc(nbytes + BLOSC_MAX_OVERHEAD)
-            if probe == NULL or out == NULL:
-                free(probe)
-                free(out)
-                raise MemoryError()
-            with nogil:
-                k = blosc_compress_ctx(s.level, 1, s.typesize, nbytes, probe, out,
-                                       nbytes + BLOSC_MAX_OVERHEAD, s.cname, s.blocksize, 1)
-            self.bplan.blocksize = 0
-            bs = load_le32(out + 8) if k >= 16 else 0
-            # A frame stored as it is (flag 0x02) has no blocks to follow.
-            if k >= 16 and not out[2] & 0x02 and 0 < bs <= nbytes and bs % s.typesize == 0:
-                self.bplan.blocksize = bs
-                self.bplan.nsplits = 1 if out[2] & 0x10 else <int>s.typesize
-                memcpy(self.bplan.head, out, 4)
-            self.bplan.nbytes = nbytes
+        with self.plan_lock:
+            for i in range(BLOSC_PLANS):
+                if self.bplans[i].nbytes == nbytes:
+                    plan[0] = self.bplans[i]
+                    return plan[0].blocksize != 0
+        probe = <uint8_t*>calloc(nbytes, 1)
+        out = <uint8_t*>malloc(nbytes + BLOSC_MAX_OVERHEAD)
+        if probe == NULL or out == NULL:
             free(probe)
             free(out)
-        plan[0] = self.bplan
-        return self.bplan.blocksize != 0
+            raise MemoryError()
+        with nogil:
+            k = blosc_compress_ctx(s.level, 1, s.typesize, nbytes, probe, out,
+                                   nbytes + BLOSC_MAX_OVERHEAD, s.cname, s.blocksize, 1)
+        memset(&p, 0, sizeof(BloscPlan))
+        p.nbytes = nbytes
+        bs = load_le32(out + 8) if k >= 16 else 0
+        # A frame stored as it is (flag 0x02) has no blocks to follow.
+        if k >= 16 and not out[2] & 0x02 and 0 < bs <= nbytes and bs % s.typesize == 0:
+            p.blocksize = bs
+            p.nsplits = 1 if out[2] & 0x10 else <int>s.typesize
+            memcpy(p.head, out, 4)
+        free(probe)
+        free(out)
+        with self.plan_lock:
+            self.bplans[self.bplan_next] = p
+            self.bplan_next = (self.bplan_next + 1) % BLOSC_PLANS
+        plan[0] = p
+        return p.blocksize != 0
 
     def encoded_size(self, Py_ssize_t nbytes):
         """Size after the filters (what the compressor sees) for nbytes of chunk data."""

@@ -153,3 +153,16 @@ def test_codec_encode_matches_c_blosc(nbytes, kind):
                   "blocksize": 0}
         got = exzarr.codecs.get_codec(dict(config)).encode(values)
         assert bytes(got) == bytes(numcodecs.get_codec(config).encode(values))
+
+
+def test_codec_encode_sizes_in_turn():
+    """One codec encoding buffers of more sizes than it keeps plans for, in turn: each
+    size planned again after it was dropped still gets c-blosc's blocks."""
+    config = {"id": "blosc", "cname": "lz4", "clevel": 6, "shuffle": 1, "blocksize": 0}
+    codec = exzarr.codecs.get_codec(dict(config))
+    oracle = numcodecs.get_codec(config)
+    sizes = [4096 * k + 4 * (k % 3) for k in range(1, 12)] + [2**20, 2**18 + 12]
+    for _ in range(2):
+        for n in sizes:
+            values = _values("noise", (n // 4,), "<f4", seed=n)
+            assert bytes(codec.encode(values)) == bytes(oracle.encode(values)), n
