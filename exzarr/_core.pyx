@@ -35,7 +35,7 @@ cdef extern from "_lib/fileio.h" nogil:
 cdef extern from "_lib/shuffle.h" nogil:
     void exzarr_shuffle_into(const uint8_t* src, size_t n, size_t ts, uint8_t* dst,
                              size_t stride)
-    int EXZARR_SHUFFLE4_FAST
+    bint EXZARR_SHUFFLE_FAST(size_t ts)
 
 cdef extern from "_lib/hugealloc.h":
     object exzarr_huge_capsule()
@@ -248,8 +248,8 @@ cdef class Pipeline:
         """Whether blosc_rows can encode chunks of nbytes for this chain; if so, its
         plan in ``plan``.
 
-        Only a lone blosc compressor with lz4 and byte shuffle of 4-byte items (the case
-        with a vector shuffle here). The block size and whether blocks are split into
+        Only a lone blosc compressor with lz4 and byte shuffle of 2-, 4- or 8-byte items
+        (the sizes with a vector shuffle here). The block size and whether blocks are split into
         streams are c-blosc's choices; they depend on the sizes and settings, not the
         data, so they are read off the header of a frame c-blosc makes of zeros, once
         per chunk size; the last BLOSC_PLANS sizes are kept (the codec API sees buffers
@@ -263,8 +263,8 @@ cdef class Pipeline:
         cdef size_t bs
         cdef BloscPlan p
         if (self.nsteps != 1 or s.kind != STEP_BLOSC or strcmp(s.cname, b"lz4") != 0
-                or s.option != 1 or s.typesize != 4 or <size_t>itemsize != s.typesize
-                or not EXZARR_SHUFFLE4_FAST or not 1 <= s.level <= 9
+                or s.option != 1 or <size_t>itemsize != s.typesize
+                or not EXZARR_SHUFFLE_FAST(s.typesize) or not 1 <= s.level <= 9
                 or nbytes < 4096 or nbytes > BLOSC_MAX_BUFFERSIZE - BLOSC_MAX_OVERHEAD):
             return False
         with self.plan_lock:
@@ -2099,7 +2099,7 @@ def encode_from(Pipeline pipe not None, cnp.ndarray value not None,
 
 def encode_buffer(Pipeline pipe not None, data):
     """Run the whole chain over one buffer and return the encoded bytes (blosc's lz4
-    frames of 4-byte items through blosc_rows, as array writes)."""
+    frames of 2-, 4- and 8-byte items through blosc_rows, as array writes)."""
     cdef Ctx c
     cdef Py_buffer view
     cdef int st
@@ -2108,22 +2108,23 @@ def encode_buffer(Pipeline pipe not None, data):
     cdef uint8_t* tmp = NULL
     cdef BloscPlan plan
     cdef Geometry g
-    cdef Py_ssize_t k = -1
+    cdef Py_ssize_t k = -1, ts
     cdef bint fuse
     PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
     memset(&c, 0, sizeof(Ctx))
     try:
         cap = compress_bound(&pipe.steps[0], pipe.encoded_size(view.len))
-        # blosc's lz4 frame of 4-byte items: blosc_rows, the buffer as one row.
-        fuse = (view.len % 4 == 0
-                and pipe.blosc_rows_plan(view.len, pipe.steps[0].typesize, &plan))
+        # blosc's lz4 frame of 2-, 4- or 8-byte items: blosc_rows, the buffer as one row.
+        ts = <Py_ssize_t>pipe.steps[0].typesize
+        fuse = (ts > 0 and view.len % ts == 0
+                and pipe.blosc_rows_plan(view.len, ts, &plan))
         if fuse:
             memset(&g, 0, sizeof(Geometry))
             g.ndim = 1
-            g.itemsize = 4
+            g.itemsize = ts
             g.chunk_nbytes = view.len
-            g.chunk_shape[0] = view.len // 4
-            g.arr_strides[0] = 4
+            g.chunk_shape[0] = view.len // ts
+            g.arr_strides[0] = ts
             g.chunk_c_order = True
         with nogil:
             dst = <uint8_t*>malloc(cap if cap else 1)

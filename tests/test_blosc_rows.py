@@ -1,6 +1,6 @@
 """blosc (lz4, byte shuffle) chunks encoded straight from the rows of the array written.
 
-For 4-byte items the core shuffles each blosc block from the rows of the user's array
+For 2-, 4- and 8-byte items the core shuffles each blosc block from the rows of the user's array
 instead of gathering the chunk into a buffer and calling c-blosc (``blosc_rows`` in
 ``exzarr/_core.pyx``). It must write the very bytes c-blosc writes: the block size and
 split c-blosc picks, its lz4 acceleration for each clevel, streams lz4 cannot shrink
@@ -34,7 +34,8 @@ def _values(kind: str, shape: tuple, dtype: str, seed: int) -> np.ndarray:
     elif kind == "smooth":
         out = np.sin(np.arange(n) / 300.0) * 1000
     elif kind == "random":  # nothing compresses: c-blosc stores the chunk as it is
-        return rng.integers(0, 2**32, shape, dtype=np.uint32).view(dtype)
+        size = np.dtype(dtype).itemsize
+        return rng.integers(0, 256, n * size, dtype=np.uint8).view(dtype).reshape(shape)
     else:  # "sparse": mostly zeros
         out = np.zeros(n)
         out[::7] = 3
@@ -86,7 +87,7 @@ CASES = [
 
 @pytest.mark.parametrize("shape,chunks", CASES, ids=[str(c[1]) for c in CASES])
 @pytest.mark.parametrize("kind", ["noise", "smooth", "random", "sparse"])
-@pytest.mark.parametrize("dtype", ["<f4", "<i4"])
+@pytest.mark.parametrize("dtype", ["<f4", "<i4", "<f8", "<u2", ">i8"])
 def test_bytes_match_c_blosc(tmp_path, shape, chunks, kind, dtype):
     values = _values(kind, shape, dtype, seed=len(shape) + len(kind))
     for clevel in (1, 5, 9):
@@ -129,25 +130,28 @@ def test_one_pipeline_for_two_chunk_sizes():
     shape=st.lists(st.integers(1, 90), min_size=2, max_size=3).map(tuple),
     chunk_scale=st.lists(st.integers(1, 90), min_size=3, max_size=3),
     kind=st.sampled_from(["noise", "smooth", "random", "sparse"]),
+    dtype=st.sampled_from(["<f4", "<f8", "<i2", "<u8", "<i1"]),
     clevel=st.integers(1, 9),
     seed=st.integers(0, 2**16),
 )
-def test_property_bytes_match_c_blosc(shape, chunk_scale, kind, clevel, seed):
+def test_property_bytes_match_c_blosc(shape, chunk_scale, kind, dtype, clevel, seed):
     chunks = tuple(min(s, c) for s, c in zip(shape, chunk_scale))
-    values = _values(kind, shape, "<f4", seed)
+    values = _values(kind, shape, dtype, seed)
     compressor = {"id": "blosc", "cname": "lz4", "clevel": clevel, "shuffle": 1,
                   "blocksize": 0}
-    arr = exzarr.create(shape=shape, chunks=chunks, dtype="<f4", compressor=compressor)
+    arr = exzarr.create(shape=shape, chunks=chunks, dtype=dtype, compressor=compressor)
     arr[...] = _strided(values)
     _check_chunks(arr, values, compressor)
     np.testing.assert_array_equal(arr[...], values)
 
 
-@pytest.mark.parametrize("nbytes", [4096, 10000, 65536, 2**20, 3 * 2**20 + 4])
+@pytest.mark.parametrize("nbytes", [4096, 10000, 65536, 2**20, 3 * 2**20 + 8])
 @pytest.mark.parametrize("kind", ["noise", "smooth", "random", "sparse"])
-def test_codec_encode_matches_c_blosc(nbytes, kind):
+@pytest.mark.parametrize("dtype", ["<f4", "<f8", "<u2"])
+def test_codec_encode_matches_c_blosc(nbytes, kind, dtype):
     """The codec API (one buffer, as numcodecs' Blosc.encode) takes the same path."""
-    values = _values(kind, (nbytes // 4,), "<f4", seed=nbytes)
+    size = np.dtype(dtype).itemsize
+    values = _values(kind, (nbytes // size,), dtype, seed=nbytes)
     for clevel in (1, 5, 9):
         config = {"id": "blosc", "cname": "lz4", "clevel": clevel, "shuffle": 1,
                   "blocksize": 0}

@@ -7,8 +7,9 @@
  * at dst + the elements already placed), straight from the rows of the caller's array,
  * without first gathering the chunk into a buffer of its own.
  *
- * 4-byte elements (float32, int32) take a 16-element SSE2 transpose; the rest, and the
- * tail of a run, go byte by byte.
+ * 2-, 4- and 8-byte elements take SSE2 transposes of 16 elements at a time
+ * (EXZARR_SHUFFLE_FAST(ts) says which sizes have one); the rest, and the tail of a
+ * run, go byte by byte.
  */
 #ifndef EXZARR_SHUFFLE_H
 #define EXZARR_SHUFFLE_H
@@ -18,9 +19,37 @@
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
-#define EXZARR_SHUFFLE4_FAST 1 /* 4-byte elements have a vector kernel here */
+#define EXZARR_SHUFFLE_FAST(ts) ((ts) == 2 || (ts) == 4 || (ts) == 8)
+
+/* The 16 4-byte elements in a, b, c, d, their bytes j into o_j: three rounds of byte
+ * interleaving sort each register pair's bytes by their place in the element; the
+ * last step joins a,b's half with c,d's. */
+#define EXZARR_T4(a, b, c, d, o0, o1, o2, o3)                                         \
+    do {                                                                              \
+        __m128i ab0_ = _mm_unpacklo_epi8(a, b), ab1_ = _mm_unpackhi_epi8(a, b);       \
+        __m128i cd0_ = _mm_unpacklo_epi8(c, d), cd1_ = _mm_unpackhi_epi8(c, d);       \
+        __m128i x0_ = _mm_unpacklo_epi8(ab0_, ab1_), x1_ = _mm_unpackhi_epi8(ab0_, ab1_); \
+        __m128i y0_ = _mm_unpacklo_epi8(cd0_, cd1_), y1_ = _mm_unpackhi_epi8(cd0_, cd1_); \
+        __m128i p0_ = _mm_unpacklo_epi8(x0_, x1_), p1_ = _mm_unpackhi_epi8(x0_, x1_); \
+        __m128i q0_ = _mm_unpacklo_epi8(y0_, y1_), q1_ = _mm_unpackhi_epi8(y0_, y1_); \
+        o0 = _mm_unpacklo_epi64(p0_, q0_);                                            \
+        o1 = _mm_unpackhi_epi64(p0_, q0_);                                            \
+        o2 = _mm_unpacklo_epi64(p1_, q1_);                                            \
+        o3 = _mm_unpackhi_epi64(p1_, q1_);                                            \
+    } while (0)
+
+/* The even and the odd bytes of the 32 bytes in a, b. */
+#define EXZARR_T2(a, b, even, odd)                                                    \
+    do {                                                                              \
+        const __m128i low_ = _mm_set1_epi16(0xFF);                                    \
+        even = _mm_packus_epi16(_mm_and_si128(a, low_), _mm_and_si128(b, low_));      \
+        odd = _mm_packus_epi16(_mm_srli_epi16(a, 8), _mm_srli_epi16(b, 8));           \
+    } while (0)
+
+#define EXZARR_LOAD(p) _mm_loadu_si128((const __m128i *)(p))
+#define EXZARR_STORE(p, v) _mm_storeu_si128((__m128i *)(p), v)
 #else
-#define EXZARR_SHUFFLE4_FAST 0
+#define EXZARR_SHUFFLE_FAST(ts) 0
 #endif
 
 static inline void exzarr_shuffle_into(const uint8_t *src, size_t n, size_t ts, uint8_t *dst,
@@ -28,25 +57,46 @@ static inline void exzarr_shuffle_into(const uint8_t *src, size_t n, size_t ts, 
 {
     size_t e = 0, j;
 #if defined(__SSE2__)
+    __m128i o0, o1, o2, o3, p0, p1, p2, p3, even, odd;
+    const uint8_t *s;
     if (ts == 4) {
         for (; e + 16 <= n; e += 16) {
-            const uint8_t *s = src + 4 * e;
-            __m128i a = _mm_loadu_si128((const __m128i *)s);
-            __m128i b = _mm_loadu_si128((const __m128i *)(s + 16));
-            __m128i c = _mm_loadu_si128((const __m128i *)(s + 32));
-            __m128i d = _mm_loadu_si128((const __m128i *)(s + 48));
-            /* Three rounds of byte interleaving sort each register pair's bytes by their
-             * place in the element; the last step joins a,b's half with c,d's. */
-            __m128i ab0 = _mm_unpacklo_epi8(a, b), ab1 = _mm_unpackhi_epi8(a, b);
-            __m128i cd0 = _mm_unpacklo_epi8(c, d), cd1 = _mm_unpackhi_epi8(c, d);
-            __m128i x0 = _mm_unpacklo_epi8(ab0, ab1), x1 = _mm_unpackhi_epi8(ab0, ab1);
-            __m128i y0 = _mm_unpacklo_epi8(cd0, cd1), y1 = _mm_unpackhi_epi8(cd0, cd1);
-            __m128i p0 = _mm_unpacklo_epi8(x0, x1), p1 = _mm_unpackhi_epi8(x0, x1);
-            __m128i q0 = _mm_unpacklo_epi8(y0, y1), q1 = _mm_unpackhi_epi8(y0, y1);
-            _mm_storeu_si128((__m128i *)(dst + e), _mm_unpacklo_epi64(p0, q0));
-            _mm_storeu_si128((__m128i *)(dst + stride + e), _mm_unpackhi_epi64(p0, q0));
-            _mm_storeu_si128((__m128i *)(dst + 2 * stride + e), _mm_unpacklo_epi64(p1, q1));
-            _mm_storeu_si128((__m128i *)(dst + 3 * stride + e), _mm_unpackhi_epi64(p1, q1));
+            s = src + 4 * e;
+            EXZARR_T4(EXZARR_LOAD(s), EXZARR_LOAD(s + 16), EXZARR_LOAD(s + 32),
+                      EXZARR_LOAD(s + 48), o0, o1, o2, o3);
+            EXZARR_STORE(dst + e, o0);
+            EXZARR_STORE(dst + stride + e, o1);
+            EXZARR_STORE(dst + 2 * stride + e, o2);
+            EXZARR_STORE(dst + 3 * stride + e, o3);
+        }
+    } else if (ts == 2) {
+        for (; e + 16 <= n; e += 16) {
+            s = src + 2 * e;
+            EXZARR_T2(EXZARR_LOAD(s), EXZARR_LOAD(s + 16), even, odd);
+            EXZARR_STORE(dst + e, even);
+            EXZARR_STORE(dst + stride + e, odd);
+        }
+    } else if (ts == 8) {
+        /* As 32 elements of 4 bytes: o_j holds byte j of elements 0-7 in its even
+         * places and byte j + 4 in its odd ones, p_j the same for elements 8-15. */
+        for (; e + 16 <= n; e += 16) {
+            s = src + 8 * e;
+            EXZARR_T4(EXZARR_LOAD(s), EXZARR_LOAD(s + 16), EXZARR_LOAD(s + 32),
+                      EXZARR_LOAD(s + 48), o0, o1, o2, o3);
+            EXZARR_T4(EXZARR_LOAD(s + 64), EXZARR_LOAD(s + 80), EXZARR_LOAD(s + 96),
+                      EXZARR_LOAD(s + 112), p0, p1, p2, p3);
+            EXZARR_T2(o0, p0, even, odd);
+            EXZARR_STORE(dst + e, even);
+            EXZARR_STORE(dst + 4 * stride + e, odd);
+            EXZARR_T2(o1, p1, even, odd);
+            EXZARR_STORE(dst + stride + e, even);
+            EXZARR_STORE(dst + 5 * stride + e, odd);
+            EXZARR_T2(o2, p2, even, odd);
+            EXZARR_STORE(dst + 2 * stride + e, even);
+            EXZARR_STORE(dst + 6 * stride + e, odd);
+            EXZARR_T2(o3, p3, even, odd);
+            EXZARR_STORE(dst + 3 * stride + e, even);
+            EXZARR_STORE(dst + 7 * stride + e, odd);
         }
     }
 #endif
