@@ -1186,7 +1186,7 @@ cdef extern from *:
     static inline void exzarr_prefetch_read(const void *p) { __builtin_prefetch(p, 0, 3); }
 
     /* memcpy with non-temporal stores for the 16-byte aligned middle of dst: the lines
-     * go to memory without first being read into the cache (see copy_nd_stream).
+     * go to memory without first being read into the cache (see copy_nd_out).
      * exzarr_stream_fence() orders them before anything that follows. */
     #if defined(__SSE2__)
     #include <emmintrin.h>
@@ -1312,10 +1312,11 @@ cdef inline void copy_nd(char* dst, const Py_ssize_t* dst_strides, const char* s
 DEF STREAM_MIN_OUT = 16 << 20  # bytes: results this big are written around the caches
 
 
-cdef inline void copy_nd_stream(char* dst, const Py_ssize_t* dst_strides, const char* src,
-                                const Py_ssize_t* src_strides, const Py_ssize_t* counts,
-                                int ndim, Py_ssize_t itemsize) noexcept nogil:
-    """copy_nd for a result of STREAM_MIN_OUT bytes or more: the rows go straight to
+cdef inline void copy_nd_out(char* dst, const Py_ssize_t* dst_strides, const char* src,
+                             const Py_ssize_t* src_strides, const Py_ssize_t* counts,
+                             int ndim, Py_ssize_t itemsize, bint stream) noexcept nogil:
+    """copy_nd into a read's result; with ``stream``, for a result of STREAM_MIN_OUT
+    bytes or more, the rows go straight to
     memory (non-temporal stores). A plain store first reads each line of the result
     into the cache, only to overwrite it and push it out again soon after, a third of
     the memory traffic of the copy. Reading W1 (64 decoded 1 MiB chunks into a 64 MiB
@@ -1325,8 +1326,9 @@ cdef inline void copy_nd_stream(char* dst, const Py_ssize_t* dst_strides, const 
     last-level size the C library reports cannot say (in this Firecracker guest it is
     the host's, 480 MiB). A smaller result stays in the cache for whatever reads it next.
     """
-    walk_nd(dst, dst_strides, src, src_strides, counts, ndim, itemsize, False, True)
-    exzarr_stream_fence()
+    walk_nd(dst, dst_strides, src, src_strides, counts, ndim, itemsize, False, stream)
+    if stream:
+        exzarr_stream_fence()
 
 
 cdef inline void fill_nd(char* dst, const Py_ssize_t* dst_strides, const Py_ssize_t* counts,
@@ -1641,7 +1643,7 @@ def decode_into(Pipeline pipe not None, list sources not None, cnp.ndarray out n
         raise ValueError("fill must be one element")
     cdef _Buffers bufs = _Buffers(sources)
     cdef Claims* claims = &cursor.c if cursor is not None else NULL
-    # A result bigger than the caches is written around them (see copy_nd_stream).
+    # A result bigger than the caches is written around them (see copy_nd_out).
     cdef bint stream = <size_t>cnp.PyArray_NBYTES(out) >= STREAM_MIN_OUT
     c.detail = NULL
     base = <char*>cnp.PyArray_DATA(out)
@@ -1691,11 +1693,8 @@ def decode_into(Pipeline pipe not None, list sources not None, cnp.ndarray out n
                         break
                     region_pointers(&g, plan, i, <char*>src, base, &cptr, &aptr,
                                     cstrides, astrides, counts)
-                    if stream:
-                        copy_nd_stream(aptr, astrides, cptr, cstrides, counts, g.ndim,
-                                       g.itemsize)
-                    else:
-                        copy_nd(aptr, astrides, cptr, cstrides, counts, g.ndim, g.itemsize)
+                    copy_nd_out(aptr, astrides, cptr, cstrides, counts, g.ndim,
+                                g.itemsize, stream)
                     continue
                 scratch = ws.scratch_for(g.chunk_nbytes)
                 if scratch == NULL:
@@ -1712,11 +1711,8 @@ def decode_into(Pipeline pipe not None, list sources not None, cnp.ndarray out n
                 if st == ST_OK:
                     region_pointers(&g, plan, i, <char*>scratch, base, &cptr, &aptr,
                                     cstrides, astrides, counts)
-                    if stream:
-                        copy_nd_stream(aptr, astrides, cptr, cstrides, counts, g.ndim,
-                                       g.itemsize)
-                    else:
-                        copy_nd(aptr, astrides, cptr, cstrides, counts, g.ndim, g.itemsize)
+                    copy_nd_out(aptr, astrides, cptr, cstrides, counts, g.ndim,
+                                g.itemsize, stream)
             if st != ST_OK:
                 failed = i
                 break
@@ -1758,6 +1754,7 @@ cdef Py_ssize_t blosc_rows(Ctx* c, const Step* s, const BloscPlan* bp, const Geo
     cdef size_t b, bsize, nel, e, take, roff = 0, neblock, stride
     cdef uint8_t* plane
     cdef uint8_t* stream
+    cdef uint8_t* packed
     cdef bint in_place
     cdef Py_ssize_t r = 0
     cdef int j, nsplit, k
@@ -1813,26 +1810,20 @@ cdef Py_ssize_t blosc_rows(Ctx* c, const Step* s, const BloscPlan* bp, const Geo
                         for pfo in range(0, min(<Py_ssize_t>row_bytes, 4096), 64):
                             exzarr_prefetch_read(pf + pfo)
         for j in range(nsplit):
-            stream = plane + <size_t>j * (stride if nsplit > 1 else 0)
+            stream = plane + <size_t>j * stride
             if pos + 4 + neblock > cap:
                 return -1
-            if in_place:  # compressed aside, then moved into place if it shrank
-                k = LZ4_compress_fast_extState(c.lz4state, <const char*>stream,
-                                               <char*>tmp, <int>neblock, <int>neblock,
-                                               10 - s.level)
-                if k > 0 and <size_t>k < neblock:
-                    memcpy(dst + pos + 4, tmp, <size_t>k)
-                else:
-                    k = <int>neblock
-                    if stream != dst + pos + 4:
-                        memmove(dst + pos + 4, stream, neblock)
+            # In place the stream may sit where its lz4 block goes: compressed aside.
+            packed = tmp if in_place else dst + pos + 4
+            k = LZ4_compress_fast_extState(c.lz4state, <const char*>stream, <char*>packed,
+                                           <int>neblock, <int>neblock, 10 - s.level)
+            if k > 0 and <size_t>k < neblock:
+                if packed != dst + pos + 4:
+                    memcpy(dst + pos + 4, packed, <size_t>k)
             else:
-                k = LZ4_compress_fast_extState(c.lz4state, <const char*>stream,
-                                               <char*>dst + pos + 4, <int>neblock,
-                                               <int>neblock, 10 - s.level)
-                if k <= 0 or <size_t>k == neblock:
-                    memcpy(dst + pos + 4, stream, neblock)
-                    k = <int>neblock
+                k = <int>neblock
+                if stream != dst + pos + 4:
+                    memmove(dst + pos + 4, stream, neblock)
             store_le32(dst + pos, <uint32_t>k)
             pos += 4 + <size_t>k
     store_le32(dst + 12, <uint32_t>pos)
@@ -1844,17 +1835,18 @@ cdef int encode_whole(Ctx* c, const Step* steps, int nsteps, const BloscPlan* bp
                       uint8_t* scratch, uint8_t* dst, size_t cap,
                       size_t* outlen) noexcept nogil:
     """encode_chain of a chunk: ``data``, or with ``frows`` set the rows of a whole chunk
-    in the user's array, encoded by blosc_rows where it can (gathered first otherwise)."""
-    cdef Py_ssize_t k, r, row_bytes
+    in the user's array, encoded by blosc_rows where it can; otherwise from ``data``, or
+    where that is NULL from the rows gathered into ``scratch``."""
+    cdef Py_ssize_t k
     if frows != NULL:
         k = blosc_rows(c, &steps[0], bp, g, frows, scratch, dst, cap)
         if k > 0:
             outlen[0] = <size_t>k
             return ST_OK
-        row_bytes = g.chunk_shape[g.ndim - 1] * g.itemsize
-        for r in range(chunk_rows(g)):
-            memcpy(scratch + r * row_bytes, frows + row_offset(g, r), <size_t>row_bytes)
-        data = scratch
+        if data == NULL:
+            copy_nd(<char*>scratch, g.chunk_strides, frows, g.arr_strides, g.chunk_shape,
+                    g.ndim, g.itemsize)
+            data = scratch
     return encode_chain(c, steps, nsteps, data, g.chunk_nbytes, dst, cap, outlen)
 
 
@@ -2108,41 +2100,36 @@ def encode_buffer(Pipeline pipe not None, data):
     cdef uint8_t* tmp = NULL
     cdef BloscPlan plan
     cdef Geometry g
-    cdef Py_ssize_t k = -1, ts
+    cdef Py_ssize_t ts
     cdef bint fuse
     PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
     memset(&c, 0, sizeof(Ctx))
     try:
         cap = compress_bound(&pipe.steps[0], pipe.encoded_size(view.len))
-        # blosc's lz4 frame of 2-, 4- or 8-byte items: blosc_rows, the buffer as one row.
+        # The buffer as a chunk of one row: blosc's lz4 frame of 2-, 4- or 8-byte items
+        # goes through blosc_rows, as array writes do.
         ts = <Py_ssize_t>pipe.steps[0].typesize
         fuse = (ts > 0 and view.len % ts == 0
                 and pipe.blosc_rows_plan(view.len, ts, &plan))
+        memset(&g, 0, sizeof(Geometry))
+        g.ndim = 1
+        g.chunk_nbytes = view.len
         if fuse:
-            memset(&g, 0, sizeof(Geometry))
-            g.ndim = 1
             g.itemsize = ts
-            g.chunk_nbytes = view.len
             g.chunk_shape[0] = view.len // ts
             g.arr_strides[0] = ts
             g.chunk_c_order = True
         with nogil:
             dst = <uint8_t*>malloc(cap if cap else 1)
-            if dst == NULL:
+            tmp = <uint8_t*>malloc(view.len) if fuse else NULL
+            if dst == NULL or (fuse and tmp == NULL):
                 st = ST_NOMEM
             else:
-                if fuse:
-                    tmp = <uint8_t*>malloc(view.len)
-                    if tmp != NULL:
-                        k = blosc_rows(&c, &pipe.steps[0], &plan, &g, <const char*>view.buf,
-                                       tmp, dst, cap)
-                        free(tmp)
-                if k > 0:
-                    outlen = <size_t>k
-                    st = ST_OK
-                else:
-                    st = encode_chain(&c, pipe.steps, pipe.nsteps, <const uint8_t*>view.buf,
-                                      view.len, dst, cap, &outlen)
+                st = encode_whole(&c, pipe.steps, pipe.nsteps, &plan, &g,
+                                  <const uint8_t*>view.buf,
+                                  <const char*>view.buf if fuse else NULL, tmp, dst, cap,
+                                  &outlen)
+            free(tmp)
             ctx_free(&c)
         if st != ST_OK:
             _raise_for_status(st, 0, (<bytes>c.detail).decode() if c.detail != NULL else "")
