@@ -457,6 +457,17 @@ class Array(Node):
             return self._prefix + "0"
         return self._prefix + self.dimension_separator.join(map(str, coords))
 
+    def _plan_keys(self, plan: Plan | ChunkSlots) -> list[str]:
+        """chunk_key of every chunk ``plan`` touches, in its order (for a selection's
+        grid of chunks, each index made a string once, not once per chunk)."""
+        if not isinstance(plan, Plan):
+            return [self.chunk_key(c) for c in plan.chunk_coords()]
+        ids = [[str(i) for i in d.chunk_ids] for d in plan.dims]
+        if not ids:
+            return [self._prefix + "0"]
+        prefix, join = self._prefix, self.dimension_separator.join
+        return [prefix + join(t) for t in itertools.product(*ids)]
+
     # -- reading ----------------------------------------------------------------------
     def __getitem__(self, selection: Any) -> Any:
         kind = fancy_kind(selection, self.ndim)
@@ -597,7 +608,7 @@ class Array(Node):
     def _retrieve(self, plan: Plan, out: np.ndarray) -> None:
         from exzarr import _core
 
-        keys = [self.chunk_key(c) for c in plan.chunk_coords()]
+        keys = self._plan_keys(plan)
         regions = plan.regions()
         f_order = self._meta.order == "F"
         partial = np.frombuffer(bytes(not c for c in plan.covered()), dtype=np.uint8)
@@ -998,7 +1009,7 @@ class Array(Node):
     def _store_plan(self, plan: Plan, value: np.ndarray) -> None:
         from exzarr import _core
 
-        keys = [self.chunk_key(c) for c in plan.chunk_coords()]
+        keys = self._plan_keys(plan)
         covered = plan.covered()
         regions = plan.regions()
         f_order = self._meta.order == "F"
@@ -1007,8 +1018,7 @@ class Array(Node):
             # The core writes each chunk to its file (unnamed and then linked, or under a
             # temporary name and then renamed: see _lib/fileio.h).
             store: Any = self._store
-            store.prepare_dirs(keys)
-            paths, tmps = store.file_paths(keys), store.temp_paths(keys)
+            paths, tmps = store.write_paths(keys)
             nothing: list[Any] = [None] * len(keys)
 
             def write_files(cursor: Any) -> None:
@@ -1088,14 +1098,14 @@ class Array(Node):
         return bytes(np.asarray(buf).reshape(-1).view("u1")) if isinstance(buf, np.ndarray) else bytes(buf)
 
     def _retrieve_objects(self, plan: Plan, out: np.ndarray) -> None:
-        keys = [self.chunk_key(c) for c in plan.chunk_coords()]
+        keys = self._plan_keys(plan)
         regions = plan.regions()
         for key, data, region in zip(keys, self._store.get_many(keys), regions):
             chunk_sel, out_sel = _region_slices(region)
             out[out_sel] = self._object_chunk(key, data)[chunk_sel]
 
     def _store_objects(self, plan: Plan, value: np.ndarray) -> None:
-        keys = [self.chunk_key(c) for c in plan.chunk_coords()]
+        keys = self._plan_keys(plan)
         regions = plan.regions()
         covered = plan.covered()
         # Every chunk is encoded before any is stored: an item the codec refuses (a 5 in

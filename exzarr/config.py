@@ -163,7 +163,9 @@ def pool() -> Any:
 
 
 def run_all(fn: Any, args: list[Any]) -> list[Any]:
-    """``fn(arg)`` for every arg on the worker pool; the results, in order.
+    """``fn(arg)`` for every arg, at once: the first on the calling thread, which would
+    only wait otherwise (a thread less to wake: a two-thread batch starts ~50 us
+    sooner), the others on the worker pool; the results, in order.
 
     Waits for every call before raising the first failure: a call still running after
     its sibling failed would otherwise go on writing into the caller's output or
@@ -171,7 +173,12 @@ def run_all(fn: Any, args: list[Any]) -> list[Any]:
     """
     from concurrent.futures import wait
 
+    if not args:
+        return []
     executor = pool()  # one pool for the whole batch, whatever config does meanwhile
-    futures = [executor.submit(fn, a) for a in args]
-    wait(futures)
-    return [f.result() for f in futures]
+    futures = [executor.submit(fn, a) for a in args[1:]]
+    try:
+        first = fn(args[0])
+    finally:
+        wait(futures)
+    return [first] + [f.result() for f in futures]
