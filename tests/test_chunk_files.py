@@ -91,7 +91,8 @@ SCRIPT = textwrap.dedent("""
     import os, sys
     import numpy as np
     import exzarr
-    assert not os.path.exists("/proc/self/fd"), "the test meant /proc to be hidden"
+    proc = len(sys.argv) > 2 and sys.argv[2] == "proc"
+    assert os.path.exists("/proc/self/fd") == proc, "the test meant /proc hidden (or not)"
     data = np.arange(64 * 64, dtype="i4").reshape(64, 64)
     a = exzarr.create(shape=(64, 64), chunks=(8, 8), dtype="i4", compressor="zstd",
                       storage="filesystem", path=sys.argv[1])
@@ -127,7 +128,7 @@ def _run_hidden_proc(tmp_path, path, wrap: str = "") -> list[str]:
     return ast.literal_eval(run.stdout.strip().splitlines()[-1])
 
 
-def _check_noproc_result(path, names: list[str]) -> None:
+def _check_noproc_result(path, names: list[str]) -> None:  # (SCRIPT's result)
     assert ".zarray" in names and "0.0" not in names and len(names) == 64
     assert not [n for n in names if n.startswith(".tmp-")]
     want = np.arange(64 * 64, dtype="i4").reshape(64, 64)[::-1].copy()
@@ -138,8 +139,8 @@ def _check_noproc_result(path, names: list[str]) -> None:
 @pytest.mark.skipif(not _can_hide_proc(), reason="hiding /proc needs a mount namespace "
                     "(root with CAP_SYS_ADMIN, as CI runs)")
 def test_chunk_files_without_proc(tmp_path):
-    # Unnamed files are linked through /proc/self/fd; without /proc the core links them
-    # with AT_EMPTY_PATH: the chunks must come out the same.
+    # Unnamed files are linked with AT_EMPTY_PATH, which needs no /proc: the chunks
+    # must come out the same without it.
     path = tmp_path / "a"
     _check_noproc_result(path, _run_hidden_proc(tmp_path, path))
 
@@ -153,3 +154,25 @@ def test_chunk_files_where_unnamed_files_cannot_be_linked(tmp_path):
     path = tmp_path / "a"
     wrap = "strace -f -qq -o /dev/null -e trace=linkat -e inject=linkat:error=ENOENT"
     _check_noproc_result(path, _run_hidden_proc(tmp_path, path, wrap))
+
+
+@pytest.mark.skipif(not shutil.which("strace"), reason="needs strace (make test installs it)")
+def test_chunk_files_linked_through_proc_where_empty_path_is_refused(tmp_path):
+    # Linux before 6.10 refuses linkat(AT_EMPTY_PATH) to processes without
+    # CAP_DAC_READ_SEARCH, with ENOENT: strace fails every first linkat of a link that
+    # way, and the core must link through /proc/self/fd instead, not fall back to
+    # named files.
+    path, log = tmp_path / "a", tmp_path / "strace.log"
+    script = tmp_path / "proc.py"
+    script.write_text(SCRIPT)
+    run = subprocess.run(
+        ["strace", "-f", "-qq", "-o", str(log), "-e", "trace=linkat",
+         "-e", "inject=linkat:error=ENOENT:when=1+2", sys.executable, str(script), str(path),
+         "proc"], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    _check_noproc_result(path, ast.literal_eval(run.stdout.strip().splitlines()[-1]))
+    calls = log.read_text().splitlines()
+    refused = [c for c in calls if "AT_EMPTY_PATH" in c and "(INJECTED)" in c]
+    through_proc = [c for c in calls if "/proc/self/fd/" in c and c.rstrip().endswith("= 0")]
+    # The 64 new files (over existing ones the core writes named files and exchanges).
+    assert len(refused) >= 64 and len(through_proc) >= 64, calls[:6]
