@@ -34,7 +34,7 @@ cdef extern from "_lib/fileio.h" nogil:
 
 cdef extern from "_lib/shuffle.h" nogil:
     void exzarr_shuffle_into(const uint8_t* src, size_t n, size_t ts, uint8_t* dst,
-                             size_t stride)
+                             size_t stride, const uint8_t* pf)
     bint EXZARR_SHUFFLE_FAST(size_t ts)
 
 cdef extern from "_lib/hugealloc.h":
@@ -1228,6 +1228,7 @@ cdef extern from *:
 
 DEF PREFETCH_ROWS = 2         # rows ahead whose start is asked for while one is copied
 DEF PREFETCH_MIN_ROW = 512    # bytes: shorter rows sit close enough for the hardware
+DEF SHUFFLE_AHEAD_ROWS = 4    # rows ahead blosc_rows asks for, paced (see _lib/shuffle.h)
 
 
 cdef inline void prefetch_row(const char* p) noexcept nogil:
@@ -1764,12 +1765,13 @@ cdef Py_ssize_t blosc_rows(Ctx* c, const Step* s, const BloscPlan* bp, const Geo
     cdef int j, nsplit, k
     cdef const char* row = rows
     cdef Py_ssize_t nrows = chunk_rows(g)
-    cdef const char* pf
-    cdef Py_ssize_t pfo
-    # Rows far apart in the array: ask for each one early (see prefetch_row).
+    # Rows far apart in the array: each is asked for while the one SHUFFLE_AHEAD_ROWS
+    # before it is shuffled (see _lib/shuffle.h).
     cdef Py_ssize_t apart = g.arr_strides[g.ndim - 2] if g.ndim >= 2 else 0
     cdef bint prefetch = (row_bytes >= PREFETCH_MIN_ROW and g.ndim >= 2
                           and (apart > <Py_ssize_t>row_bytes or apart < -<Py_ssize_t>row_bytes))
+    cdef const char* ahead = (rows + row_offset(g, SHUFFLE_AHEAD_ROWS)
+                              if prefetch and SHUFFLE_AHEAD_ROWS < nrows else NULL)
     if pos > cap or row_bytes == 0 or row_bytes % ts != 0:
         return -1
     if c.lz4state == NULL:
@@ -1799,7 +1801,8 @@ cdef Py_ssize_t blosc_rows(Ctx* c, const Step* s, const BloscPlan* bp, const Geo
         e = 0
         while e < nel:  # the block's elements, row by row (a block may end mid-row)
             take = min(nel - e, (row_bytes - roff) // ts)
-            exzarr_shuffle_into(<const uint8_t*>row + roff, take, ts, plane + e, stride)
+            exzarr_shuffle_into(<const uint8_t*>row + roff, take, ts, plane + e, stride,
+                                <const uint8_t*>ahead + roff if ahead != NULL else NULL)
             e += take
             roff += take * ts
             if roff == row_bytes:
@@ -1807,12 +1810,8 @@ cdef Py_ssize_t blosc_rows(Ctx* c, const Step* s, const BloscPlan* bp, const Geo
                 r += 1
                 if r < nrows:
                     row = rows + row_offset(g, r)
-                    if prefetch and r + PREFETCH_ROWS < nrows:
-                        # The row two ahead, whole up to 4 KiB: the shuffle reads it at
-                        # once (the first lines only, as walk_nd asks: 3% slower here).
-                        pf = rows + row_offset(g, r + PREFETCH_ROWS)
-                        for pfo in range(0, min(<Py_ssize_t>row_bytes, 4096), 64):
-                            exzarr_prefetch_read(pf + pfo)
+                    ahead = (rows + row_offset(g, r + SHUFFLE_AHEAD_ROWS)
+                             if prefetch and r + SHUFFLE_AHEAD_ROWS < nrows else NULL)
         for j in range(nsplit):
             stream = plane + <size_t>j * stride
             if pos + 4 + neblock > cap:

@@ -164,8 +164,8 @@ def pool() -> Any:
 
 def run_all(fn: Any, args: list[Any]) -> list[Any]:
     """``fn(arg)`` for every arg, at once: the first on the calling thread, which would
-    only wait otherwise (a thread less to wake: a two-thread batch starts ~50 us
-    sooner), the others on the worker pool; the results, in order.
+    only wait otherwise, the others on the worker pool; the results, in order. (A
+    thread less to wake: a 64 MiB blosc-lz4 write on two threads took 2% less time.)
 
     Waits for every call before raising the first failure: a call still running after
     its sibling failed would otherwise go on writing into the caller's output or

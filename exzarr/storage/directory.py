@@ -12,7 +12,8 @@ from typing import Any
 
 from exzarr.storage.base import Store
 
-_FS_ENCODING = sys.getfilesystemencoding()  # what os.fsencode uses, with surrogateescape
+# What os.fsencode does, without its per-call checks.
+_FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
 
 
 class DirectoryStore(Store):
@@ -54,8 +55,8 @@ class DirectoryStore(Store):
 
     def file_paths(self, keys: list[str]) -> list[bytes]:
         """Filesystem paths of ``keys``, encoded for the core."""
-        enc = _FS_ENCODING
-        return [self._file_path(k).encode(enc, "surrogateescape") for k in keys]
+        enc, errors = _FS_ENCODING, _FS_ERRORS
+        return [self._file_path(k).encode(enc, errors) for k in keys]
 
     def _temp_tag(self) -> str:
         # Process, thread and call, and a random part: processes on other hosts or in
@@ -71,7 +72,7 @@ class DirectoryStore(Store):
         fit too. Built in one pass: a full-array write of 4,096 chunks spends its
         Python time here.
         """
-        enc, sep, tag = _FS_ENCODING, os.sep, self._temp_tag()
+        enc, errors, sep, tag = _FS_ENCODING, _FS_ERRORS, os.sep, self._temp_tag()
         paths: list[bytes] = []
         tmps: list[bytes] = []
         folders: set[str] = set()
@@ -79,8 +80,8 @@ class DirectoryStore(Store):
             path = self._file_path(k)
             folder = path.rpartition(sep)[0] or sep
             folders.add(folder)
-            paths.append(path.encode(enc, "surrogateescape"))
-            tmps.append(f"{folder}{sep}.tmp-{tag}-{i}.partial".encode(enc, "surrogateescape"))
+            paths.append(path.encode(enc, errors))
+            tmps.append(f"{folder}{sep}.tmp-{tag}-{i}.partial".encode(enc, errors))
         self._make_dirs(folders)
         return paths, tmps
 
