@@ -629,7 +629,7 @@ class Array(Node):
         keys = self._plan_keys(plan)
         regions = plan.regions()
         f_order = self._meta.order == "F"
-        partial = np.frombuffer(bytes(not c for c in plan.covered()), dtype=np.uint8)
+        partial = plan.partial()
 
         if self._direct_files:
             # The core reads the files itself, each thread into its reused buffer.
@@ -1028,7 +1028,6 @@ class Array(Node):
         from exzarr import _core
 
         keys = self._plan_keys(plan)
-        covered = plan.covered()
         regions = plan.regions()
         f_order = self._meta.order == "F"
 
@@ -1054,6 +1053,8 @@ class Array(Node):
                 store.prepare_dirs(keys)
                 self._run_claiming(write_files, keys)
             return
+
+        covered = plan.covered()
 
         def work(group: range) -> None:
             sl = slice(group.start, group.stop)

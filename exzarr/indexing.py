@@ -48,15 +48,30 @@ class Plan:
     def regions(self) -> np.ndarray:
         """The (nchunks, ndim, 4) int64 array the core takes, in chunk_coords order."""
         ndim = len(self.dims)
-        n = self.nchunks
-        if n == 0 or ndim == 0:
-            return np.empty((n, ndim, 4), dtype=np.int64)
-        rows = list(itertools.product(*(d.entries for d in self.dims)))
-        return np.array(rows, dtype=np.int64).reshape(n, ndim, 4)
+        out = np.empty((self.nchunks, ndim, 4), dtype=np.int64)
+        if out.size:
+            # Dimension k's entries broadcast along the others' chunk axes (the chunks'
+            # product, in C order, is chunk_coords' order).
+            counts = [len(d.entries) for d in self.dims]
+            grid = out.reshape(*counts, ndim, 4)
+            for k, d in enumerate(self.dims):
+                grid[..., k, :] = np.array(d.entries, dtype=np.int64).reshape(
+                    [counts[k] if i == k else 1 for i in range(ndim)] + [4])
+        return out
 
     def covered(self) -> list[bool]:
         """Per chunk: whether the selection overwrites every in-bounds element."""
+        if all(all(d.covers) for d in self.dims):
+            return [True] * self.nchunks
         return [all(c) for c in itertools.product(*(d.covers for d in self.dims))]
+
+    def partial(self) -> np.ndarray:
+        """Per chunk, as uint8 for the core: 1 where the selection leaves some of its
+        in-bounds elements out (``not covered``)."""
+        whole = np.ones((), dtype=bool)
+        for d in self.dims:
+            whole = np.logical_and.outer(whole, np.array(d.covers, dtype=bool))
+        return (~whole).reshape(-1).view(np.uint8)
 
 
 def _normalize_int(index: Any, size: int, axis: int) -> int:
@@ -213,6 +228,9 @@ class ChunkSlots:
 
     def covered(self) -> list[bool]:
         return [True] * len(self.coords)
+
+    def partial(self) -> np.ndarray:
+        return np.zeros(len(self.coords), dtype=np.uint8)
 
 
 def _is_index_array(s: Any) -> bool:

@@ -301,6 +301,25 @@ def random_value_for(draw, shape: tuple[int, ...], dtype: np.dtype, seed: int):
 
 @settings(max_examples=300, **SETTINGS)
 @given(spec=array_specs(), data=st.data())
+def test_plan_tables_are_the_product_of_the_dimensions(spec, data):
+    # The core's per-chunk tables are built with NumPy broadcasting; by definition they
+    # are the dimensions' entries (and "covers") taken in itertools.product order.
+    from exzarr.indexing import plan_selection
+
+    plan = plan_selection(data.draw(selections(spec["shape"]), label="selection"),
+                          spec["shape"], spec["chunks"])
+    rows = list(itertools.product(*(d.entries for d in plan.dims)))
+    regions = plan.regions()
+    assert regions.dtype == np.int64 and regions.shape == (plan.nchunks, len(plan.dims), 4)
+    assert regions.tolist() == [[list(e) for e in row] for row in rows]
+    covered = [all(c) for c in itertools.product(*(d.covers for d in plan.dims))]
+    assert plan.covered() == covered
+    assert plan.partial().dtype == np.uint8
+    assert plan.partial().tolist() == [int(not c) for c in covered]
+
+
+@settings(max_examples=300, **SETTINGS)
+@given(spec=array_specs(), data=st.data())
 def test_get_matches_numpy(spec, data):
     init = data.draw(st.sampled_from(["random", "random", "empty"]), label="init")
     a, ref = make_pair(spec, init)

@@ -51,6 +51,29 @@ class TestDirectoryStore(StoreContract):
             with pytest.raises(KeyError):
                 store.set(bad, b"")
 
+    def test_core_paths_of_keys(self, store):
+        # The paths the core writes chunk files to: plain keys joined under the root (the
+        # folders of nested ones made), each with a temporary name beside it; a list
+        # with one key that is not plain goes key by key, and a bad key fails.
+        root = store.root
+        keys = ["0.0", "0.1", "a/b/3", "a/c"]
+        paths, tmps = store.write_paths(keys)
+        assert paths == [os.fsencode(os.path.join(root, *k.split("/"))) for k in keys]
+        assert paths == store.file_paths(keys)
+        for key, path, tmp in zip(keys, paths, tmps):
+            assert os.path.dirname(tmp) == os.path.dirname(path)
+            assert os.path.basename(tmp).startswith(b".tmp-") and tmp.endswith(b".partial")
+        assert len(set(tmps)) == len(keys)
+        assert os.path.isdir(os.path.join(root, "a", "b")) and os.path.isdir(os.path.join(root, "a"))
+        assert store.file_paths([".zarray", "x/.zattrs"]) == [
+            os.fsencode(os.path.join(root, ".zarray")), os.fsencode(os.path.join(root, "x", ".zattrs"))]
+        assert store.file_paths([]) == [] and store.write_paths([]) == ([], [])
+        for bad in ("../x", "a/../../x", "/abs", "a//b", "a/", "", "."):
+            with pytest.raises(KeyError):
+                store.write_paths(["0.0", bad])
+            with pytest.raises(KeyError):
+                store.file_paths([bad, "0.0"])
+
     def test_concurrent_writers_never_leave_torn_files(self, store):
         payloads = [bytes([i]) * 200_000 for i in range(8)]
 

@@ -12,6 +12,9 @@ from typing import Any
 
 from exzarr.storage.base import Store
 
+# Keys joined by newlines with one of these in them are not all plain: an empty part,
+# a part starting with a dot, a leading or trailing slash, an empty key.
+_NOT_PLAIN = ("//", "/.", "\n.", "/\n", "\n/", "\n\n")
 # What os.fsencode does, without its per-call checks.
 _FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
 
@@ -49,14 +52,24 @@ class DirectoryStore(Store):
     def _file_path(self, key: str) -> str:
         # The common key ("0.3", "1/2/0") is joined as it is; one with an empty, "." or
         # ".." part goes through the full check (and fails).
-        if os.sep == "/" and "//" not in key and "/." not in "/" + key and not key.endswith("/"):
-            return self.root + "/" + key
+        wrapped = "/" + key + "/"
+        if os.sep == "/" and key and "//" not in wrapped and "/." not in wrapped:
+            return self.root + wrapped[:-1]
         return self._path(key)
+
+    def _file_path_list(self, keys: list[str]) -> list[str]:
+        """_file_path of every key: checked all at once where they are plain, as a
+        write's or read's keys are (no part empty or starting with a dot)."""
+        joined = "\n" + "\n".join(keys) + "\n"
+        if os.sep == "/" and not any(bad in joined for bad in _NOT_PLAIN):
+            root = self.root + "/"
+            return [root + k for k in keys]
+        return [self._file_path(k) for k in keys]
 
     def file_paths(self, keys: list[str]) -> list[bytes]:
         """Filesystem paths of ``keys``, encoded for the core."""
         enc, errors = _FS_ENCODING, _FS_ERRORS
-        return [self._file_path(k).encode(enc, errors) for k in keys]
+        return [p.encode(enc, errors) for p in self._file_path_list(keys)]
 
     def _temp_tag(self) -> str:
         # Process, thread and call, and a random part: processes on other hosts or in
@@ -73,17 +86,12 @@ class DirectoryStore(Store):
         Python time here.
         """
         enc, errors, sep, tag = _FS_ENCODING, _FS_ERRORS, os.sep, self._temp_tag()
-        paths: list[bytes] = []
-        tmps: list[bytes] = []
-        folders: set[str] = set()
-        for i, k in enumerate(keys):
-            path = self._file_path(k)
-            folder = path.rpartition(sep)[0] or sep
-            folders.add(folder)
-            paths.append(path.encode(enc, errors))
-            tmps.append(f"{folder}{sep}.tmp-{tag}-{i}.partial".encode(enc, errors))
-        self._make_dirs(folders)
-        return paths, tmps
+        paths = self._file_path_list(keys)
+        folders = [p.rpartition(sep)[0] or sep for p in paths]
+        self._make_dirs(set(folders))
+        return ([p.encode(enc, errors) for p in paths],
+                [f"{f}{sep}.tmp-{tag}-{i}.partial".encode(enc, errors)
+                 for i, f in enumerate(folders)])
 
     def forget_dirs(self) -> None:
         """Forget which chunk directories were made (they may have been removed)."""
