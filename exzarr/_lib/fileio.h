@@ -113,11 +113,11 @@ static int exzarr_link_unsupported(int err) {
  * errno: EEXIST when something is there, EOPNOTSUPP when the file cannot be linked
  * (AT_EMPTY_PATH refused and no /proc to link through).
  *
- * AT_EMPTY_PATH links the descriptor itself. Linux allows it to the process that
- * opened the file since 6.10, and to root before; elsewhere it fails at once with
- * ENOENT, before any lookup, and the link goes through /proc/self/fd, which costs a
- * walk through /proc more (a third of linkat's time in a profile of 1 MiB chunk
- * writes). */
+ * AT_EMPTY_PATH links the descriptor itself. Recent kernels allow it to the process
+ * that opened the file (6.18 does, to a user without privileges), older ones only to
+ * root; where refused it fails at once with ENOENT, before any lookup, and the link
+ * goes through /proc/self/fd, which costs a walk through /proc more (a third of
+ * linkat's time in a profile of 1 MiB chunk writes). */
 static int exzarr_link_unnamed(int fd, const char *path) {
 #if defined(__linux__) && defined(O_TMPFILE)
     char proc[64];
