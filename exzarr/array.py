@@ -46,15 +46,28 @@ def _shared_pipeline(spec: str) -> Any:
     return _core.Pipeline(steps, comp)
 
 
+def _json_scalar(value: Any) -> Any:
+    if isinstance(value, np.generic):  # a plugin codec's step may hold NumPy scalars
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not a codec step value")
+
+
 def core_pipeline(steps: list[dict[str, Any]], comp: dict[str, Any] | None) -> Any:
     """The core pipeline of ``steps`` and ``comp``, one for all arrays that have them.
 
     A pipeline keeps what it learns of its chunk sizes (a blosc chunk size's block
     layout, which costs a 1 MiB c-blosc call to learn); shared, that happens once per
     process, not once for every array opened or created, and a new array's first write
-    of 64 blosc chunks of 1 MiB starts 120 us sooner.
+    of 64 blosc chunks of 1 MiB starts 120 us sooner. A chain with values JSON cannot
+    spell gets a pipeline of its own.
     """
-    return _shared_pipeline(json.dumps([steps, comp], sort_keys=True))
+    try:
+        spec = json.dumps([steps, comp], sort_keys=True, default=_json_scalar)
+    except (TypeError, ValueError):
+        from exzarr import _core
+
+        return _core.Pipeline(steps, comp)
+    return _shared_pipeline(spec)
 
 
 def new_array(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:

@@ -169,7 +169,8 @@ def run_all(fn: Any, args: list[Any]) -> list[Any]:
 
     Waits for every call before raising the first failure: a call still running after
     its sibling failed would otherwise go on writing into the caller's output or
-    renaming chunk files into place behind the caller's back.
+    renaming chunk files into place behind the caller's back. (So Ctrl-C during a
+    batch takes effect when the batch is done, with every chunk whole.)
     """
     from concurrent.futures import wait
 

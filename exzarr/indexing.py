@@ -47,16 +47,18 @@ class Plan:
 
     def regions(self) -> np.ndarray:
         """The (nchunks, ndim, 4) int64 array the core takes, in chunk_coords order."""
-        ndim = len(self.dims)
-        out = np.empty((self.nchunks, ndim, 4), dtype=np.int64)
+        n, ndim = self.nchunks, len(self.dims)
+        out = np.empty((n, ndim, 4), dtype=np.int64)
         if out.size:
-            # Dimension k's entries broadcast along the others' chunk axes (the chunks'
-            # product, in C order, is chunk_coords' order).
-            counts = [len(d.entries) for d in self.dims]
-            grid = out.reshape(*counts, ndim, 4)
+            # The chunks' product is in C order (chunk_coords' order): dimension k's
+            # entry stays for the `inner` chunks of the dimensions after it, and its
+            # entries repeat for every combination of the ones before.
+            inner = n
             for k, d in enumerate(self.dims):
-                grid[..., k, :] = np.array(d.entries, dtype=np.int64).reshape(
-                    [counts[k] if i == k else 1 for i in range(ndim)] + [4])
+                entries = np.array(d.entries, dtype=np.int64)
+                inner //= len(entries)
+                out[:, k, :] = np.tile(np.repeat(entries, inner, axis=0),
+                                       (n // (len(entries) * inner), 1))
         return out
 
     def covered(self) -> list[bool]:

@@ -158,7 +158,7 @@ def test_chunk_files_where_unnamed_files_cannot_be_linked(tmp_path):
 
 @pytest.mark.skipif(not shutil.which("strace"), reason="needs strace (make test installs it)")
 def test_chunk_files_linked_through_proc_where_empty_path_is_refused(tmp_path):
-    # Linux before 6.10 refuses linkat(AT_EMPTY_PATH) to processes without
+    # Older kernels refuse linkat(AT_EMPTY_PATH) to processes without
     # CAP_DAC_READ_SEARCH, with ENOENT: strace fails every first linkat of a link that
     # way, and the core must link through /proc/self/fd instead, not fall back to
     # named files.

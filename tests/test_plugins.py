@@ -77,3 +77,38 @@ def test_register_codec_in_process():
     a[...] = np.arange(9)
     assert a.store.get("0") is not None
     np.testing.assert_array_equal(a[...], np.arange(9))
+
+
+def test_plugin_core_steps_with_numpy_values_and_shared_pipelines(tmp_path):
+    # A plugin codec's core step may hold NumPy scalars (and values JSON has no word
+    # for): the array still gets a core pipeline. Arrays with one chain share one.
+    from exzarr.codecs.compressors import Zstd
+
+    @register_codec
+    class NumpyLevelZstd(Zstd):
+        codec_id = "zstd-numpy-level-test"
+
+        def _step(self, typesize):
+            return {"kind": "zstd", "level": np.int32(self.level), "checksum": np.bool_(False)}
+
+    @register_codec
+    class OddValueZstd(Zstd):
+        codec_id = "zstd-odd-value-test"
+
+        def _step(self, typesize):
+            return {"kind": "zstd", "level": self.level, "note": object()}
+
+    arrays = []
+    for k, compressor in enumerate([NumpyLevelZstd(3), NumpyLevelZstd(3), OddValueZstd(3),
+                                    {"id": "zstd", "level": 3}, {"id": "zstd", "level": 4}]):
+        a = exzarr.create(shape=(10,), chunks=(5,), dtype="i4", compressor=compressor,
+                          storage="filesystem", path=str(tmp_path / f"a{k}"))
+        a[:] = np.arange(10)
+        np.testing.assert_array_equal(a[:], np.arange(10))
+        arrays.append(a)
+    # Chunks are plain zstd frames at the level asked for, whichever codec made them.
+    want = get_codec({"id": "zstd", "level": 3}).encode(np.arange(5, dtype="i4").tobytes())
+    assert all(a.store.get("0") == want for a in arrays[:4])
+    pipes = [a._pipeline for a in arrays]
+    assert pipes[0] is pipes[1] is pipes[3]  # the same chain: one pipeline
+    assert pipes[2] is not pipes[0] and pipes[4] is not pipes[0]

@@ -1,6 +1,6 @@
 /* Byte shuffle (blosc's, numcodecs' "shuffle") of a run of elements into streams.
  *
- * exzarr_shuffle_into(src, n, ts, dst, stride) reads n elements of ts bytes from src
+ * exzarr_shuffle_into(src, n, ts, dst, stride, pf) reads n elements of ts bytes from src
  * and writes byte j of element e to dst[j * stride + e]: stream j starts at
  * dst + j * stride. With stride equal to the block's element count this is blosc's
  * shuffled block; a block can then be filled run by run (one row of a chunk at a time,
