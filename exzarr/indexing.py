@@ -29,6 +29,12 @@ class DimPlan:
     covers: tuple[bool, ...]             # entry selects every in-bounds element of its chunk
 
 
+# Up to this many chunks a plan's tables are built element by element: NumPy's
+# broadcasting costs more than it saves (a 64x64 window's 4 chunks: 3.5 us by
+# product, 8.3 us by broadcasting; 4,096 chunks: 2.3 ms against 75 us).
+_FEW_CHUNKS = 32
+
+
 @dataclass(frozen=True)
 class Plan:
     """The chunks a selection touches and what to move for each."""
@@ -48,6 +54,9 @@ class Plan:
     def regions(self) -> np.ndarray:
         """The (nchunks, ndim, 4) int64 array the core takes, in chunk_coords order."""
         n, ndim = self.nchunks, len(self.dims)
+        if n <= _FEW_CHUNKS:
+            rows = list(itertools.product(*(d.entries for d in self.dims)))
+            return np.array(rows, dtype=np.int64).reshape(n, ndim, 4)
         out = np.empty((n, ndim, 4), dtype=np.int64)
         if out.size:
             # The chunks' product is in C order (chunk_coords' order): dimension k's
@@ -70,6 +79,8 @@ class Plan:
     def partial(self) -> np.ndarray:
         """Per chunk, as uint8 for the core: 1 where the selection leaves some of its
         in-bounds elements out (``not covered``)."""
+        if self.nchunks <= _FEW_CHUNKS:
+            return np.frombuffer(bytes(not c for c in self.covered()), dtype=np.uint8)
         whole = np.ones((), dtype=bool)
         for d in self.dims:
             whole = np.logical_and.outer(whole, np.array(d.covers, dtype=bool))
