@@ -49,22 +49,15 @@ class DirectoryStore(Store):
         return os.path.join(self.root, *parts)
 
     # -- direct file access for the core (reads and writes without the GIL) ------------
-    def _file_path(self, key: str) -> str:
-        # The common key ("0.3", "1/2/0") is joined as it is; one with an empty, "." or
-        # ".." part goes through the full check (and fails).
-        wrapped = "/" + key + "/"
-        if os.sep == "/" and key and "//" not in wrapped and "/." not in wrapped:
-            return self.root + wrapped[:-1]
-        return self._path(key)
-
     def _file_path_list(self, keys: list[str]) -> list[str]:
-        """_file_path of every key: checked all at once where they are plain, as a
-        write's or read's keys are (no part empty or starting with a dot)."""
+        """The file path of every key. Where all are plain, as a write's or read's keys
+        are (no part empty or starting with a dot), they are checked at once and joined
+        to the root as they are; otherwise each goes through the full check."""
         joined = "\n" + "\n".join(keys) + "\n"
         if os.sep == "/" and not any(bad in joined for bad in _NOT_PLAIN):
             root = self.root + "/"
             return [root + k for k in keys]
-        return [self._file_path(k) for k in keys]
+        return [self._path(k) for k in keys]
 
     def file_paths(self, keys: list[str]) -> list[bytes]:
         """Filesystem paths of ``keys``, encoded for the core."""
@@ -87,8 +80,7 @@ class DirectoryStore(Store):
         """
         enc, errors, sep, tag = _FS_ENCODING, _FS_ERRORS, os.sep, self._temp_tag()
         paths = self._file_path_list(keys)
-        folders = [p.rpartition(sep)[0] or sep for p in paths]
-        self._make_dirs(set(folders))
+        folders = self._make_dirs(paths)
         return ([p.encode(enc, errors) for p in paths],
                 [f"{f}{sep}.tmp-{tag}-{i}.partial".encode(enc, errors)
                  for i, f in enumerate(folders)])
@@ -99,12 +91,15 @@ class DirectoryStore(Store):
 
     def prepare_dirs(self, keys: list[str]) -> None:
         """Create the directories that ``keys`` will be written into."""
-        self._make_dirs({self._file_path(k).rpartition(os.sep)[0] or os.sep for k in keys})
+        self._make_dirs(self._file_path_list(keys))
 
-    def _make_dirs(self, folders: set[str]) -> None:
-        for folder in folders - self._made_dirs:
+    def _make_dirs(self, paths: list[str]) -> list[str]:
+        """Make the folder of each file path not made yet; the folders, in order."""
+        folders = [p.rpartition(os.sep)[0] or os.sep for p in paths]
+        for folder in set(folders) - self._made_dirs:
             os.makedirs(folder, exist_ok=True)
             self._made_dirs.add(folder)
+        return folders
 
     def get(self, key: str) -> bytes | None:
         try:
