@@ -1247,6 +1247,12 @@ cdef inline void prefetch_row(const char* p) noexcept nogil:
     exzarr_prefetch_read(p + 192)
 
 
+cdef inline bint rows_far_apart(Py_ssize_t row_bytes, Py_ssize_t stride) noexcept nogil:
+    """Whether rows of ``row_bytes`` bytes, ``stride`` bytes apart, are worth asking for
+    ahead of use (see prefetch_row)."""
+    return row_bytes >= PREFETCH_MIN_ROW and (stride > row_bytes or stride < -row_bytes)
+
+
 cdef void walk_nd(char* dst, const Py_ssize_t* dst_strides, const char* src,
                   const Py_ssize_t* src_strides, const Py_ssize_t* counts_in, int ndim,
                   Py_ssize_t itemsize, bint fill, bint stream=False) noexcept nogil:
@@ -1280,7 +1286,7 @@ cdef void walk_nd(char* dst, const Py_ssize_t* dst_strides, const char* src,
     cdef Py_ssize_t row_bytes = counts[m - 1] * itemsize
     cdef Py_ssize_t ahead = 0
     if (not fill and m >= 2 and ds[m - 1] == itemsize and ss[m - 1] == itemsize
-            and row_bytes >= PREFETCH_MIN_ROW and (ss[m - 2] > row_bytes or ss[m - 2] < -row_bytes)):
+            and rows_far_apart(row_bytes, ss[m - 2])):
         ahead = PREFETCH_ROWS * ss[m - 2]
     while True:
         if ahead:
@@ -1766,12 +1772,10 @@ cdef Py_ssize_t blosc_rows(Ctx* c, const Step* s, const BloscPlan* bp, const Geo
     cdef const char* row = rows
     cdef Py_ssize_t nrows = chunk_rows(g)
     # Rows far apart in the array: each is asked for while the one SHUFFLE_AHEAD_ROWS
-    # before it is shuffled (see _lib/shuffle.h).
-    cdef Py_ssize_t apart = g.arr_strides[g.ndim - 2] if g.ndim >= 2 else 0
-    cdef bint prefetch = (row_bytes >= PREFETCH_MIN_ROW and g.ndim >= 2
-                          and (apart > <Py_ssize_t>row_bytes or apart < -<Py_ssize_t>row_bytes))
-    cdef const char* ahead = (rows + row_offset(g, SHUFFLE_AHEAD_ROWS)
-                              if prefetch and SHUFFLE_AHEAD_ROWS < nrows else NULL)
+    # before it is shuffled (see _lib/shuffle.h); the last rows have none ahead.
+    cdef Py_ssize_t last_ahead = (nrows - SHUFFLE_AHEAD_ROWS if g.ndim >= 2 and rows_far_apart(
+        <Py_ssize_t>row_bytes, g.arr_strides[g.ndim - 2]) else 0)
+    cdef const char* ahead
     if pos > cap or row_bytes == 0 or row_bytes % ts != 0:
         return -1
     if c.lz4state == NULL:
@@ -1801,8 +1805,9 @@ cdef Py_ssize_t blosc_rows(Ctx* c, const Step* s, const BloscPlan* bp, const Geo
         e = 0
         while e < nel:  # the block's elements, row by row (a block may end mid-row)
             take = min(nel - e, (row_bytes - roff) // ts)
+            ahead = rows + row_offset(g, r + SHUFFLE_AHEAD_ROWS) + roff if r < last_ahead else NULL
             exzarr_shuffle_into(<const uint8_t*>row + roff, take, ts, plane + e, stride,
-                                <const uint8_t*>ahead + roff if ahead != NULL else NULL)
+                                <const uint8_t*>ahead)
             e += take
             roff += take * ts
             if roff == row_bytes:
@@ -1810,8 +1815,6 @@ cdef Py_ssize_t blosc_rows(Ctx* c, const Step* s, const BloscPlan* bp, const Geo
                 r += 1
                 if r < nrows:
                     row = rows + row_offset(g, r)
-                    ahead = (rows + row_offset(g, r + SHUFFLE_AHEAD_ROWS)
-                             if prefetch and r + SHUFFLE_AHEAD_ROWS < nrows else NULL)
         for j in range(nsplit):
             stream = plane + <size_t>j * stride
             if pos + 4 + neblock > cap:
