@@ -13,7 +13,11 @@ import threading
 from typing import Any
 
 _settings: dict[str, Any] = {"threads": None, "cache_bytes": 0, "task_bytes": 256 << 10,
-                             "reuse_bytes": 512 << 20}  # reuse_bytes: as _lib/hugealloc.h
+                             "reuse_bytes": 512 << 20,  # as _lib/hugealloc.h
+                             "decode_limit_bytes": 1 << 30,
+                             "fsync": False, "lock": False}
+# Settings that take True or False.
+_FLAGS = ("fsync", "lock")
 _pool: Any = None
 _pool_key: tuple[int, int] | None = None
 _lock = threading.Lock()
@@ -60,6 +64,10 @@ def _checked(name: str, value: Any) -> Any:
     _known(name)
     if name == "threads" and value is None:
         return None  # back to the default
+    if name in _FLAGS:
+        if not isinstance(value, (bool, int)) or value not in (0, 1):
+            raise InvalidArgumentError(f"{name} must be True or False, not {value!r}")
+        return bool(value)
     try:
         if isinstance(value, bool):
             raise TypeError
@@ -116,6 +124,15 @@ def set(options: dict[str, Any] | None = None, /, **kwargs: Any) -> _Restore:  #
     A fresh result costs the kernel a zeroed page per page; reusing one saves that,
     up to a third of a fast read. Kept memory is released to the kernel under memory
     pressure but counts in RSS until then. 0 turns it off and releases what is kept.
+    ``decode_limit_bytes``: the most a codec's ``decode`` without ``out`` produces
+    from a stream that does not state its decoded size (default 1 GiB); past it the
+    stream is refused as corrupt before that much memory is taken.
+    ``fsync``: writes are durable before they return (chunk files and their folders,
+    zip archives and SQLite databases synced to disk); default False.
+    ``lock``: arrays opened afterwards also lock across processes around each partial
+    chunk write and metadata change (a file lock per chunk on directory stores,
+    the database's lock on SQLite); default False: threads of one process are always
+    serialised per chunk, chunk-aligned writers need no lock at all.
 
     Raises
     ------

@@ -19,13 +19,16 @@ __all__ = [
     "InvalidArgumentError",
     "InvalidChunksError",
     "InvalidFilterConfigError",
+    "InvalidKeyError",
     "InvalidMetadataError",
     "InvalidShapeError",
+    "LockNotSupportedError",
     "MetadataNotFoundError",
     "MissingDependencyError",
     "PathNotFoundError",
     "ReadOnlyError",
     "ShapeRequiredError",
+    "StorageError",
     "UnknownCodecError",
     "UnknownFilterError",
 ]
@@ -104,6 +107,39 @@ class InvalidMetadataError(ExZarrError, ValueError):
     format is unreadable or not Zarr v2; the message names the document or file."""
 
     code = "invalid_metadata"
+
+
+class InvalidKeyError(ExZarrError, KeyError):
+    """A store key or node name is not allowed: an empty part, ``.`` or ``..``, a
+    leading ``/``, a NUL, or a name that is not a string; the message names it."""
+
+    code = "invalid_key"
+
+    def __init__(self, message: str, key: object = None) -> None:
+        super().__init__(message)
+        self.key = key
+
+    def __str__(self) -> str:  # KeyError would show the message quoted
+        return str(self.args[0]) if self.args else ""
+
+
+class StorageError(ExZarrError, OSError):
+    """The storage under a store failed: a full disk (``errno.ENOSPC``), a read-only
+    file system (``EROFS``), a refused permission (``EACCES``), a database error. It
+    keeps ``.errno`` (None where the storage reports none) and the message names the
+    store and what was being done.
+
+    Construct it as an OSError: ``StorageError(errno, message, filename)``.
+    """
+
+    code = "storage_error"
+
+
+class LockNotSupportedError(InvalidArgumentError):
+    """Cross-process locking was asked of a store that cannot lock (memory, zip, a
+    remote object store); the message says which stores can."""
+
+    code = "lock_not_supported"
 
 
 class MissingDependencyError(ExZarrError, ImportError):
