@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
@@ -108,6 +109,26 @@ class Store:
         """Whether the store's location exists at all."""
         return True
 
+    def process_lock(self, key: str) -> contextlib.AbstractContextManager[None]:
+        """An exclusive lock on ``key``, shared with other processes and other Store
+        objects on the same storage, held for a ``with`` block.
+
+        Take one key's lock at a time (or several in sorted order): two holders waiting
+        for each other's keys wait forever.
+
+        Raises
+        ------
+        LockNotSupportedError
+            This store cannot lock across processes (the base class: memory, zip,
+            fsspec stores).
+        """
+        from exzarr.errors import LockNotSupportedError
+
+        raise LockNotSupportedError(
+            f"{self!r} cannot lock across processes; directory and SQLite stores can. "
+            "Chunk-aligned writes need no lock: write whole chunks, or set "
+            "exzarr.config lock=False for this store")
+
     def close(self) -> None:
         """Release resources (files, connections)."""
 
@@ -120,6 +141,46 @@ class Store:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def bad_key_reason(key: object) -> str | None:
+    """Why ``key`` is not a store key, or None when it is one: a key is a non-empty
+    string of ``/``-separated parts, none empty, ``.`` or ``..``, with no NUL."""
+    if type(key) is not str:
+        return "it is not a string"
+    if not key:
+        return "it is empty"
+    if key[0] == "/":
+        return "it starts with '/'"
+    if "\0" in key:
+        return "it holds a NUL character"
+    if "//" in key or key[-1] == "/":
+        return "it has an empty part"
+    if "." in key:
+        wrapped = f"/{key}/"
+        if "/./" in wrapped or "/../" in wrapped:
+            return "it has a '.' or '..' part"
+    return None
+
+
+def check_key(key: Any) -> str:
+    """``key``, checked: an :class:`~exzarr.errors.InvalidKeyError` naming it unless it
+    is a valid store key (see :func:`bad_key_reason`)."""
+    if type(key) is str and key and key[0] != "/" and "//" not in key and key[-1] != "/" \
+            and "\0" not in key and "/." not in key and not key.startswith("."):
+        return key  # the common case, in a few string tests
+    reason = bad_key_reason(key)
+    if reason is not None:
+        from exzarr.errors import InvalidKeyError
+
+        raise InvalidKeyError(f"invalid store key {key!r}: {reason}; keys are '/'-separated "
+                              "names, none empty, '.' or '..', with no NUL", key)
+    return key
+
+
+def is_valid_key(key: object) -> bool:
+    """Whether a listed key is one a store may return (listings skip the others)."""
+    return bad_key_reason(key) is None
 
 
 def _is_local(fs: Any) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import itertools
 import os
@@ -10,13 +11,20 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from exzarr.storage.base import Store
+from exzarr.storage._locks import LOCK_NAME, file_lock
+from exzarr.storage.base import Store, check_key
 
 # Keys joined by newlines with one of these in them are not all plain: an empty part,
 # a part starting with a dot, a leading or trailing slash, an empty key.
 _NOT_PLAIN = ("//", "/.", "\n.", "/\n", "\n/", "\n\n")
 # What os.fsencode does, without its per-call checks.
 _FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
+
+
+def _not_data(name: str) -> bool:
+    """Whether a file name is one of the store's own (temporary chunk files, lock
+    files), never a key."""
+    return name.startswith((".tmp-", LOCK_NAME))
 
 
 class DirectoryStore(Store):
@@ -43,10 +51,7 @@ class DirectoryStore(Store):
         self._counter = itertools.count()
 
     def _path(self, key: str) -> str:
-        parts = key.split("/")
-        if any(p in ("", ".", "..") for p in parts):
-            raise KeyError(f"invalid store key {key!r}")
-        return os.path.join(self.root, *parts)
+        return os.path.join(self.root, *check_key(key).split("/"))
 
     # -- direct file access for the core (reads and writes without the GIL) ------------
     def _file_path_list(self, keys: list[str]) -> list[str]:
@@ -196,7 +201,7 @@ class DirectoryStore(Store):
             rel = "" if rel == "." else rel.replace(os.sep, "/") + "/"
             dirnames.sort()
             for name in sorted(filenames):
-                if name.startswith(".tmp-") and name.endswith(".partial"):
+                if _not_data(name):
                     continue
                 key = rel + name
                 if key.startswith(prefix):
@@ -205,12 +210,22 @@ class DirectoryStore(Store):
     def list_dir(self, prefix: str = "") -> list[str]:
         path = os.path.join(self.root, *prefix.strip("/").split("/")) if prefix.strip("/") else self.root
         try:
-            return sorted(n for n in os.listdir(path) if not n.startswith(".tmp-"))
+            return sorted(n for n in os.listdir(path) if not _not_data(n))
         except (FileNotFoundError, NotADirectoryError):
             return []
 
     def exists(self) -> bool:
         return os.path.isdir(self.root)
+
+    def process_lock(self, key: str) -> contextlib.AbstractContextManager[None]:
+        """An exclusive lock on ``key`` shared with every process and Store object using
+        this directory: a lock on one byte of the hidden file ``.exzarr.lock`` in the
+        key's folder, so stores rooted at different levels of one hierarchy share it.
+        Released when the block ends or the process dies. Needs a writable store."""
+        self._check_writable()
+        path = self._path(key)
+        folder, _, name = path.rpartition(os.sep)
+        return file_lock(folder or os.sep, name, f"{key!r} of {self!r}")
 
     def __getstate__(self) -> dict[str, Any]:
         return {"root": self.root, "read_only": self.read_only}

@@ -7,13 +7,15 @@ and a factory registered under a name makes it available as ``storage="sqlite"``
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from exzarr.storage.base import Store
+from exzarr.storage._locks import LocalLocks, file_lock
+from exzarr.storage.base import Store, check_key
 
 _SCHEMA = "CREATE TABLE IF NOT EXISTS zarr (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID"
 # SQLite limits the number of host parameters per statement; batch below it.
@@ -85,6 +87,7 @@ class SQLiteStore(Store):
         self._lock = threading.Lock()
         self._memory = self.path == ":memory:"
         self._mem_lock = threading.RLock()
+        self._mem_keys = LocalLocks()
         self._ready = False
         if self._memory or (not read_only and os.path.exists(self.path)):
             self._init_schema()
@@ -213,6 +216,22 @@ class SQLiteStore(Store):
 
     def exists(self) -> bool:
         return self.path == ":memory:" or os.path.isfile(self.path)
+
+    def process_lock(self, key: str) -> contextlib.AbstractContextManager[None]:
+        """An exclusive lock on ``key`` shared with every process and Store object using
+        this database file: a lock on one byte of the hidden file ``.exzarr.lock``
+        beside the database, chosen by the database's real path and the key.
+
+        Not a database transaction: a lock held across a transaction of the same
+        process would make its own writes wait for it. Released when the block ends or
+        the process dies. Needs a writable store.
+        """
+        self._check_writable()
+        check_key(key)
+        if self._memory:  # one process sees this database: a lock of this store suffices
+            return self._mem_keys.hold(key)
+        real = os.path.realpath(self.path)
+        return file_lock(os.path.dirname(real), f"{real}\n{key}", f"{key!r} of {self!r}")
 
     def close(self) -> None:
         with self._lock:
