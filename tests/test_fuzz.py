@@ -628,3 +628,76 @@ def test_python_codec_path_corrupt_chunk(damage):
     assert a.store.get(key) == bad
     a[8:16] = 5  # covered whole: repaired
     np.testing.assert_array_equal(a[8:16], np.full(8, 5, "<i4"))
+
+
+# --------------------------------------------------------------------------------------
+# Every C codec chain, mutated chunks read whole, in part and by the codec API, each
+# decode in a worker process (tests/fuzz_driver.py; `make fuzz` runs it long)
+# --------------------------------------------------------------------------------------
+
+from tests import fuzz_driver  # noqa: E402 - the section's own helper
+
+# Bounded for `make test`; `make fuzz` sets EXZARR_FUZZ_INPUTS far higher.
+FUZZ_INPUTS = int(os.environ.get("EXZARR_FUZZ_TEST_INPUTS", "20000"))
+FUZZ_SEED = int(os.environ.get("EXZARR_FUZZ_SEED", "0"))
+
+
+@pytest.fixture(scope="module")
+def fuzz_figures() -> fuzz_driver.Figures:
+    return fuzz_driver.run_fuzz(FUZZ_INPUTS, seed=FUZZ_SEED, workers=min(2, os.cpu_count() or 1))
+
+
+def test_fuzz_harness_counts_crashes_and_hangs_and_carries_on():
+    """A worker killed by SIGSEGV counts one crash, one that stops answering one hang,
+    and the inputs queued behind either are still decoded."""
+    extra = [("zstd", "probe", fuzz_driver.CRASH_PROBE), ("lz4", "probe", fuzz_driver.HANG_PROBE)]
+    fig = fuzz_driver.run_fuzz(40, chains=["zstd", "lz4"], workers=1, timeout=5, extra=extra,
+                               probes=True)
+    assert (fig.crashes, fig.hangs, fig.inputs) == (1, 1, 42), fig.report()
+    assert sum(fig.full.values()) == 40
+    assert fig.full["E"] > 0 and fig.full["="] > 0, fig.report()
+
+
+def test_fuzz_exercises_every_chain(fuzz_figures):
+    """Each chain saw clean errors and, from mutations that keep the meaning (header
+    bits a decoder ignores, a trailing byte it skips), correct data; the chains without
+    a checksum also returned undetectable wrong data, as they may."""
+    fig = fuzz_figures
+    assert set(fig.by_chain) == set(fuzz_driver.CHAINS)
+    for name, counts in fig.by_chain.items():
+        assert counts["fullE"] > 0, (name, counts)
+    assert fig.by_chain["none"]["full~"] > 0
+    assert fig.full["="] > 0 and fig.partial["="] > 0
+
+
+def test_fuzz_no_crashes_no_hangs(fuzz_figures):
+    assert (fuzz_figures.crashes, fuzz_figures.hangs) == (0, 0), fuzz_figures.report()
+
+
+def test_fuzz_array_reads_fail_only_with_corrupt_chunk_error_naming_the_key(fuzz_figures):
+    s = fuzz_figures.summary()
+    for part in ("full_read", "partial_reads"):
+        bad = {k: s[part][k] for k in ("wrong_key", "wrong_shape", "other_exzarr_errors",
+                                       "foreign_exceptions")}
+        assert bad == dict.fromkeys(bad, 0), (part, fuzz_figures.report())
+
+
+def test_fuzz_checksummed_chains_return_the_original_or_raise(fuzz_figures):
+    s = fuzz_figures.summary()
+    for part in ("full_read", "partial_reads", "codec_api"):
+        assert s[part]["wrong_data_with_checksum"] == 0, (part, fuzz_figures.report())
+
+
+def test_fuzz_partial_reads_report_the_corruption_a_full_read_reports(fuzz_figures):
+    """Issue 15, point 6: a read of part of a chunk may not return data where a read of
+    the whole chunk raises CorruptChunkError (nor the other way round)."""
+    s = fuzz_figures.summary()
+    assert (s["full_error_partial_data"], s["partial_error_full_data"]) == (0, 0), \
+        fuzz_figures.report()
+
+
+def test_fuzz_codec_api_raises_corrupt_chunk_error(fuzz_figures):
+    """Issue 15, point 7: every codec's decode (compressors, then filters in reverse)
+    fails with CorruptChunkError on corrupt input, never another exception."""
+    s = fuzz_figures.summary()["codec_api"]
+    assert (s["foreign_exceptions"], s["other_exzarr_errors"]) == (0, 0), fuzz_figures.report()
