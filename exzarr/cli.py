@@ -12,6 +12,7 @@ errors, as argparse does), 1 when the data cannot be read (corrupt metadata, I/O
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from collections.abc import Iterator, Sequence
@@ -19,7 +20,8 @@ from pathlib import Path
 from typing import TextIO
 
 import exzarr
-from exzarr.errors import ExZarrError, MetadataNotFoundError, PathNotFoundError
+from exzarr.errors import (ExZarrError, InvalidMetadataError, MetadataNotFoundError,
+                           PathNotFoundError)
 
 __all__ = ["find_arrays", "main"]
 
@@ -88,7 +90,15 @@ def _heading(text: str) -> str:
 
 
 def _print_array_info(path: str | os.PathLike[str], out: TextIO) -> None:
-    print(exzarr.open(path, mode="r").info, file=out)
+    array = exzarr.open(path, mode="r")
+    try:
+        text = str(array.info)
+    except (OverflowError, MemoryError) as exc:  # sizes past what a float can show
+        raise InvalidMetadataError(
+            f"{Path(path) / ZARRAY}: its shape of {array.ndim} dimensions holds about "
+            f"2**{max(math.prod(array.shape).bit_length() - 1, 0)} elements, too many to "
+            f"summarise ({type(exc).__name__}: {exc})") from None
+    print(text, file=out)
 
 
 def _cmd_info(args: argparse.Namespace, out: TextIO) -> int:
@@ -101,6 +111,9 @@ def _cmd_info(args: argparse.Namespace, out: TextIO) -> int:
         if not (path / ZGROUP).is_file():
             raise MetadataNotFoundError(
                 f"{args.path} is not a Zarr array or group: it holds no {ZARRAY} or {ZGROUP}")
+        # Read through the group API first: every .zgroup, .zattrs and .zmetadata below
+        # is checked, so a malformed one is reported rather than skipped.
+        exzarr.open_group(path, mode="r").members(max_depth=None)
         arrays = list(find_arrays(path))
         noun = "array" if len(arrays) == 1 else "arrays"
         print(f"{args.path}: Zarr group, {len(arrays)} {noun}", file=out)
@@ -135,14 +148,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()  # here, so a closed pipe is handled below
         return status
     except (PathNotFoundError, MetadataNotFoundError) as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        _error(str(exc))
         return EXIT_USAGE
-    except (ExZarrError, OSError) as exc:
-        if isinstance(exc, BrokenPipeError):  # e.g. `exzarr info DIR | head`
-            _silence_stdout()
-            return EXIT_FAILURE
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+    except BrokenPipeError:  # e.g. `exzarr info DIR | head`
+        _silence_stdout()
         return EXIT_FAILURE
+    except (ExZarrError, OSError) as exc:
+        _error(str(exc))
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return 130
+    except Exception as exc:  # noqa: BLE001 - a command line prints one line, never a traceback
+        _error(f"{type(exc).__name__}: {exc} (unexpected: please report it to exzarr's issue "
+               "tracker with the command)")
+        return EXIT_FAILURE
+
+
+def _error(message: str) -> None:
+    """Print ``message`` to stderr as one line, prefixed with the program's name."""
+    line = " ".join(message.split())
+    if len(line) > 2000:  # a message quoting a huge value stays readable
+        line = line[:1996] + " ..."
+    print(f"{PROG}: error: {line}", file=sys.stderr)
 
 
 def _silence_stdout() -> None:

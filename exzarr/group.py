@@ -11,10 +11,10 @@ import numpy as np
 
 from exzarr.array import Array, Attributes, Node
 from exzarr.errors import (ContainsArrayError, ContainsGroupError, IncompatibleArrayError,
-                           InvalidArgumentError,
-                           InvalidMetadataError, MetadataNotFoundError, PathNotFoundError)
+                           InvalidArgumentError, InvalidKeyError, InvalidMetadataError,
+                           MetadataNotFoundError, PathNotFoundError)
 from exzarr.metadata import (ZARRAY, ZATTRS, ZGROUP, ZMETADATA, ensure_parent_groups,
-                             group_document, json_dumps, json_loads)
+                             group_document, group_from_json, json_dumps, json_loads)
 from exzarr.storage.base import Store
 from exzarr.storage.registry import open_store
 
@@ -25,11 +25,52 @@ def _join(*parts: str) -> str:
     return "/".join(p.strip("/") for p in parts if p and p.strip("/"))
 
 
-def _normalize_name(name: str) -> str:
-    parts = [p for p in str(name).split("/") if p]
-    if not parts or any(p in (".", "..", ZMETADATA) or p in _META_SUFFIXES for p in parts):
-        raise KeyError(f"invalid member name {name!r}")
+def _normalize_name(name: Any) -> str:
+    """A member's path below its group: parts joined by "/" (one leading or trailing
+    "/" is dropped, as zarr drops it).
+
+    Raises
+    ------
+    InvalidKeyError
+        ``name`` is not a string, is empty, or has an empty, ``.``, ``..``, NUL or
+        metadata-document part.
+    """
+    if not isinstance(name, str):
+        raise InvalidKeyError(f"a member name is a string such as 'a' or 'a/b', not "
+                              f"{type(name).__name__} {name!r}", name)
+    parts = name.strip("/").split("/")
+    bad = next((p for p in parts if not _plain_part(p)), None)
+    if bad is not None:
+        raise InvalidKeyError(
+            f"invalid member name {name!r}: " + ("it is empty or has an empty part" if not bad
+                                                 else f"{bad!r} cannot be part of a name"),
+            name)
     return "/".join(parts)
+
+
+def _plain_part(part: str) -> bool:
+    """Whether ``part`` may name a node: not empty, ``.``, ``..``, a metadata document,
+    and without NUL (nor "/", which separates parts)."""
+    return bool(part) and part not in (".", "..", ZMETADATA, *_META_SUFFIXES) and not (
+        "\0" in part or "/" in part)
+
+
+def _safe_entry(key: Any, where: str) -> bool:
+    """Whether a ``.zmetadata`` entry is kept: keys with a leading "/" are dropped (no
+    member can be named by an empty part); other malformed keys are refused.
+
+    Raises
+    ------
+    InvalidMetadataError
+        A key that is not a string, or has an empty, ``.`` or ``..`` part or a NUL.
+    """
+    if isinstance(key, str) and key.startswith("/"):
+        return False
+    if not isinstance(key, str) or any(p in ("", ".", "..") or "\0" in p for p in key.split("/")):
+        raise InvalidMetadataError(
+            f"{where} has an entry {key!r} that is not a plain store key (an empty, '.' or "
+            "'..' part, or a NUL); fix or delete the file, or call Group.consolidate() again")
+    return True
 
 
 class _LazyDocs(dict):
@@ -84,7 +125,9 @@ class ConsolidatedStore(Store):
         self.base = store
         self.batch_chunks = store.batch_chunks
         self.prefix = prefix + "/" if prefix else ""
-        self._meta = _LazyDocs({self.prefix + k: v for k, v in metadata.items()})
+        where = f"{self.prefix}{ZMETADATA} in {store!r}"
+        self._meta = _LazyDocs({self.prefix + k: v for k, v in metadata.items()
+                                if _safe_entry(k, where)})
 
     def _is_meta(self, key: str) -> bool:
         return key.rsplit("/", 1)[-1] in _META_SUFFIXES and key.startswith(self.prefix)
@@ -154,7 +197,7 @@ class ConsolidatedStore(Store):
         p = prefix.strip("/")
         p = p + "/" if p else ""
         names = {k[len(p):].split("/", 1)[0] for k in self._meta if k.startswith(p)}
-        return sorted(names)
+        return sorted(n for n in names if n)
 
     def member_names(self, prefix: str) -> list[str]:
         return self.list_dir(prefix)
@@ -182,11 +225,17 @@ class Group(Node):
         self._path = path.strip("/")
         self._prefix = self._path + "/" if self._path else ""
         self._read_only = read_only or store.read_only
-        if not store.contains(self._prefix + ZGROUP):
-            if store.contains(self._prefix + ZARRAY):
-                raise ContainsArrayError(
-                    f"{self._path or '/'!r} is an array, not a group; open it with exzarr.open()")
-            raise MetadataNotFoundError(f"no group at {self._path or '/'!r} in {store!r}")
+        key = self._prefix + ZGROUP
+        doc = getattr(store, "get_document", lambda key: None)(key)
+        if doc is None:
+            raw = store.get(key)
+            if raw is None:
+                if store.contains(self._prefix + ZARRAY):
+                    raise ContainsArrayError(
+                        f"{self._path or '/'!r} is an array, not a group; open it with exzarr.open()")
+                raise MetadataNotFoundError(f"no group at {self._path or '/'!r} in {store!r}")
+            doc = json_loads(raw, f"{key} in {store!r}")
+        group_from_json(doc, f"{key} in {store!r}")
         self._attrs = Attributes(store, self._prefix + ZATTRS, self._read_only)
 
     @property
@@ -240,7 +289,9 @@ class Group(Node):
         """(name, "array" or "group") of each member, sorted by name; nothing opened."""
         found = []
         for name in self._store.list_dir(self._path):
-            if name.startswith(".") or name in _META_SUFFIXES:
+            # Hidden names, and names a hostile listing may hold ("" would be this group
+            # again, and members() would recurse into it forever).
+            if name.startswith(".") or not _plain_part(name):
                 continue
             kind = self._kind(_join(self._path, name))
             if kind is not None:
@@ -535,9 +586,22 @@ def open_consolidated_store(store: Store, path: str = "") -> Store:
     raw = store.get(prefix + ZMETADATA)
     if raw is None:
         return store
-    doc = json_loads(raw, prefix + ZMETADATA)
+    where = f"{prefix}{ZMETADATA} in {store!r}"
+    doc = json_loads(raw, where)
     if not isinstance(doc, dict) or not isinstance(doc.get("metadata"), dict):
-        raise InvalidMetadataError(f"{prefix + ZMETADATA!r} is not consolidated metadata")
+        raise InvalidMetadataError(
+            f"{where} is not consolidated metadata (an object with a 'metadata' object); "
+            "call Group.consolidate() again or delete it")
+    fmt = doc.get("zarr_consolidated_format")
+    if isinstance(fmt, bool) or fmt != 1:
+        raise InvalidMetadataError(
+            f"{where} has zarr_consolidated_format {fmt!r}; exzarr reads format 1")
+    for key, value in doc["metadata"].items():
+        if (isinstance(key, str) and key.rsplit("/", 1)[-1] in _META_SUFFIXES
+                and not isinstance(value, dict)):
+            raise InvalidMetadataError(
+                f"{where}: entry {key!r} holds a JSON {type(value).__name__}, not a document "
+                "(an object)")
     return ConsolidatedStore(store, doc["metadata"], path.strip("/"))
 
 
@@ -608,7 +672,9 @@ def open_group(path: Any = None, *, mode: str = "a", storage: Any = "filesystem"
 
             raise MetadataNotFoundError(f"{path!s} has no .zmetadata; call Group.consolidate() first")
         store = wrapped
-    return Group(store, inner, read_only=(mode == "r"))
+    g = Group(store, inner, read_only=(mode == "r"))
+    len(g.attrs)  # a malformed .zattrs is refused at open, as a malformed .zgroup is
+    return g
 
 
 def group(*, storage: Any = "memory", path: Any = None, overwrite: bool = False,

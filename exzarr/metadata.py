@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from exzarr.errors import (InvalidArgumentError, InvalidChunksError, InvalidMetadataError,
-                           InvalidShapeError)
+from exzarr.errors import (ExZarrError, InvalidArgumentError, InvalidChunksError,
+                           InvalidMetadataError, InvalidShapeError)
 
 ZARRAY = ".zarray"
 ZGROUP = ".zgroup"
@@ -70,7 +70,15 @@ def normalize_shape(shape: Any) -> tuple[int, ...]:
     except TypeError:
         raise InvalidShapeError(f"shape must be a tuple of integers, not {shape!r}") from None
     if not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 0 for d in dims):
-        raise InvalidShapeError(f"shape must be non-negative integers, not {shape!r}")
+        raise InvalidShapeError(f"shape must be non-negative integers, not {_short(shape)}")
+    if len(dims) > MAX_NDIM:
+        raise InvalidShapeError(
+            f"shape has {len(dims)} dimensions; exzarr's core (like NumPy 1.x) handles at most "
+            f"{MAX_NDIM} dimensions")
+    big = next((d for d in dims if d > INT64_MAX), None)
+    if big is not None:
+        raise InvalidShapeError(
+            f"shape has a dimension of {_magnitude(int(big))}, past int64's maximum (2**63 - 1)")
     return tuple(int(d) for d in dims)
 
 
@@ -97,9 +105,40 @@ def normalize_chunks(chunks: Any, shape: tuple[int, ...]) -> tuple[int, ...]:
         if c is None or (isinstance(c, (int, np.integer)) and c == -1):
             c = max(s, 1)
         if isinstance(c, bool) or not isinstance(c, (int, np.integer)) or c <= 0:
-            raise InvalidChunksError(f"chunks must be positive integers, not {tuple(dims)}")
+            raise InvalidChunksError(f"chunks must be positive integers, not {_short(dims)}")
+        if c > INT64_MAX:
+            raise InvalidChunksError(f"chunk size {_magnitude(int(c))} is past int64's maximum "
+                                     "(2**63 - 1)")
         out.append(int(c))
     return tuple(out)
+
+
+#: Most dimensions an array may have: the core's limit, and NumPy 1.x's.
+MAX_NDIM = 32
+INT64_MAX = 2 ** 63 - 1
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for messages about untrusted values."""
+    try:
+        text = repr(value)
+    except (RecursionError, ValueError):  # deeply nested lists; ints past repr's digits
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[:limit - 4] + " ..."
+
+
+def _magnitude(n: int) -> str:
+    """``n``, or ``about 2**k`` when it has too many digits to read."""
+    return str(n) if n < 10 ** 30 else f"about 2**{n.bit_length() - 1}"
+
+
+def _json_kind(value: Any) -> str:
+    """The JSON name of a parsed value's type, for messages."""
+    for typ, name in ((bool, "boolean"), (dict, "object"), (list, "list"), (str, "string"),
+                      ((int, float), "number")):
+        if isinstance(value, typ):
+            return name
+    return "null" if value is None else type(value).__name__
 
 
 def guess_chunks(shape: tuple[int, ...], itemsize: int, target: int = 1 << 20) -> tuple[int, ...]:
@@ -175,34 +214,68 @@ def integer_in_range(value: Any, dtype: np.dtype) -> int:
 
 
 def decode_fill_value(value: Any, dtype: np.dtype) -> Any:
-    """The Python/numpy value of a JSON fill value (``None`` stays ``None``)."""
+    """The Python/numpy value of a JSON fill value (``None`` stays ``None``).
+
+    Raises
+    ------
+    InvalidMetadataError
+        The value does not fit the dtype (a word for a number, NaN for an integer, a
+        list for a float, bytes that are not base64...); the message names both.
+    """
     if value is None:
         return None
+    try:
+        return _decode_fill(value, dtype)
+    except InvalidMetadataError:
+        raise
+    except (TypeError, ValueError, OverflowError, ArithmeticError) as exc:  # binascii.Error too
+        raise InvalidMetadataError(
+            f"fill_value {_short(value)} does not fit dtype {dtype.str}: {exc}") from None
+
+
+def _decode_fill(value: Any, dtype: np.dtype) -> Any:
     kind = dtype.kind
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
     if kind == "b":
-        return bool(value)
+        if isinstance(value, bool) or (number and value in (0, 1)):
+            return bool(value)
+        raise TypeError(f"a boolean fill value is true or false, not a JSON {_json_kind(value)}")
     if kind in "iu":
-        try:
-            return integer_in_range(value, dtype)
-        except (TypeError, ValueError) as exc:
-            raise InvalidMetadataError(f"fill_value {value!r}: {exc}") from None
+        if isinstance(value, float) and not value.is_integer():
+            raise ValueError("an integer dtype's fill value is a whole number")
+        if not (number or isinstance(value, bool)):
+            raise TypeError(f"an integer fill value is a JSON number, not a {_json_kind(value)}")
+        return integer_in_range(value, dtype)
     if kind == "f":
+        if not (number or isinstance(value, str)):
+            raise TypeError(f"a float fill value is a number or 'NaN'/'Infinity'/'-Infinity', "
+                            f"not a JSON {_json_kind(value)}")
         return _json_to_float(value)
     if kind == "c":
-        if isinstance(value, (list, tuple)) and len(value) == 2:
-            return complex(_json_to_float(value[0]), _json_to_float(value[1]))
-        return complex(_json_to_float(value))
+        if isinstance(value, (list, tuple)):
+            if len(value) != 2:
+                raise ValueError("a complex fill value is [real, imag]")
+            return complex(_decode_fill(value[0], np.dtype("f8")),
+                           _decode_fill(value[1], np.dtype("f8")))
+        return complex(_decode_fill(value, np.dtype("f8")))
     if kind in "SV":
         if isinstance(value, str):
-            raw = base64.standard_b64decode(value)
+            raw = base64.b64decode(value, validate=True)
             return np.frombuffer(raw.ljust(dtype.itemsize, b"\0")[: dtype.itemsize], dtype=dtype)[0]
+        if not number:
+            raise TypeError(f"a bytes fill value is a base64 string, not a JSON {_json_kind(value)}")
         return np.array(value, dtype=dtype)[()]
     if kind == "U":
+        if not (isinstance(value, str) or number):
+            raise TypeError(f"a unicode fill value is a string, not a JSON {_json_kind(value)}")
         return str(value)
     if kind in "mM":
         if isinstance(value, str):
             return np.array(value, dtype=dtype)[()]
-        return np.array(int(value), dtype="i8").view(dtype.newbyteorder("="))[()]
+        if not number or isinstance(value, float):
+            raise TypeError("a datetime fill value is an integer count of its unit or 'NaT'")
+        return np.array(integer_in_range(value, np.dtype("i8")), dtype="i8").view(
+            dtype.newbyteorder("="))[()]
     if kind == "O":
         return value
     raise InvalidMetadataError(f"no fill_value decoding for dtype {dtype.str}")
@@ -261,10 +334,14 @@ def json_dumps(doc: Any) -> bytes:
 
 
 def json_loads(raw: bytes | str, what: str = "metadata") -> Any:
+    """Parse a metadata document; InvalidMetadataError naming ``what`` if it is not
+    UTF-8 JSON (or nests deeper than the parser can go)."""
     try:
         return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidMetadataError(f"{what} is not valid JSON: {exc}") from exc
+    except (ValueError, TypeError) as exc:  # UnicodeDecodeError is a ValueError
+        raise InvalidMetadataError(f"{what} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidMetadataError(f"{what} nests JSON too deeply to be metadata") from None
 
 
 # The largest chunk, in bytes: offsets inside one stay far from overflowing 64 bits.
@@ -322,51 +399,156 @@ class ArrayMeta:
 
     @classmethod
     def from_json(cls, doc: Any) -> ArrayMeta:
+        """The metadata of a parsed ``.zarray`` document, checked field by field.
+
+        Read leniently where peers differ (extra keys are kept; ``filters: []``, a
+        missing ``dimension_separator`` or ``order``, a ``null`` fill value are
+        accepted) and strictly elsewhere.
+
+        Raises
+        ------
+        InvalidMetadataError
+            Naming the field and what it holds: a missing or mistyped field, a shape or
+            chunk count past int64, more than 32 dimensions, an unknown dtype, a fill
+            value the dtype cannot hold, a codec config that is not an object.
+        """
         if not isinstance(doc, dict):
-            raise InvalidMetadataError(".zarray must hold a JSON object")
+            raise InvalidMetadataError(f".zarray holds a JSON {_json_kind(doc)}; it must hold an "
+                                       "object with zarr_format, shape, chunks, dtype...")
         fmt = doc.get("zarr_format", 2)
-        if fmt != 2:
-            raise InvalidMetadataError(f"zarr_format {fmt} is not supported; exzarr reads Zarr v2")
-        try:
-            shape = normalize_shape(doc["shape"])
-            chunks = normalize_chunks(doc["chunks"], shape)
-            dtype = dtype_from_json(doc["dtype"])
-        except KeyError as exc:
-            raise InvalidMetadataError(f".zarray lacks the required key {exc.args[0]!r}") from None
-        except TypeError as exc:
-            raise InvalidMetadataError(f".zarray has an invalid dtype: {exc}") from None
+        if isinstance(fmt, bool) or not isinstance(fmt, int) or fmt != 2:
+            raise InvalidMetadataError(
+                f".zarray has zarr_format {_short(fmt)}; exzarr reads Zarr v2 (zarr_format 2)")
+        for name in ("shape", "chunks", "dtype"):
+            if name not in doc:
+                raise InvalidMetadataError(f".zarray lacks the required key {name!r}")
+        shape = _checked(".zarray", "shape", lambda v: normalize_shape(_json_list(v)), doc["shape"])
+        chunks = _checked(".zarray", "chunks", lambda v: _stored_chunks(v, shape), doc["chunks"])
+        dtype = _checked(".zarray", "dtype", _dtype_field, doc["dtype"])
         order = doc.get("order", "C")
         if order not in ("C", "F"):
-            raise InvalidMetadataError(f".zarray order must be 'C' or 'F', not {order!r}")
-        sep = doc.get("dimension_separator") or "."
+            raise InvalidMetadataError(f".zarray order must be 'C' or 'F', not {_short(order)}")
+        sep = doc.get("dimension_separator")
+        sep = "." if sep is None else sep
         if sep not in (".", "/"):
-            raise InvalidMetadataError(f".zarray dimension_separator must be '.' or '/', not {sep!r}")
+            raise InvalidMetadataError(
+                f".zarray dimension_separator must be '.' or '/', not {_short(sep)}")
+        compressor = doc.get("compressor")
+        if compressor is not None:
+            _checked(".zarray", "compressor", _codec_config, compressor)
+        filters = doc.get("filters")
+        if filters is not None:
+            if not isinstance(filters, list):
+                raise InvalidMetadataError(
+                    f".zarray filters must be a list of codec configs or null, not a JSON "
+                    f"{_json_kind(filters)}")
+            for f in filters:
+                _checked(".zarray", "filters", _codec_config, f)
+        filters = filters or None
         known = {"zarr_format", "shape", "chunks", "dtype", "compressor", "fill_value",
                  "order", "filters", "dimension_separator"}
         fill_value = decode_fill_value(doc.get("fill_value"), dtype)
-        filters = doc.get("filters") or None
         if (dtype.hasobject and isinstance(fill_value, str) and filters
-                and isinstance(filters[0], dict) and filters[0].get("id") == "vlen-bytes"):
+                and filters[0].get("id") == "vlen-bytes"):
             # Byte-string fill values are stored as base64, as zarr-python writes them.
             try:
                 fill_value = base64.standard_b64decode(fill_value)
             except ValueError:
                 fill_value = fill_value.encode()
-        return cls(
+        _checked(".zarray", "fill_value", lambda v: fill_bytes(v, dtype), fill_value)
+        return _checked(".zarray", "chunks", lambda _: cls(
             shape=shape,
             chunks=chunks,
             dtype=dtype,
-            compressor=doc.get("compressor"),
+            compressor=compressor,
             fill_value=fill_value,
             order=order,
-            filters=doc.get("filters") or None,
+            filters=filters,
             dimension_separator=sep,
             extra={k: v for k, v in doc.items() if k not in known},
-        )
+        ), chunks)
 
     @classmethod
     def decode(cls, raw: bytes) -> ArrayMeta:
         return cls.from_json(json_loads(raw, ".zarray"))
+
+
+class StoredShapeError(InvalidMetadataError, InvalidShapeError):
+    """A stored document's shape is invalid: both a metadata and a shape error."""
+
+    code = InvalidMetadataError.code
+
+
+class StoredChunksError(InvalidMetadataError, InvalidChunksError):
+    """A stored document's chunks are invalid: both a metadata and a chunks error."""
+
+    code = InvalidMetadataError.code
+
+
+def _checked(document: str, name: str, check: Any, value: Any) -> Any:
+    """``check(value)``, any failure of it an InvalidMetadataError naming the field
+    (one that is also the InvalidShapeError or InvalidChunksError ``check`` raised)."""
+    try:
+        return check(value)
+    except InvalidMetadataError as exc:
+        raise InvalidMetadataError(f"{document} {name}: {exc}") from None
+    except (ExZarrError, TypeError, ValueError, OverflowError, MemoryError, RecursionError,
+            SyntaxError) as exc:
+        cls = (StoredShapeError if isinstance(exc, InvalidShapeError) else StoredChunksError
+               if isinstance(exc, InvalidChunksError) else InvalidMetadataError)
+        raise cls(f"{document} {name} {_short(value)} is invalid: {exc}") from None
+
+
+def _json_list(value: Any) -> list[Any]:
+    if not isinstance(value, list):
+        raise TypeError(f"it must be a list of integers, not a JSON {_json_kind(value)}")
+    return value
+
+
+def _stored_chunks(value: Any, shape: tuple[int, ...]) -> tuple[int, ...]:
+    # Stored chunks are explicit: no None or -1 for "the whole dimension".
+    if any(isinstance(c, bool) or not isinstance(c, int) or c <= 0 for c in _json_list(value)):
+        raise InvalidChunksError(f"chunks must be positive integers, not {_short(value)}")
+    return normalize_chunks(value, shape)
+
+
+def _dtype_field(value: Any) -> np.dtype:
+    if not isinstance(value, (str, list)):
+        raise TypeError(f"a dtype is a NumPy type string such as '<f8' or a list of fields, "
+                        f"not a JSON {_json_kind(value)}")
+    dtype = dtype_from_json(value)
+    if dtype.itemsize == 0 and not dtype.hasobject:
+        raise ValueError("a dtype of 0 bytes per element holds nothing")
+    return dtype
+
+
+def _codec_config(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict) or not isinstance(value.get("id"), str):
+        raise TypeError(f"a codec config is an object with a string 'id', not "
+                        f"{_short(value)}")
+    return value
+
+
+def group_from_json(doc: Any, what: str = ZGROUP) -> None:
+    """Check a parsed ``.zgroup`` document: an object with ``zarr_format`` 2.
+
+    Other keys are allowed (zarr-python 3 writes ``consolidated_metadata``).
+
+    Raises
+    ------
+    InvalidMetadataError
+        Saying what ``what`` holds instead.
+    """
+    if not isinstance(doc, dict):
+        raise InvalidMetadataError(
+            f"{what} holds a JSON {_json_kind(doc)}; a Zarr v2 group's is {{\"zarr_format\": 2}}")
+    if "zarr_format" not in doc:
+        raise InvalidMetadataError(
+            f"{what} has no zarr_format; a Zarr v2 group's is {{\"zarr_format\": 2}}")
+    fmt = doc["zarr_format"]
+    if isinstance(fmt, bool) or not isinstance(fmt, int) or fmt != 2:
+        raise InvalidMetadataError(
+            f"{what} has zarr_format {_short(fmt)}; exzarr reads Zarr v2 groups (zarr_format 2)")
 
 
 def group_document() -> bytes:
