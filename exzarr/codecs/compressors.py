@@ -48,8 +48,23 @@ class CoreCodec(Codec):
         pipe = self._core()
         try:
             if out is not None:
+                from exzarr.codecs.filters import check_out, out_nbytes
+
+                size = _core.decoded_size(pipe, buf)
+                if size >= 0:
+                    check_out(size, out, self.codec_id)
+                else:  # a stream without a size: out is checked as a buffer only
+                    out_nbytes(out)
                 target = out.reshape(-1, order="A").view(np.uint8) if isinstance(out, np.ndarray) else out
-                _core.decode_buffer(pipe, buf, target)
+                try:
+                    _core.decode_buffer(pipe, buf, target)
+                except _ChunkFailure as failure:
+                    if failure.status != failure.SIZE:
+                        raise
+                    raise CorruptChunkError(
+                        f"{self.codec_id} data does not decode to the {out_nbytes(out)} bytes out "
+                        f"holds ({failure.detail}): out has the wrong size or the data is "
+                        "corrupt") from None
                 return out
             size = _core.decoded_size(pipe, buf)
             if size < 0 and self.codec_id in ("lz4", "blosc"):

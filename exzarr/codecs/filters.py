@@ -35,10 +35,59 @@ def as_typed(buf: Any, dtype: np.dtype) -> np.ndarray:
     return np.frombuffer(memoryview(buf).cast("B"), dtype=dtype)
 
 
-def write_out(result: np.ndarray, out: Any) -> Any:
-    """numcodecs' ``decode(buf, out)`` convention: fill ``out`` when given."""
+def out_nbytes(out: Any) -> int:
+    """The byte size of a ``decode(buf, out=)`` buffer.
+
+    Raises
+    ------
+    InvalidArgumentError
+        ``out`` is not a writable, contiguous buffer.
+    """
+    from exzarr.errors import InvalidArgumentError
+
+    if isinstance(out, np.ndarray):
+        if not (out.flags.c_contiguous or out.flags.f_contiguous) or not out.flags.writeable:
+            raise InvalidArgumentError("out must be a writable, contiguous array")
+        return out.nbytes
+    try:
+        view = memoryview(out)
+    except TypeError:
+        raise InvalidArgumentError(
+            f"out must be a writable buffer (a NumPy array, bytearray...), not "
+            f"{type(out).__name__}") from None
+    if view.readonly or not view.contiguous:
+        raise InvalidArgumentError("out must be a writable, contiguous buffer")
+    return view.nbytes
+
+
+def check_out(nbytes: int, out: Any, codec_id: str) -> None:
+    """Refuse an ``out`` buffer that cannot hold exactly ``nbytes`` decoded bytes.
+
+    Raises
+    ------
+    InvalidArgumentError
+        Naming both sizes.
+    """
+    from exzarr.errors import InvalidArgumentError
+
+    have = out_nbytes(out)
+    if have != nbytes:
+        raise InvalidArgumentError(
+            f"{codec_id}: the data decodes to {nbytes} bytes but out holds {have}; pass a "
+            f"buffer of {nbytes} bytes, or out=None")
+
+
+def write_out(result: np.ndarray, out: Any, codec_id: str = "codec") -> Any:
+    """numcodecs' ``decode(buf, out)`` convention: fill ``out`` when given.
+
+    Raises
+    ------
+    InvalidArgumentError
+        ``out`` is not a writable buffer of the decoded data's size.
+    """
     if out is None:
         return result
+    check_out(result.nbytes, out, codec_id)
     target = as_typed(out, result.dtype)
     target[...] = result.reshape(target.shape)
     return out
@@ -107,7 +156,7 @@ class Filter(Codec):
             raise failure.to_error(None, codec=self.codec_id) from None
         dt = np.dtype(getattr(self, "dtype", "u1"))
         result = dst.view(dt) if size % dt.itemsize == 0 else dst
-        return write_out(result, out)
+        return write_out(result, out, self.codec_id)
 
     def _encode_numpy(self, buf: Any) -> Any:
         raise NotImplementedError
@@ -168,7 +217,7 @@ class Delta(Filter):
         enc = as_typed(buf, self.astype)
         dec = np.empty(enc.shape, dtype=self.dtype)
         np.cumsum(enc, out=dec)
-        return write_out(dec, out)
+        return write_out(dec, out, self.codec_id)
 
 
 @register_codec
@@ -221,7 +270,7 @@ class Quantize(Filter):
         return enc.astype(self.astype, copy=False)
 
     def _decode_numpy(self, buf: Any, out: Any) -> Any:
-        return write_out(as_typed(buf, self.astype).astype(self.dtype), out)
+        return write_out(as_typed(buf, self.astype).astype(self.dtype), out, self.codec_id)
 
 
 @register_codec
@@ -274,7 +323,7 @@ class FixedScaleOffset(Filter):
     def _decode_numpy(self, buf: Any, out: Any) -> Any:
         enc = as_typed(buf, self.astype)
         dec = (enc / self.scale) + self.offset
-        return write_out(dec.astype(self.dtype, copy=False), out)
+        return write_out(dec.astype(self.dtype, copy=False), out, self.codec_id)
 
 
 @register_codec
@@ -308,7 +357,8 @@ class AsType(Filter):
         return as_typed(buf, self.decode_dtype).astype(self.encode_dtype)
 
     def _decode_numpy(self, buf: Any, out: Any) -> Any:
-        return write_out(as_typed(buf, self.encode_dtype).astype(self.decode_dtype), out)
+        dec = as_typed(buf, self.encode_dtype).astype(self.decode_dtype)
+        return write_out(dec, out, self.codec_id)
 
 
 @register_codec
@@ -361,7 +411,7 @@ class BitRound(Filter):
         a = buf if isinstance(buf, np.ndarray) else np.frombuffer(memoryview(buf).cast("B"), "u1")
         if a.dtype.kind == "i":
             a = a.view(a.dtype.str.replace("i", "f"))
-        return write_out(a, out)
+        return write_out(a, out, self.codec_id)
 
 
 @register_codec

@@ -57,8 +57,7 @@ class _VLen(Codec):
             result[i] = self._from_bytes(bytes(data[pos:pos + length]))
             pos += length
         if out is not None:
-            target = np.asarray(out).reshape(-1)
-            target[:] = result
+            _object_out(result, out, self.codec_id)
             return out
         return result
 
@@ -173,6 +172,25 @@ class Categorize(Codec):
         for i, label in enumerate(self.labels):
             dec[enc == i + 1] = label
         if out is not None and self.dtype.kind == "O":
-            np.asarray(out).reshape(-1)[:] = dec
+            _object_out(dec, out, self.codec_id)
             return out
-        return write_out(dec, out)
+        return write_out(dec, out, self.codec_id)
+
+
+def _object_out(items: np.ndarray, out: Any, codec_id: str) -> None:
+    """Put decoded objects into ``out``, an object array of as many items.
+
+    Raises
+    ------
+    InvalidArgumentError
+        ``out`` is not a contiguous object array of ``items.size`` items.
+    """
+    from exzarr.errors import InvalidArgumentError
+
+    if (not isinstance(out, np.ndarray) or out.dtype != object or out.size != items.size
+            or not (out.flags.c_contiguous or out.flags.f_contiguous)):
+        raise InvalidArgumentError(
+            f"{codec_id}: the data decodes to {items.size} items; out must be a contiguous "
+            f"object array of that many, not {getattr(out, 'dtype', type(out).__name__)} "
+            f"of {getattr(out, 'size', '?')}")
+    out.reshape(-1, order="A")[:] = items

@@ -6,19 +6,23 @@ import bz2
 import lzma
 from typing import Any, ClassVar
 
+import numpy as np
+
 from exzarr.codecs.abc import Codec
 from exzarr.codecs.compressors import contiguous_bytes
+from exzarr.codecs.filters import check_out
 from exzarr.codecs.registry import register_codec
 from exzarr.errors import CorruptChunkError
 
 
-def _into(data: bytes, out: Any) -> Any:
+def _into(data: bytes, out: Any, codec_id: str) -> Any:
     if out is None:
         return data
-    view = memoryview(out).cast("B")
-    if len(view) != len(data):
-        raise CorruptChunkError(f"decoded {len(data)} bytes, expected {len(view)}")
-    view[:] = data
+    check_out(len(data), out, codec_id)
+    if isinstance(out, np.ndarray):
+        out.reshape(-1, order="A").view(np.uint8)[:] = np.frombuffer(data, np.uint8)
+    else:
+        memoryview(out).cast("B")[:] = data
     return out
 
 
@@ -51,7 +55,7 @@ class BZ2(Codec):
             data = bz2.decompress(contiguous_bytes(buf)[0])
         except (OSError, ValueError, EOFError) as exc:
             raise CorruptChunkError(f"invalid bz2 data: {exc}") from None
-        return _into(data, out)
+        return _into(data, out, self.codec_id)
 
 
 @register_codec
@@ -84,4 +88,4 @@ class LZMA(Codec):
                                    filters=self.filters if self.format == lzma.FORMAT_RAW else None)
         except (lzma.LZMAError, ValueError, EOFError) as exc:
             raise CorruptChunkError(f"invalid lzma data: {exc}") from None
-        return _into(data, out)
+        return _into(data, out, self.codec_id)
