@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 import json
@@ -9,7 +10,8 @@ import math
 import operator
 import os
 import threading
-from collections.abc import Iterator, MutableMapping, Sequence
+from collections.abc import Callable, Iterator, MutableMapping, Sequence
+from contextlib import AbstractContextManager, closing, nullcontext
 from typing import Any
 
 import numpy as np
@@ -89,11 +91,15 @@ def new_array(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
 class Attributes(MutableMapping[str, Any]):
     """The ``.zattrs`` of an array or group: a dict persisted on every change."""
 
-    def __init__(self, store: Store, key: str, read_only: bool = False) -> None:
+    def __init__(self, store: Store, key: str, read_only: bool = False,
+                 lock: Callable[[], AbstractContextManager[None]] | None = None) -> None:
         self._store = store
         self._key = key
         self._read_only = read_only
         self._cache: dict[str, Any] | None = None
+        # With a lock, each change re-reads the document under it: two handles' changes
+        # are both kept.
+        self._lock = lock
 
     def _load(self) -> dict[str, Any]:
         if self._cache is None:
@@ -121,20 +127,30 @@ class Attributes(MutableMapping[str, Any]):
     def __getitem__(self, name: str) -> Any:
         return self._load()[name]
 
+    def _change(self, edit: Callable[[dict[str, Any]], None]) -> None:
+        """Apply ``edit`` to a copy of the attributes and store it (under the lock,
+        with the document re-read first, when there is one)."""
+        if self._read_only:
+            raise ReadOnlyError("attributes are read-only; open with mode='r+' or 'a'")
+        if self._lock is None:
+            data = dict(self._load())
+            edit(data)
+            self._save(data)
+            return
+        with self._lock():
+            self._cache = None
+            data = dict(self._load())
+            edit(data)
+            self._save(data)
+
     def __setitem__(self, name: str, value: Any) -> None:
-        data = dict(self._load())
-        data[name] = value
-        self._save(data)
+        self._change(lambda data: data.__setitem__(name, value))
 
     def __delitem__(self, name: str) -> None:
-        data = dict(self._load())
-        del data[name]
-        self._save(data)
+        self._change(lambda data: data.__delitem__(name))
 
     def update(self, *args: Any, **kwargs: Any) -> None:  # one write, not one per key
-        data = dict(self._load())
-        data.update(*args, **kwargs)
-        self._save(data)
+        self._change(lambda data: data.update(*args, **kwargs))
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._load())
@@ -168,6 +184,11 @@ def core_steps(dtype: np.dtype, filters: list[Codec],
     Walks the dtype through the filters, so each codec sees what the one before it
     produces (blosc's typesize after a narrowing filter, bitround's float width).
 
+    A filter codec in the compressor's place (a checksum codec, which numcodecs and
+    zarr-python take as a v2 ``compressor``) comes back as one more filter step after
+    the others, with no compressor step: the core's raw compressor stores what the last
+    filter step makes, so the bytes are those of the chain.
+
     Raises
     ------
     InvalidFilterConfigError
@@ -176,13 +197,17 @@ def core_steps(dtype: np.dtype, filters: list[Codec],
     from exzarr.errors import InvalidFilterConfigError
 
     steps = []
-    for codec in filters:
+    for codec in [*filters, *([compressor] if compressor is not None else [])]:
         try:
             steps.append(codec.core_step(dtype))
             dtype = codec.encoded_dtype(dtype)
         except (ValueError, TypeError) as exc:
             raise InvalidFilterConfigError(codec.codec_id, str(exc)) from None
-    return steps, compressor.core_step(dtype) if compressor is not None else None
+    from exzarr.codecs.filters import Filter
+
+    if compressor is None or not isinstance(compressor, Filter):
+        return steps[:len(filters)], steps[len(filters)] if compressor is not None else None
+    return steps, None
 
 
 # Filters that compute with the values (not only move or wrap their bits): the data must
@@ -231,13 +256,14 @@ def check_filters(dtype: np.dtype, chunks: tuple[int, ...], filters: list[Codec]
     steps, _ = core_steps(dtype, filters, compressor)
     if dtype.hasobject or not steps or any(s is None for s in steps):
         return  # codecs that run in Python check their input themselves
+    chain = [*filters, *([compressor] if compressor is not None else [])]
     nbytes = math.prod(chunks) * dtype.itemsize
     for k in range(len(steps)):
         try:
             _core.Pipeline(steps[:k + 1], None).encoded_size(nbytes)
         except ValueError:
             raise InvalidFilterConfigError(
-                filters[k].codec_id, f"a chunk of {math.prod(chunks)} x {dtype} "
+                chain[k].codec_id, f"a chunk of {math.prod(chunks)} x {dtype} "
                 f"({nbytes} bytes) is not a whole number of the elements it works on; "
                 "change its element size or the chunk shape") from None
 
@@ -301,12 +327,40 @@ class Array(Node):
 
     def __init__(self, store: Store, path: str = "", *, meta: ArrayMeta | None = None,
                  read_only: bool = False, write_empty_chunks: bool = False,
-                 cache_bytes: int | None = None) -> None:
+                 cache_bytes: int | None = None, lock: bool | None = None) -> None:
+        """
+        Parameters
+        ----------
+        store : Store
+            Where the array is.
+        path : str
+            The array's folder in ``store``.
+        meta : ArrayMeta, optional
+            Its ``.zarray``, when already read (else it is read from ``store``).
+        read_only : bool
+            Refuse writes.
+        write_empty_chunks : bool
+            Store chunks that are all ``fill_value`` (else they are deleted).
+        cache_bytes : int, optional
+            Size of a decoded-chunk cache (default: ``exzarr.config`` ``cache_bytes``).
+        lock : bool, optional
+            Also lock across processes (``store.process_lock``) around each partial
+            chunk write and metadata change; default: ``exzarr.config`` ``lock``.
+            Threads of one process are always serialised per chunk.
+
+        Raises
+        ------
+        LockNotSupportedError
+            ``lock`` is on and the store cannot lock across processes.
+        """
         self._store = store
         self._path = path.strip("/")
         self._prefix = self._path + "/" if self._path else ""
         self._read_only = read_only or store.read_only
         self._write_empty = write_empty_chunks
+        self._lock_processes = False
+        if not self._read_only:
+            self._setup_locks(config.get("lock") if lock is None else bool(lock))
         if meta is None:
             # Consolidated stores hand over the parsed document: no JSON round trip.
             from exzarr.errors import InvalidMetadataError, MetadataNotFoundError
@@ -323,7 +377,8 @@ class Array(Node):
             except InvalidMetadataError as exc:
                 raise InvalidMetadataError(f"{self._prefix + ZARRAY} in {store!r}: {exc}") from None
         self._set_meta(meta)
-        self._attrs = Attributes(store, self._prefix + ZATTRS, self._read_only)
+        self._attrs = Attributes(store, self._prefix + ZATTRS, self._read_only,
+                                 None if self._read_only else self._attrs_lock)
         if cache_bytes is None:
             cache_bytes = config.get("cache_bytes")
         self._cache = ChunkCache(cache_bytes) if cache_bytes else None
@@ -341,6 +396,85 @@ class Array(Node):
         self._pipeline, self._outer, self._inner_dtype = self._build_pipeline()
         self._python_codecs = bool(self._outer)
         self._direct_files = False
+
+    # -- locks (see exzarr/locks.py) -------------------------------------------------
+    def _setup_locks(self, across_processes: bool) -> None:
+        """Join the locks and state that every handle of this array in the process
+        shares; with ``across_processes``, check now that the store can lock."""
+        from exzarr import locks
+        from exzarr.storage.base import place
+
+        self._lock_ident = place(self._store, self._prefix)
+        self._state = locks.array_state(self._lock_ident)
+        self._generation = self._state.generation  # before the metadata is read
+        self._seen_zarray: bytes | None = None
+        if across_processes:
+            # A store that cannot lock says so here, not at the first partial write.
+            with self._store.process_lock(self._prefix + ZARRAY):
+                pass
+            self._lock_processes = True
+
+    def _chunk_locks(self, keys: list[str]) -> AbstractContextManager[None]:
+        """Held around a read-modify-write of the chunks ``keys``."""
+        from exzarr import locks
+
+        return locks.chunk_locks(self._lock_ident, keys,
+                                 self._store if self._lock_processes else None)
+
+    def _meta_lock(self, name: str) -> AbstractContextManager[None]:
+        """Held while metadata document ``name`` (``.zarray``, ``.zattrs``) is re-read
+        and changed."""
+        from exzarr import locks
+
+        return locks.meta_lock(self._lock_ident, self._prefix + name,
+                               self._store if self._lock_processes else None)
+
+    def _attrs_lock(self) -> AbstractContextManager[None]:
+        return self._meta_lock(ZATTRS)
+
+    def _writing(self) -> _Writing:
+        """Held around a write: no resize deletes chunks meanwhile, and the shape the
+        write is checked against is the stored one (see :meth:`_check_meta`)."""
+        return _Writing(self)
+
+    def _check_meta(self) -> None:
+        """Take the stored metadata when it may have changed since it was read: another
+        handle of this process changed it (the shared generation tells, for free) or,
+        with cross-process locking, ``.zarray`` is no longer the bytes last seen."""
+        if self._state.generation != self._generation:
+            self._reload_meta()
+        elif self._lock_processes:
+            raw = self._store.get(self._prefix + ZARRAY)
+            if raw != self._seen_zarray:
+                self._reload_meta(raw)
+
+    def _reload_meta(self, raw: bytes | None = None) -> None:
+        """Read ``.zarray`` again and take it; chunks cached for the old one are dropped."""
+        from exzarr.errors import InvalidMetadataError, MetadataNotFoundError
+
+        generation = self._state.generation
+        key = self._prefix + ZARRAY
+        if raw is None:
+            raw = self._store.get(key)
+        if raw is None:
+            raise MetadataNotFoundError(
+                f"the array at {self._path or '/'!r} in {self._store!r} was deleted by "
+                "another handle or process; create it again or open another one")
+        try:
+            meta = ArrayMeta.decode(raw)
+        except InvalidMetadataError as exc:
+            raise InvalidMetadataError(f"{key} in {self._store!r}: {exc}") from None
+        old = self._meta
+        if meta.to_json() != old.to_json():
+            if dataclasses.replace(old, shape=meta.shape).to_json() == meta.to_json():
+                self._meta = dataclasses.replace(old, shape=meta.shape)
+            else:  # replaced by another array: its codecs too
+                self._set_meta(meta)
+                self._enable_direct_files()
+            if self._cache is not None:
+                self._cache.clear()
+        self._seen_zarray = raw
+        self._generation = generation
 
     def _enable_direct_files(self) -> None:
         # Directory stores let the core read and write chunk files itself, without the
@@ -559,9 +693,7 @@ class Array(Node):
             raise ValueError(f"out has shape {out.shape}; the selection reads {out_shape}")
         if not out.flags.writeable:
             raise ValueError("out is read-only")
-        view = out.view()
-        view.shape = full_shape  # only unit axes differ: always a view, never a copy
-        return view
+        return _unit_axes_view(out, full_shape)
 
     @staticmethod
     def _result(out: Any, buf: np.ndarray, out_shape: tuple[int, ...]) -> Any:
@@ -770,8 +902,17 @@ class Array(Node):
             self.set_coordinate_selection(selection, value)
 
     def set_basic_selection(self, selection: Any, value: Any) -> None:
-        """Write ``value`` (broadcast NumPy-style, cast to the dtype) into ``selection``."""
+        """Write ``value`` (broadcast NumPy-style, cast to the dtype) into ``selection``.
+
+        The selection is checked against the array's stored shape: after another handle
+        (or, with ``lock``, another process) resized the array, this one takes the new
+        shape first, so nothing is written past the stored end.
+        """
         self._check_writable()
+        with self._writing():
+            self._set_basic(selection, value)
+
+    def _set_basic(self, selection: Any, value: Any) -> None:
         plan = plan_selection(selection, self.shape, self.chunks)
         if not plan.nchunks:
             self._check_broadcast(value, plan.out_shape)
@@ -889,18 +1030,20 @@ class Array(Node):
         selection; see :meth:`get_orthogonal_selection`. Where an index repeats, the
         last value written to it wins, as in NumPy."""
         self._check_writable()
-        if not self.ndim:
-            self.set_basic_selection(selection, value)
-            return
-        dims, full_shape, out_shape = self._orthogonal(selection)
-        if 0 in full_shape:
-            self._check_broadcast(value, out_shape)
-            return
-        arr = self._value_for(value, out_shape).reshape(full_shape)
-        for coords, slots, picks in self._orthogonal_slots(dims):
-            for slot, there, here in picks:
-                slot[here] = arr[there]
-            self._write_slots(coords, slots)
+        with self._writing():
+            if not self.ndim:
+                self._set_basic(selection, value)
+                return
+            dims, full_shape, out_shape = self._orthogonal(selection)
+            if 0 in full_shape:
+                self._check_broadcast(value, out_shape)
+                return
+            arr = self._value_for(value, out_shape).reshape(full_shape)
+            with closing(self._orthogonal_slots(dims, locked=True)) as runs:
+                for coords, slots, picks in runs:
+                    for slot, there, here in picks:
+                        slot[here] = arr[there]
+                    self._write_slots(coords, slots)
 
     def get_coordinate_selection(self, selection: Any, out: np.ndarray | None = None) -> Any:
         """Read single elements at coordinates: one integer array per dimension, broadcast
@@ -933,11 +1076,13 @@ class Array(Node):
         """Write ``value`` (broadcast to the coordinates' shape) at coordinates; see
         :meth:`get_coordinate_selection`. A repeated coordinate keeps the last value."""
         self._check_writable()
-        points, out_shape = coordinate_positions(selection, self.shape)
-        arr = self._value_for(value, out_shape).reshape(-1)
-        for coords, slots, slot_of, where, local in self._point_slots(points):
-            slots[(slot_of,) + local] = arr[where]
-            self._write_slots(coords, slots)
+        with self._writing():
+            points, out_shape = coordinate_positions(selection, self.shape)
+            arr = self._value_for(value, out_shape).reshape(-1)
+            with closing(self._point_slots(points, locked=True)) as runs:
+                for coords, slots, slot_of, where, local in runs:
+                    slots[(slot_of,) + local] = arr[where]
+                    self._write_slots(coords, slots)
 
     def get_mask_selection(self, mask: Any, out: np.ndarray | None = None) -> Any:
         """Read the elements where ``mask`` (a boolean array of the array's shape) is
@@ -972,24 +1117,37 @@ class Array(Node):
         full_shape = tuple(len(p) for p, _ in dims)
         return dims, full_shape, tuple(len(p) for p, dropped in dims if not dropped)
 
-    def _orthogonal_slots(self, dims: list[tuple[np.ndarray, bool]]) -> Iterator[tuple[Any, ...]]:
+    def _orthogonal_slots(self, dims: list[tuple[np.ndarray, bool]],
+                          locked: bool = False) -> Iterator[tuple[Any, ...]]:
         """The touched chunks, decoded in runs as :meth:`_slot_batches` cuts them: per
         run the chunks' coordinates and slots, and per chunk its slot, its index into
-        the result (or the value) and its index into the slot."""
+        the result (or the value) and its index into the slot.
+
+        ``locked``: each run's chunk locks are held from its read until the next run
+        is asked for (the caller writes the run back meanwhile); close the generator
+        (``contextlib.closing``) so that a failure releases them.
+        """
         groups = [chunk_groups(p, c) for (p, _), c in zip(dims, self.chunks)]
         combos = list(itertools.product(*groups))
         room = None
         for batch in self._slot_batches(len(combos)):
             part = combos[batch]
             coords = [tuple(g[0] for g in combo) for combo in part]
-            room = self._read_slots(coords, room)
-            yield coords, room, [(slot, _outer([g[1] for g in combo]), _outer([g[2] for g in combo]))
-                                 for slot, combo in zip(room, part)]
+            with self._run_locks(coords, locked):
+                room = self._read_slots(coords, room)
+                yield coords, room, [(slot, _outer([g[1] for g in combo]),
+                                      _outer([g[2] for g in combo]))
+                                     for slot, combo in zip(room, part)]
 
-    def _point_slots(self, points: list[np.ndarray]) -> Iterator[tuple[Any, ...]]:
+    def _run_locks(self, coords: list[tuple[int, ...]], locked: bool) -> AbstractContextManager[Any]:
+        return self._chunk_locks([self.chunk_key(c) for c in coords]) if locked else nullcontext()
+
+    def _point_slots(self, points: list[np.ndarray],
+                     locked: bool = False) -> Iterator[tuple[Any, ...]]:
         """Coordinates grouped by chunk, their chunks decoded in runs as
         :meth:`_slot_batches` cuts them: the chunks and their slots, each point's slot
-        among them, its place in the result and its position inside its chunk."""
+        among them, its place in the result and its position inside its chunk
+        (``locked`` as for :meth:`_orthogonal_slots`)."""
         if not points[0].size:
             return
         grid = tuple(-(-s // c) for s, c in zip(self.shape, self.chunks))
@@ -1011,8 +1169,9 @@ class Array(Node):
             slot_of = np.repeat(np.arange(len(chunk_ids)), counts[batch])
             local = tuple(p[where] - i[where] * c for p, i, c in zip(points, ids, self.chunks))
             coords = [tuple(int(x) for x in c) for c in zip(*np.unravel_index(chunk_ids, grid))]
-            room = self._read_slots(coords, room)
-            yield coords, room, slot_of, where, local
+            with self._run_locks(coords, locked):
+                room = self._read_slots(coords, room)
+                yield coords, room, slot_of, where, local
 
     def _read_slots(self, coords: list[tuple[int, ...]], room: np.ndarray | None = None) -> np.ndarray:
         """The chunks at ``coords``, decoded whole (fill where missing): shape
@@ -1037,10 +1196,26 @@ class Array(Node):
         else:
             self._store_plan(plan, flat)  # type: ignore[arg-type]
 
+    def _partial_keys(self, plan: Plan | ChunkSlots, keys: list[str]) -> list[str]:
+        """The chunks of ``keys`` that ``plan`` writes only part of: read, changed and
+        written back, so held locked meanwhile (whole chunks are replaced atomically
+        and need no lock)."""
+        if isinstance(plan, ChunkSlots) or all(all(d.covers) for d in plan.dims):
+            return []
+        return [k for k, whole in zip(keys, plan.covered()) if not whole]
+
     def _store_plan(self, plan: Plan, value: np.ndarray) -> None:
+        keys = self._plan_keys(plan)
+        partial = self._partial_keys(plan, keys)
+        if not partial:
+            self._store_chunks(plan, keys, value)
+            return
+        with self._chunk_locks(partial):
+            self._store_chunks(plan, keys, value)
+
+    def _store_chunks(self, plan: Plan, keys: list[str], value: np.ndarray) -> None:
         from exzarr import _core
 
-        keys = self._plan_keys(plan)
         regions = plan.regions()
         f_order = self._meta.order == "F"
 
@@ -1138,6 +1313,10 @@ class Array(Node):
 
     def _store_objects(self, plan: Plan, value: np.ndarray) -> None:
         keys = self._plan_keys(plan)
+        with self._chunk_locks(self._partial_keys(plan, keys)):
+            self._store_object_chunks(plan, keys, value)
+
+    def _store_object_chunks(self, plan: Plan, keys: list[str], value: np.ndarray) -> None:
         regions = plan.regions()
         covered = plan.covered()
         # Every chunk is encoded before any is stored: an item the codec refuses (a 5 in
@@ -1161,31 +1340,81 @@ class Array(Node):
                 self._cache.invalidate(keys)
 
     def _write_meta(self) -> None:
-        self._store.set(self._prefix + ZARRAY, self._meta.encode())
+        raw = self._meta.encode()
+        self._store.set(self._prefix + ZARRAY, raw)
+        self._seen_zarray = raw
 
     def resize(self, *shape: Any) -> None:
-        """Change the shape; chunks wholly outside the new shape are deleted."""
+        """Change the shape.
+
+        Chunks wholly outside the new shape are deleted, and the part of an edge chunk
+        past the new end is set to ``fill_value``, so growing again reads the fill value
+        there, as NumPy would. The stored ``.zarray`` is re-read first, under a lock
+        (and with ``lock``, the store's process lock): shape changes from other handles
+        and processes are not undone.
+        """
         self._check_writable()
         from exzarr.metadata import normalize_shape
 
         new_shape = normalize_shape(shape[0] if len(shape) == 1 and not isinstance(shape[0], int) else shape)
         if len(new_shape) != self.ndim:
             raise ValueError(f"resize keeps the number of dimensions ({self.ndim}), got {new_shape}")
+        with self._meta_lock(ZARRAY):
+            self._reload_meta()
+            self._resize_to(new_shape)
+
+    def _resize_to(self, new_shape: tuple[int, ...]) -> None:
+        """Resize to ``new_shape`` (the caller holds the metadata lock and has the
+        stored metadata): chunks cut away are cleared before the new shape is stored,
+        so a crash between the two leaves the old shape with fill in the cut part,
+        never the new shape with stale values past the end."""
+        old_shape = self.shape
         new_grid = [-(-s // c) for s, c in zip(new_shape, self.chunks)]
-        doomed = []
+        doomed: list[str] = []
+        edges: list[tuple[int, ...]] = []
         sep = self.dimension_separator
-        for key in self._chunk_keys_stored():
-            coords = [int(p) for p in key[len(self._prefix):].split(sep)]
-            if any(k >= g for k, g in zip(coords, new_grid)):
-                doomed.append(key)
-        self._store.delete_many(doomed)
-        if self._cache is not None:
-            self._cache.invalidate(doomed)
-        self._meta.shape = new_shape
-        self._write_meta()
+        with self._state.changing():
+            for key in self._chunk_keys_stored():
+                rest = key[len(self._prefix):]
+                coords = tuple(int(p) for p in rest.split(sep)) if self.ndim else ()
+                # Past the new grid, or (orphans another tool left) wholly past the old end.
+                if any(k >= g or k * c >= o for k, g, c, o
+                       in zip(coords, new_grid, self.chunks, old_shape)):
+                    doomed.append(key)
+                elif any(n < o and (k + 1) * c > n for k, c, n, o
+                         in zip(coords, self.chunks, new_shape, old_shape)):
+                    edges.append(coords)
+            if edges:
+                self._clear_past(edges, new_shape)
+            self._store.delete_many(doomed)
+            if self._cache is not None:
+                self._cache.invalidate(doomed)
+            self._meta.shape = new_shape
+            self._write_meta()
+        self._generation = self._state.generation  # our own change: nothing to re-read
+
+    def _clear_past(self, coords: list[tuple[int, ...]], shape: tuple[int, ...]) -> None:
+        """Set every element of the chunks at ``coords`` that lies past ``shape`` to
+        the fill value (a chunk left all fill is deleted, as writes do)."""
+        fill: Any = (self.fill_value if self.dtype.hasobject
+                     else np.frombuffer(self._fill, dtype=self.dtype)[0])
+        for batch in self._slot_batches(len(coords)):
+            part = coords[batch]
+            with self._run_locks(part, True):
+                slots = self._read_slots(part)
+                for slot, at in zip(slots, part):
+                    for d, (k, c, n) in enumerate(zip(at, self.chunks, shape)):
+                        if (k + 1) * c > n:
+                            slot[(slice(None),) * d + (slice(n - k * c, None),)] = fill
+                self._write_slots(part, slots)
 
     def append(self, data: Any, axis: int = 0) -> tuple[int, ...]:
-        """Grow along ``axis`` and write ``data`` at the end; returns the new shape."""
+        """Grow along ``axis`` and write ``data`` at the end; returns the new shape.
+
+        The stored shape is re-read and grown under a lock held until ``data`` is
+        written (with ``lock``, the store's process lock too): appends from several
+        handles, threads or processes are all kept, each in one piece.
+        """
         self._check_writable()
         data = np.asarray(data)
         if self.ndim == 0:
@@ -1195,17 +1424,19 @@ class Array(Node):
         if not -self.ndim <= axis < self.ndim:
             raise np.exceptions.AxisError(axis, self.ndim)
         axis = axis % self.ndim
-        for d in range(self.ndim):
-            if d != axis and data.shape[d] != self.shape[d]:
-                raise ValueError(
-                    f"data shape {data.shape} does not match array shape {self.shape} "
-                    f"outside axis {axis}")
-        old = self.shape[axis]
-        new_shape = list(self.shape)
-        new_shape[axis] = old + data.shape[axis]
-        self.resize(tuple(new_shape))
-        sel = tuple(slice(old, None) if d == axis else slice(None) for d in range(self.ndim))
-        self[sel] = data
+        with self._meta_lock(ZARRAY):
+            self._reload_meta()
+            for d in range(self.ndim):
+                if d != axis and data.shape[d] != self.shape[d]:
+                    raise ValueError(
+                        f"data shape {data.shape} does not match array shape {self.shape} "
+                        f"outside axis {axis}")
+            old = self.shape[axis]
+            new_shape = list(self.shape)
+            new_shape[axis] = old + data.shape[axis]
+            self._resize_to(tuple(new_shape))
+            sel = tuple(slice(old, None) if d == axis else slice(None) for d in range(self.ndim))
+            self[sel] = data
         return self.shape
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -1213,7 +1444,8 @@ class Array(Node):
         the copy builds its own codec pipeline and, with ``cache_bytes``, an empty cache."""
         return (_unpickle_array, (self._store, self._path, self._meta.to_json(),
                                   self._read_only, self._write_empty,
-                                  self._cache.max_bytes if self._cache is not None else 0))
+                                  self._cache.max_bytes if self._cache is not None else 0,
+                                  self._lock_processes))
 
     def __repr__(self) -> str:
         where = f" {self._path!r}" if self._path else ""
@@ -1260,9 +1492,29 @@ class ArrayInfo:
 
 
 def _unpickle_array(store: Store, path: str, meta: dict[str, Any], read_only: bool,
-                    write_empty: bool, cache_bytes: int) -> Array:
+                    write_empty: bool, cache_bytes: int, lock: bool = False) -> Array:
     return Array(store, path, meta=ArrayMeta.from_json(meta), read_only=read_only,
-                 write_empty_chunks=write_empty, cache_bytes=cache_bytes)
+                 write_empty_chunks=write_empty, cache_bytes=cache_bytes, lock=lock)
+
+
+def _unit_axes_view(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """``a`` seen as ``shape``, which differs from its shape only by axes of length 1:
+    a view over the same memory whatever ``a``'s strides (a reshape promises no view,
+    and setting ``.shape`` is deprecated since NumPy 2.5)."""
+    if a.shape == shape:
+        return a.view()
+    kept = [(n, st) for n, st in zip(a.shape, a.strides) if n != 1]
+    if [n for n in shape if n != 1] != [n for n, _ in kept]:
+        raise ValueError(f"shape {shape} is not {a.shape} with unit axes added or removed")
+    strides = [0] * len(shape)
+    following = a.itemsize  # a unit axis steps over what follows it, as in a C layout
+    for i in range(len(shape) - 1, -1, -1):
+        if shape[i] == 1:
+            strides[i] = following
+        else:
+            strides[i] = kept.pop()[1]
+            following = strides[i] * shape[i]
+    return np.lib.stride_tricks.as_strided(a, shape=shape, strides=strides, subok=True)
 
 
 def _is_fill(item: Any, fill: Any) -> bool:
@@ -1289,6 +1541,28 @@ def _human(n: float) -> str:
             return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
         n /= 1024
     return str(n)
+
+
+class _Writing:
+    """What :meth:`Array._writing` returns: the array's write gate, held shared, and
+    its metadata checked against the stored one once inside."""
+
+    __slots__ = ("array",)
+
+    def __init__(self, array: Array) -> None:
+        self.array = array
+
+    def __enter__(self) -> None:
+        state = self.array._state
+        state.enter_write()
+        try:
+            self.array._check_meta()
+        except BaseException:
+            state.exit_write()
+            raise
+
+    def __exit__(self, *exc: Any) -> None:
+        self.array._state.exit_write()
 
 
 class _View:

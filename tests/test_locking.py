@@ -1,0 +1,382 @@
+"""Writers that share chunks or metadata: threads, handles and processes lose nothing.
+
+Partial-chunk writes read a chunk, change part of it and write it back; two of them at
+once on one chunk must not undo each other. Metadata changes (append, resize,
+attributes) re-read what they change under a lock. Writes from a handle whose array
+was resized by another one never leave chunks past the stored end.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+import time
+import warnings
+from contextlib import contextmanager
+
+import numpy as np
+import pytest
+
+import exzarr
+from exzarr.array import Array
+from exzarr.errors import LockNotSupportedError
+from exzarr.storage.base import Store
+from exzarr.storage.directory import DirectoryStore
+from exzarr.storage.memory import MemoryStore
+
+SHAPE = (32, 32)
+CHUNKS = (4, 4)  # 64 chunks; each holds rows of all four writers
+
+
+class SlowMemoryStore(MemoryStore):
+    """A memory store that pauses after fetching chunks, so a read-modify-write that is
+    not serialised is overtaken by another one (the result does not depend on timing
+    when writes are serialised: nothing here is asserted about time)."""
+
+    def get_many(self, keys):
+        values = super().get_many(keys)
+        if any(not k.rsplit("/", 1)[-1].startswith(".") for k in keys):
+            time.sleep(0.002)
+        return values
+
+    def get(self, key):
+        value = super().get(key)
+        if not key.rsplit("/", 1)[-1].startswith("."):
+            time.sleep(0.002)
+        return value
+
+
+def _store(kind, tmp_path):
+    if kind == "memory":
+        return SlowMemoryStore()
+    return DirectoryStore(str(tmp_path / "a"))
+
+
+def _quarter_writer(kind):
+    """A function writing quarter ``k`` (the rows ``k::4``) with ``value``, through
+    the selection kind named ``kind``."""
+    rows = [np.arange(k, SHAPE[0], 4) for k in range(4)]
+
+    def write(a, k, value):
+        if kind == "oindex":
+            a.oindex[rows[k], :] = value
+        elif kind == "vindex":
+            rr, cc = np.meshgrid(rows[k], np.arange(SHAPE[1]), indexing="ij")
+            a.vindex[rr.ravel(), cc.ravel()] = value
+        elif kind == "mask":
+            mask = np.zeros(SHAPE, dtype=bool)
+            mask[rows[k], :] = True
+            a.vindex[mask] = value
+        elif kind == "slices":
+            a[k::4, :] = value
+        elif kind == "slices-1d":  # one element per chunk row, strided slices
+            a[k::4, k] = value
+        else:
+            raise AssertionError(kind)
+
+    return write
+
+
+def _run_threads(fn, n):
+    barrier = threading.Barrier(n)
+    errors = []
+
+    def run(k):
+        try:
+            barrier.wait()
+            fn(k)
+        except BaseException as exc:  # reported below, in the test's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+
+
+@pytest.mark.parametrize("store_kind", ["memory", "directory"])
+@pytest.mark.parametrize("kind", ["oindex", "vindex", "mask", "slices"])
+def test_threads_writing_quarters_of_shared_chunks_lose_nothing(kind, store_kind, tmp_path):
+    store = _store(store_kind, tmp_path)
+    exzarr.create(shape=SHAPE, chunks=CHUNKS, dtype="i4", fill_value=0, storage=store)
+    write = _quarter_writer(kind)
+    for round_ in range(3):
+        # A handle per thread, as separate parts of a program would have.
+        arrays = [Array(store) for _ in range(4)]
+        _run_threads(lambda k: write(arrays[k], k, 10 * round_ + k + 1), 4)
+        got = Array(store)[...]
+        want = np.repeat((10 * round_ + np.arange(1, 5))[None, :], SHAPE[0] // 4, 0).reshape(-1)
+        lost = int((got != want[:, None]).any(axis=1).sum())
+        assert lost == 0, f"round {round_}: {lost} of {SHAPE[0]} rows lost an update"
+
+
+def test_threads_writing_object_chunks_lose_nothing():
+    store = SlowMemoryStore()
+    exzarr.create(shape=(16, 8), chunks=(4, 4), dtype=str, storage=store)
+    arrays = [Array(store) for _ in range(4)]
+    _run_threads(lambda k: arrays[k].__setitem__((slice(k, None, 4), slice(None)), f"w{k}"), 4)
+    got = Array(store)[...]
+    want = np.array([f"w{i % 4}" for i in range(16)], dtype=object)
+    np.testing.assert_array_equal(got, np.repeat(want[:, None], 8, 1))
+
+
+def test_an_append_and_a_write_into_its_edge_chunk_lose_nothing():
+    store = SlowMemoryStore()
+    exzarr.create(shape=(1,), chunks=(8,), dtype="i4", fill_value=0, storage=store)
+    for round_ in range(5):
+        a, b = Array(store), Array(store)
+        n = a.shape[0]
+        # b writes the element before the end while a appends into the same chunk.
+        _run_threads(lambda k: a.append(np.full(3, round_ + 1)) if k == 0
+                     else b.__setitem__(n - 1, 100 + round_), 2)
+    got = Array(store)[...]
+    expected = [0]
+    for round_ in range(5):
+        expected[-1] = 100 + round_
+        expected += [round_ + 1] * 3
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_full_chunk_writes_take_no_lock_and_partial_ones_do(monkeypatch):
+    from exzarr import locks
+
+    taken = []
+    real = locks.chunk_locks
+
+    def spy(ident, keys, *args, **kwargs):
+        taken.append(list(keys))
+        return real(ident, keys, *args, **kwargs)
+
+    monkeypatch.setattr(locks, "chunk_locks", spy)
+    a = exzarr.create(shape=(8, 8), chunks=(4, 4), dtype="i4")
+    a[...] = 1                 # four whole chunks
+    a[4:8, 0:4] = 2            # one whole chunk
+    a.blocks[1, 1] = 3         # one whole chunk
+    assert not any(taken)
+    a[0:2, 0:8] = 4            # parts of two chunks
+    assert sorted(k for keys in taken for k in keys) == ["0.0", "0.1"]
+
+
+# -- metadata: append, resize, attributes from several handles ----------------------
+
+def test_appends_from_two_handles_are_both_kept():
+    store = MemoryStore()
+    exzarr.create(shape=(0,), chunks=(2,), dtype="i4", storage=store)
+    a, b = Array(store), Array(store)
+    a.append(np.full(3, 1))
+    assert b.append(np.full(2, 2)) == (5,)
+    np.testing.assert_array_equal(Array(store)[...], [1, 1, 1, 2, 2])
+    assert a.shape == (3,)  # a handle learns of the other's change at its next change
+    a.append([3])
+    np.testing.assert_array_equal(Array(store)[...], [1, 1, 1, 2, 2, 3])
+
+
+def test_appends_from_threads_with_their_own_handles_are_all_kept(tmp_path):
+    store = DirectoryStore(str(tmp_path / "a"))
+    exzarr.create(shape=(0, 3), chunks=(4, 3), dtype="i4", storage=store)
+
+    def appender(k):
+        a = Array(store)
+        for _ in range(6):
+            a.append(np.full((3, 3), k + 1))
+
+    _run_threads(appender, 4)
+    got = Array(store)[...]
+    assert got.shape == (72, 3)
+    blocks = got.reshape(24, 3, 3)
+    # Every append is there, whole, in one piece.
+    assert (blocks == blocks[:, :1, :1]).all()
+    assert sorted(np.bincount(blocks[:, 0, 0])[1:].tolist()) == [6, 6, 6, 6]
+
+
+def test_attributes_set_through_two_handles_are_both_kept():
+    store = MemoryStore()
+    exzarr.create(shape=(4,), chunks=(2,), dtype="i4", storage=store)
+    a, b = Array(store), Array(store)
+    assert dict(a.attrs) == {} and dict(b.attrs) == {}  # both have read them
+    a.attrs["one"] = 1
+    b.attrs["two"] = 2
+    b.attrs.update(three=3)
+    assert Array(store).attrs.asdict() == {"one": 1, "two": 2, "three": 3}
+
+
+def _chunk_keys(store):
+    return sorted(k for k in store.list_prefix("") if not k.rsplit("/", 1)[-1].startswith("."))
+
+
+@pytest.mark.parametrize("store_kind", ["memory", "directory"])
+def test_a_handle_opened_before_a_shrink_writes_no_orphan_chunks(store_kind, tmp_path):
+    store = MemoryStore() if store_kind == "memory" else DirectoryStore(str(tmp_path / "a"))
+    exzarr.create(shape=(10,), chunks=(2,), dtype="i4", fill_value=-1, storage=store)
+    stale, other = Array(store), Array(store)
+    stale[...] = np.arange(10)
+    other.resize(4)
+    assert _chunk_keys(store) == ["0", "1"]
+    # The write is checked against the stored shape: past its end, as NumPy refuses.
+    with pytest.raises(IndexError):
+        stale[8] = 5
+    with pytest.raises(ValueError):
+        stale[...] = np.arange(10)  # ten values for four elements
+    stale[6:9] = 5                  # an empty selection of the new shape, as NumPy
+    stale.oindex[[1, 3]] = 7
+    with pytest.raises(IndexError):
+        stale.vindex[[9]] = 7
+    assert stale.shape == (4,)
+    assert _chunk_keys(store) == ["0", "1"]
+    other.resize(10)
+    np.testing.assert_array_equal(Array(store)[...], [0, 7, 2, 7] + [-1] * 6)
+
+
+@pytest.mark.parametrize("dtype, fill, values", [
+    ("i4", -1, np.arange(1, 11)),
+    ("f8", np.nan, np.arange(1.0, 11.0)),
+    (str, "", np.array([str(i) for i in range(1, 11)], dtype=object)),
+])
+def test_shrink_then_grow_reads_the_fill_value(dtype, fill, values):
+    a = exzarr.create(shape=(10,), chunks=(4,), dtype=dtype, fill_value=fill)
+    a[...] = values
+    a.resize(6)
+    assert _chunk_keys(a.store) == ["0", "1"]  # chunk 2 lay wholly past the end
+    a.resize(10)
+    want = np.array(list(values[:6]) + [fill] * 4, dtype=a.dtype)
+    np.testing.assert_array_equal(a[...], want)
+
+
+def test_shrink_then_grow_in_two_dimensions_reads_the_fill_value():
+    a = exzarr.create(shape=(6, 6), chunks=(4, 4), dtype="i4", fill_value=0)
+    a[...] = np.arange(1, 37).reshape(6, 6)
+    b = Array(a.store)
+    b.resize((5, 3))
+    b.resize((6, 6))
+    want = np.zeros((6, 6), dtype="i4")
+    want[:5, :3] = np.arange(1, 37).reshape(6, 6)[:5, :3]
+    np.testing.assert_array_equal(a[...], want)
+    np.testing.assert_array_equal(Array(a.store)[...], want)
+
+
+# -- across processes ---------------------------------------------------------------
+
+class RecordingLockStore(MemoryStore):
+    """A memory store whose process_lock records the keys it is asked for."""
+
+    def __init__(self):
+        super().__init__()
+        self.locked = []
+        self._locks = {}
+
+    @contextmanager
+    def process_lock(self, key):
+        self.locked.append(key)
+        lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
+            yield
+
+
+def test_a_store_that_cannot_lock_is_refused_at_open():
+    store = MemoryStore()
+    exzarr.create(shape=(4,), chunks=(2,), dtype="i4", storage=store)
+    with pytest.raises(LockNotSupportedError):
+        Array(store, lock=True)
+    with exzarr.config.set(lock=True), pytest.raises(LockNotSupportedError):
+        Array(store)
+    Array(store, lock=True, read_only=True)[...]  # readers take no lock
+    assert Array(store, lock=False)[...].shape == (4,)
+
+
+@pytest.mark.parametrize("from_config", [False, True])
+def test_process_locks_cover_partial_writes_and_metadata_changes(from_config):
+    store = RecordingLockStore()
+    exzarr.create(shape=(8, 8), chunks=(4, 4), dtype="i4", storage=store)
+    if from_config:
+        with exzarr.config.set(lock=True):
+            a = Array(store)
+    else:
+        a = Array(store, lock=True)
+    store.locked.clear()
+    a[...] = 1
+    a.blocks[0, 1] = 2
+    assert store.locked == []  # chunk-aligned writes need no lock
+    a[0:2, 3:5] = 3
+    assert sorted(store.locked) == ["0.0", "0.1"]
+    store.locked.clear()
+    a.oindex[[1], [0, 7]] = 4
+    assert sorted(store.locked) == ["0.0", "0.1"]
+    store.locked.clear()
+    a.resize((9, 8))
+    assert store.locked == [".zarray"]
+    store.locked.clear()
+    a.append(np.ones((2, 8)))  # rows 9 and 10: part of chunk row 2 (rows 8 to 11)
+    assert store.locked[0] == ".zarray" and sorted(store.locked[1:]) == ["2.0", "2.1"]
+    store.locked.clear()
+    a.resize((10, 8))  # row 10 is cleared to the fill value
+    assert store.locked[0] == ".zarray" and sorted(store.locked[1:]) == ["2.0", "2.1"]
+    store.locked.clear()
+    a.attrs["x"] = 1
+    assert store.locked == [".zattrs"]
+    assert Array(store)[0:2, 3:5].tolist() == [[3, 3], [3, 3]]
+
+
+def _process_writer(root, part, rounds, lock):
+    a = Array(DirectoryStore(root), lock=lock)
+    rows = [r for r in range(SHAPE[0]) if r % 4 in (part, part + 2)]
+    for round_ in range(rounds):
+        for r in rows:  # one row at a time: every write a read-modify-write of 8 chunks
+            a.oindex[[r], :] = 100 * round_ + r
+
+
+@pytest.mark.skipif(not hasattr(Store, "process_lock"),
+                    reason="Store.process_lock (the storage backends' part) has not landed")
+def test_two_processes_writing_quarters_with_the_lock_lose_nothing(tmp_path):
+    root = str(tmp_path / "a")
+    exzarr.create(shape=SHAPE, chunks=CHUNKS, dtype="i4", fill_value=-1, storage="filesystem",
+                  path=root)
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_process_writer, args=(root, p, 3, True)) for p in (0, 1)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0, 0]
+    got = exzarr.open(root)[...]
+    want = 200 + np.arange(SHAPE[0])
+    lost = int((got != want[:, None]).any(axis=1).sum())
+    assert lost == 0, f"{lost} of {SHAPE[0]} rows lost an update"
+
+
+# -- NumPy 2.5: no shape set on arrays ---------------------------------------------
+
+class _NoShapeSetting(np.ndarray):
+    """An ndarray whose shape cannot be set, as NumPy 2.5 deprecates (its views are of
+    this class too)."""
+
+    @property
+    def shape(self):
+        return super().shape
+
+    @shape.setter
+    def shape(self, value):
+        raise AssertionError("shape set on an array (deprecated in NumPy 2.5)")
+
+
+@pytest.mark.parametrize("read", [
+    lambda a, out: a.get_basic_selection((3, slice(None)), out=out),
+    lambda a, out: a.get_basic_selection((slice(None), 2), out=out),
+    lambda a, out: a.get_orthogonal_selection(([1, 3, 5, 7, 2, 0, 4, 6], 2), out=out),
+    lambda a, out: a.get_coordinate_selection((np.arange(8), np.arange(8)), out=out),
+])
+def test_reads_into_out_set_no_shape(read):
+    a = exzarr.create(shape=(8, 8), chunks=(3, 3), dtype="i4")
+    data = np.arange(64, dtype="i4").reshape(8, 8)
+    a[...] = data
+    out = np.zeros(8, dtype="i4").view(_NoShapeSetting)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        got = read(a, out)
+        plain = np.zeros(16, dtype="i4")[::2]  # not contiguous: still written in place
+        read(a, plain)
+    assert got is out
+    np.testing.assert_array_equal(plain, np.asarray(out))
+    np.testing.assert_array_equal(np.asarray(out), read(a, None))
