@@ -132,6 +132,7 @@ cdef enum Status:
     ST_ENCODE = 4       # the compression library failed
     ST_CHECKSUM = 5     # a checksum filter found a mismatch
     ST_IO = 6           # a file could not be read or written (errno in Ctx.err)
+    ST_LIMIT = 7        # a stream of unstated size decodes to more than allowed
 
 _STEP_KINDS = {"raw": STEP_RAW, "zlib": STEP_ZLIB, "gzip": STEP_GZIP, "zstd": STEP_ZSTD,
                "lz4": STEP_LZ4, "blosc": STEP_BLOSC, "delta": STEP_DELTA,
@@ -540,22 +541,64 @@ cdef int decompress_step(Ctx* c, const Step* s, const uint8_t* src, size_t srcle
     return st
 
 
+cdef int zstd_frames_check(Ctx* c, const uint8_t* src, size_t srclen,
+                           size_t expected) noexcept nogil:
+    """Check the structure of every zstd frame in ``src`` without decoding it: frame and
+    block headers reach exactly the end of the data, and the stated content sizes add up
+    to ``expected``. ST_OK; ST_CORRUPT or ST_SIZE as a full decode would report them; or
+    -1 where a frame does not state its content size (only a full decode can tell).
+    """
+    cdef size_t fsz, total = 0
+    cdef unsigned long long cs
+    while srclen > 0:
+        fsz = ZSTD_findFrameCompressedSize(src, srclen)
+        if ZSTD_isError(fsz):
+            c.detail = ZSTD_getErrorName(fsz)
+            return ST_CORRUPT
+        cs = ZSTD_getFrameContentSize(src, fsz)
+        if cs == ZSTD_CONTENTSIZE_UNKNOWN:
+            return -1
+        if cs == ZSTD_CONTENTSIZE_ERROR:
+            c.detail = "invalid zstd frame header"
+            return ST_CORRUPT
+        if cs > expected - total:
+            c.detail = "zstd frames state more than the chunk size"
+            return ST_SIZE
+        total += <size_t>cs
+        src += fsz
+        srclen -= fsz
+    if total != expected:
+        c.detail = "zstd frames state less than the chunk size"
+        return ST_SIZE
+    return ST_OK
+
+
 cdef int decompress_prefix(Ctx* c, const Step* s, const uint8_t* src, size_t srclen,
                            uint8_t* dst, size_t need, size_t expected) noexcept nogil:
-    """Decode only the first ``need`` bytes of a chunk of ``expected`` bytes.
+    """Decode only the first ``need`` bytes of a chunk of ``expected`` bytes, with the
+    verdict on the whole chunk a full decode would give wherever it can be had without
+    decoding the rest.
 
     A read that selects the start of a chunk (a window high in a C-order chunk) stops
-    decompressing where the selection ends. zstd streams and lz4 blocks support it;
-    other codecs decode the whole chunk.
+    decompressing zstd frames where the selection ends, once the frame and block headers
+    of the whole chunk check out (truncated, extended or resized data is refused as a
+    full read refuses it). Damage inside the compressed blocks not decoded goes unseen:
+    frames with a content checksum, and every other codec, are decoded whole. (lz4
+    decodes faster than its structure could be checked apart from decoding.)
     """
     cdef ZSTD_inBuffer zin
     cdef ZSTD_outBuffer zout
     cdef size_t r
-    cdef int n
+    cdef int st
     if s.kind == STEP_ZSTD:
         # A frame with a content checksum is verified only when decoded to its end.
         if srclen < 5 or load_le32(src) != 0xFD2FB528U or src[4] & 0x04:
             return decompress_step(c, s, src, srclen, dst, expected)
+        st = zstd_frames_check(c, src, srclen, expected)
+        if st < 0:
+            return decompress_step(c, s, src, srclen, dst, expected)
+        if st != ST_OK:
+            return st
         if c.zd == NULL:
             c.zd = ZSTD_createDCtx()
             if c.zd == NULL:
@@ -571,24 +614,13 @@ cdef int decompress_prefix(Ctx* c, const Step* s, const uint8_t* src, size_t src
             r = ZSTD_decompressStream(c.zd, &zout, &zin)
             if ZSTD_isError(r):
                 c.detail = ZSTD_getErrorName(r)
+                ZSTD_DCtx_reset(c.zd, ZSTD_reset_session_only)
                 return ST_CORRUPT
             if zout.pos < need and zin.pos == zin.size:
                 c.detail = "zstd data ends before the chunk does"
+                ZSTD_DCtx_reset(c.zd, ZSTD_reset_session_only)
                 return ST_SIZE if r == 0 else ST_CORRUPT
         ZSTD_DCtx_reset(c.zd, ZSTD_reset_session_only)
-        return ST_OK
-    if s.kind == STEP_LZ4:
-        if srclen < 4 or srclen - 4 > <size_t>LZ4_MAX_INPUT_SIZE:
-            c.detail = "lz4 chunk shorter than its 4-byte size header"
-            return ST_CORRUPT
-        if load_le32(src) != expected:
-            c.detail = "lz4 size header differs from the chunk size"
-            return ST_SIZE
-        n = LZ4_decompress_safe_partial(<const char*>src + 4, <char*>dst, <int>(srclen - 4),
-                                        <int>need, <int>need)
-        if n < 0 or <size_t>n < need:
-            c.detail = "invalid lz4 block"
-            return ST_CORRUPT
         return ST_OK
     return decompress_step(c, s, src, srclen, dst, expected)
 
@@ -2225,36 +2257,109 @@ def decode_buffer(Pipeline pipe not None, data, out):
         PyBuffer_Release(&src)
 
 
+cdef int zstd_decode_growing(Ctx* c, const uint8_t* src, size_t srclen, size_t limit,
+                             uint8_t** out, size_t* outlen) noexcept nogil:
+    """Decode zstd frames of unknown decoded size into a buffer grown as output arrives
+    (``*out``, to be freed by the caller), refusing more than ``limit`` bytes."""
+    cdef ZSTD_inBuffer zin
+    cdef ZSTD_outBuffer zout
+    cdef size_t r = 0, cap
+    cdef unsigned long long stated
+    cdef uint8_t* grown
+    if c.zd == NULL:
+        c.zd = ZSTD_createDCtx()
+        if c.zd == NULL:
+            return ST_NOMEM
+    ZSTD_DCtx_reset(c.zd, ZSTD_reset_session_only)
+    cap = srclen * 4 + 1024
+    stated = ZSTD_getFrameContentSize(src, srclen)
+    if stated < ZSTD_CONTENTSIZE_ERROR and stated <= limit:
+        # One frame, as codecs write them, is decoded in one buffer of its stated size
+        # (+1, so a frame that is alone ends with room to spare); a false claim costs
+        # a regrowth.
+        cap = <size_t>stated + 1
+    zin.src = src
+    zin.size = srclen
+    zin.pos = 0
+    zout.pos = 0
+    while True:
+        if cap > limit:
+            cap = limit
+        grown = <uint8_t*>realloc(out[0], cap if cap else 1)
+        if grown == NULL:
+            return ST_NOMEM
+        out[0] = grown
+        zout.dst = grown
+        zout.size = cap
+        while zin.pos < zin.size or (r != 0 and zout.pos < zout.size):
+            r = ZSTD_decompressStream(c.zd, &zout, &zin)
+            if ZSTD_isError(r):
+                c.detail = ZSTD_getErrorName(r)
+                return ST_CORRUPT
+            if zout.pos == zout.size:
+                break  # more room wanted (or exactly full: one more call tells)
+            if zin.pos == zin.size and r != 0:
+                c.detail = "zstd data ends inside a frame"
+                return ST_CORRUPT
+        if zout.pos < zout.size or (zin.pos == zin.size and r == 0):
+            break
+        if cap >= limit:
+            c.detail = "decodes to more than decode_limit_bytes"
+            return ST_LIMIT
+        cap *= 2
+    outlen[0] = zout.pos
+    return ST_OK
+
+
 def decode_buffer_unsized(Pipeline pipe not None, data, Py_ssize_t max_size):
     """Decompress one buffer of unknown decoded size (at most ``max_size`` bytes).
 
-    Only the compressor runs: pipelines with filters know their sizes.
+    Only the compressor runs: pipelines with filters know their sizes. zstd output is
+    taken as it arrives into a growing buffer; deflate streams, which libdeflate decodes
+    in one call only, are retried in doubling buffers up to what deflate can expand to
+    (1,032 times) or ``max_size``, whichever is less. Memory follows the real output:
+    a stream that expands past ``max_size`` is refused without the cap taken up front.
     """
     cdef Ctx c
     cdef Py_buffer src
     cdef int st = ST_SIZE
-    cdef size_t cap, outlen = 0
+    cdef size_t cap, bound, limit, outlen = 0
+    cdef const uint8_t* p
     cdef uint8_t* dst = NULL
     cdef uint8_t* grown
-    cdef int i
+    cdef int kind = pipe.steps[0].kind
+    if max_size < 0:
+        raise ValueError("max_size must be >= 0")
     PyObject_GetBuffer(data, &src, PyBUF_SIMPLE)
     memset(&c, 0, sizeof(Ctx))
+    limit = <size_t>max_size
+    p = <const uint8_t*>src.buf
     try:
         with nogil:
-            cap = <size_t>src.len * 4 + 1024
-            while True:
-                if cap > <size_t>max_size:
-                    cap = <size_t>max_size
-                grown = <uint8_t*>realloc(dst, cap if cap else 1)
-                if grown == NULL:
-                    st = ST_NOMEM
-                    break
-                dst = grown
-                st = decompress_any(&c, &pipe.steps[0], <const uint8_t*>src.buf, src.len,
-                                    dst, cap, &outlen)
-                if st != ST_SIZE or cap >= <size_t>max_size:
-                    break
-                cap *= 2
+            if kind == STEP_ZSTD:
+                st = zstd_decode_growing(&c, p, <size_t>src.len, limit, &dst, &outlen)
+            else:
+                bound = limit
+                if (kind == STEP_ZLIB or kind == STEP_GZIP) and <size_t>src.len < limit // 1032:
+                    bound = <size_t>src.len * 1032 + 1024
+                cap = <size_t>src.len * 4 + 1024
+                if kind == STEP_GZIP and src.len >= 18 and load_le32(p + src.len - 4) > cap:
+                    cap = load_le32(p + src.len - 4)  # the last member's size mod 2**32
+                while True:
+                    if cap > bound:
+                        cap = bound
+                    grown = <uint8_t*>realloc(dst, cap if cap else 1)
+                    if grown == NULL:
+                        st = ST_NOMEM
+                        break
+                    dst = grown
+                    st = decompress_any(&c, &pipe.steps[0], p, src.len, dst, cap, &outlen)
+                    if st != ST_SIZE or cap >= bound:
+                        break
+                    cap *= 2
+                if st == ST_SIZE and bound == limit:
+                    c.detail = "decodes to more than decode_limit_bytes"
+                    st = ST_LIMIT
             ctx_free(&c)
         if st != ST_OK:
             _raise_for_status(st, 0, (<bytes>c.detail).decode() if c.detail != NULL else "")

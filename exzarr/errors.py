@@ -203,7 +203,7 @@ class _ChunkFailure(Exception):
     """Raised by the core for one chunk of a batch; the array layer adds the key."""
 
     # Status codes of exzarr/_core.pyx.
-    CORRUPT, SIZE, NOMEM, ENCODE, CHECKSUM, IO = 1, 2, 3, 4, 5, 6
+    CORRUPT, SIZE, NOMEM, ENCODE, CHECKSUM, IO, LIMIT = 1, 2, 3, 4, 5, 6, 7
 
     def __init__(self, status: int, index: int, detail: str) -> None:
         super().__init__(status, index, detail)
@@ -217,12 +217,23 @@ class _ChunkFailure(Exception):
         if self.status == self.IO:
             import os
 
-            err = int(self.detail) if isinstance(self.detail, int) else 0
-            return OSError(err, f"{os.strerror(err)} ({what})", key)
+            from exzarr.storage.base import storage_error
+
+            # The core gives the errno, or (errno, detail, the chunk file's path).
+            err, text, path = (self.detail if isinstance(self.detail, tuple)
+                               else (self.detail if isinstance(self.detail, int) else 0, "", None))
+            where = f"{what} (file {path})" if path else what
+            return storage_error(err or None, text or os.strerror(err), f"reading or writing {where}",
+                                 path or key)
         if self.status == self.NOMEM:
             return MemoryError(f"out of memory while processing {what}")
         if self.status == self.ENCODE:
             return ExZarrError(f"could not encode {what}: {self.detail}")
+        if self.status == self.LIMIT:
+            return CorruptChunkError(
+                f"{what} does not state its decoded size and decodes to more than "
+                "decode_limit_bytes; if it is genuine, raise the limit with "
+                "exzarr.config.set(decode_limit_bytes=...)", key)
         problem = {self.CORRUPT: "is corrupt", self.CHECKSUM: "fails its checksum"}.get(
             self.status, "decodes to the wrong size")
         hint = "; rewrite it or delete it to read it as fill_value" if key is not None else ""

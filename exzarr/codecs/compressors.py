@@ -9,11 +9,6 @@ import numpy as np
 from exzarr.codecs.abc import Codec
 from exzarr.codecs.registry import register_codec
 
-#: Upper bound on what ``decode`` without ``out`` will allocate for a stream that does
-#: not announce its decoded size (zlib, gzip, zstd without content size).
-MAX_UNSIZED_DECODE = 1 << 31
-
-
 class CoreCodec(Codec):
     """A codec whose encode and decode run in the core, without the GIL."""
 
@@ -75,7 +70,9 @@ class CoreCodec(Codec):
                 dst = np.empty(size, dtype=np.uint8)
                 _core.decode_buffer(pipe, buf, dst)
                 return dst.tobytes()
-            return _core.decode_buffer_unsized(pipe, buf, MAX_UNSIZED_DECODE)
+            from exzarr import config
+
+            return _core.decode_buffer_unsized(pipe, buf, config.get("decode_limit_bytes"))
         except _ChunkFailure as failure:
             raise failure.to_error(None, codec=self.codec_id) from None
 
