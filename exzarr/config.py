@@ -125,8 +125,9 @@ def set(options: dict[str, Any] | None = None, /, **kwargs: Any) -> _Restore:  #
     up to a third of a fast read. Kept memory is released to the kernel under memory
     pressure but counts in RSS until then. 0 turns it off and releases what is kept.
     ``decode_limit_bytes``: the most a codec's ``decode`` without ``out`` produces
-    from a stream that does not state its decoded size (default 1 GiB); past it the
-    stream is refused as corrupt before that much memory is taken.
+    from a zstd, zlib or gzip stream, whose decoded size is stated in the stream, if
+    at all, by the data itself (default 1 GiB). Memory is taken as output arrives;
+    past the limit the stream is refused with CorruptChunkError.
     ``fsync``: writes are durable before they return (chunk files and their folders,
     zip archives and SQLite databases synced to disk); default False.
     ``lock``: arrays opened afterwards also lock across processes around each partial

@@ -5,8 +5,6 @@ cdef extern from "lz4.h" nogil:
                           int acceleration)
     int LZ4_decompress_safe(const char* src, char* dst, int compressedSize,
                             int dstCapacity)
-    int LZ4_decompress_safe_partial(const char* src, char* dst, int srcSize,
-                                    int targetOutputSize, int dstCapacity)
     int LZ4_compress_fast_extState(void* state, const char* src, char* dst, int srcSize,
                                    int dstCapacity, int acceleration)
     int LZ4_sizeofState()
