@@ -31,6 +31,7 @@ from exzarr.metadata import (
     ensure_parent_groups,
     integer_in_range,
     json_dumps,
+    listed_keys,
     normalize_chunks,
     normalize_dtype,
     normalize_shape,
@@ -262,23 +263,95 @@ def create(
     from exzarr.array import build_codecs, check_filters
 
     check_filters(dt, chunks_t, *build_codecs(meta))
+    # Everything that can be checked is checked before the store is touched.
+    attrs_doc = None
+    if attrs:
+        try:
+            attrs_doc = json_dumps(dict(attrs))
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise InvalidArgumentError(f"attrs cannot be stored as JSON: {exc}; nothing has "
+                                       "been written") from None
+    if data is not None:
+        try:
+            fits = np.broadcast_shapes(data.shape, shape_t) == shape_t
+        except ValueError:
+            fits = False
+        if not fits:
+            raise InvalidArgumentError(
+                f"data of shape {data.shape} does not fit an array of shape {shape_t}; "
+                "nothing has been written")
     store, inner = _split_path(storage, path, storage_options)
     prefix = inner + "/" if inner else ""
     if store.contains(prefix + ZARRAY) or store.contains(prefix + ZGROUP):
         if not overwrite:
             raise ContainsArrayError(
                 f"an array or group already exists at {path!s}; pass overwrite=True to replace it")
-        store.delete_many(list(store.list_prefix(prefix)))
-    if inner:
-        ensure_parent_groups(store, inner)
-    store.set(prefix + ZARRAY, meta.encode())
-    if attrs:
-        store.set(prefix + ZATTRS, json_dumps(attrs))
-    array = Array(store, inner, meta=meta, write_empty_chunks=write_empty_chunks,
-                  cache_bytes=cache_bytes)
-    if data is not None:
-        array[...] = data
+        store.delete_many(listed_keys(store, prefix))
+    groups = _missing_groups(store, inner)
+    new_dirs = _missing_dirs(store, inner)
+    try:
+        if inner:
+            ensure_parent_groups(store, inner)
+        store.set(prefix + ZARRAY, meta.encode())
+        if attrs_doc is not None:
+            store.set(prefix + ZATTRS, attrs_doc)
+        array = Array(store, inner, meta=meta, write_empty_chunks=write_empty_chunks,
+                      cache_bytes=cache_bytes)
+        if data is not None:
+            try:
+                array[...] = data
+            except (TypeError, ValueError, OverflowError) as exc:
+                if isinstance(exc, ExZarrError):
+                    raise
+                raise InvalidArgumentError(
+                    f"data of dtype {data.dtype} cannot be written to a {dt} array: {exc}; "
+                    "nothing has been left behind") from exc
+    except BaseException:
+        _undo_create(store, inner, meta, groups, new_dirs)
+        raise
     return array
+
+
+def _missing_groups(store: Store, inner: str) -> list[str]:
+    """The ``.zgroup`` keys :func:`ensure_parent_groups` would write above ``inner``."""
+    parts = inner.split("/") if inner else []
+    keys = [("/".join(parts[:i]) + "/" if i else "") + ZGROUP for i in range(len(parts))]
+    return [k for k in keys if not store.contains(k)]
+
+
+def _missing_dirs(store: Store, inner: str) -> list[str]:
+    """The folders of a directory store, from its root down to ``inner``, that do not
+    exist yet (deepest first); [] for other stores."""
+    from exzarr.storage.directory import DirectoryStore
+
+    if type(store) is not DirectoryStore:
+        return []
+    parts = inner.split("/") if inner else []
+    dirs = [os.path.join(store.root, *parts[:i]) for i in range(len(parts) + 1)]
+    return [d for d in reversed(dirs) if not os.path.isdir(d)]
+
+
+def _undo_create(store: Store, inner: str, meta: ArrayMeta, groups: list[str],
+                 new_dirs: list[str]) -> None:
+    """Remove what a failed :func:`create` wrote: the array's documents and chunks, the
+    groups it added above it and the folders it made. Best effort: the caller re-raises
+    the error that stopped it, which is the one to report."""
+    prefix = inner + "/" if inner else ""
+    try:
+        listed = listed_keys(store, prefix)
+        keys = [k for k in listed if k[len(prefix):] in (ZARRAY, ZATTRS)]
+        keys += chunk_keys_of(listed, prefix, meta)
+        store.delete_many(keys + groups)
+        for folder in new_dirs:  # made by this call: empty ones below it are its chunks'
+            for dirpath, _, _ in os.walk(folder, topdown=False):
+                try:
+                    os.rmdir(dirpath)
+                except OSError:
+                    pass  # not empty: something else was written there meanwhile
+        if new_dirs:
+            store.forget_dirs()  # type: ignore[attr-defined]  # a DirectoryStore's
+    except Exception:  # noqa: BLE001 - the original error matters more than this one
+        pass
 
 
 # --------------------------------------------------------------------------- zarr-style shortcuts
@@ -541,7 +614,7 @@ _COPY_BATCH = 256  # chunks held in memory at once while save() copies
 def _array_keys(store: Store, prefix: str, meta: ArrayMeta | None) -> set[str]:
     """The keys of the array at ``prefix``: its metadata and its chunks (see
     :func:`~exzarr.metadata.chunk_keys_of`), nothing nested below it."""
-    keys = list(store.list_prefix(prefix))
+    keys = listed_keys(store, prefix)
     return ({k for k in keys if k[len(prefix):] in (ZARRAY, ZATTRS)}
             | set(chunk_keys_of(keys, prefix, meta)))
 
@@ -627,7 +700,7 @@ def _save(array: Array, target: Store, dst: str) -> None:
     new = {dst + k[len(src):] for k in keys} | {dst + ZARRAY}
     # Nothing but the old array may be overwritten, or lie below a new key (a chunk file
     # cannot replace a directory). This is checked before anything is changed.
-    others = [k for k in target.list_prefix(dst) if k not in stale]
+    others = [k for k in listed_keys(target, dst) if k not in stale]
     taken = [k for k in others if k in new or _under_any(k, new)]
     if taken:
         raise ContainsArrayError(

@@ -14,7 +14,8 @@ from exzarr.errors import (ContainsArrayError, ContainsGroupError, IncompatibleA
                            InvalidArgumentError, InvalidKeyError, InvalidMetadataError,
                            MetadataNotFoundError, PathNotFoundError)
 from exzarr.metadata import (ZARRAY, ZATTRS, ZGROUP, ZMETADATA, ensure_parent_groups,
-                             group_document, group_from_json, json_dumps, json_loads)
+                             group_document, group_from_json, json_dumps, json_loads,
+                             listed_keys)
 from exzarr.storage.base import Store
 from exzarr.storage.registry import open_store
 
@@ -382,7 +383,7 @@ class Group(Node):
             if not overwrite:
                 raise (ContainsGroupError if kind == "group" else ContainsArrayError)(
                     f"{path!r} already exists; pass overwrite=True to replace it")
-            self._store.delete_many(list(self._store.list_prefix(path + "/")))
+            self._store.delete_many(listed_keys(self._store, path + "/"))
         self._ensure_parents(path)
         self._store.set(path + "/" + ZGROUP, group_document())
         if attrs:
@@ -438,7 +439,8 @@ class Group(Node):
         path = _join(self._path, _normalize_name(name))
         if self._kind(path) == "group" and not kwargs.get("overwrite"):
             raise ContainsGroupError(f"{path!r} is a group; pass overwrite=True to replace it")
-        self._ensure_parents(path)
+        # create() writes the missing groups above the array, and removes them again if
+        # it fails.
         return create(storage=self._store, path=path, **kwargs)
 
     # zarr's shortcuts: the same calls as exzarr.zeros(...) etc., with the member's name
@@ -505,7 +507,7 @@ class Group(Node):
         if dst == src or dst.startswith(src + "/"):
             raise InvalidArgumentError(f"cannot move {src!r} into itself ({dst!r})")
         kind = self._kind(dst)
-        if kind is not None or any(True for _ in self._store.list_prefix(dst + "/")):
+        if kind is not None or bool(listed_keys(self._store, dst + "/")):
             raise (ContainsGroupError if kind == "group" else ContainsArrayError)(
                 f"{dst!r} exists already; delete it first (del group[{dest!r}])")
         self._ensure_parents(dst)
@@ -526,7 +528,7 @@ class Group(Node):
         path = _join(self._path, _normalize_name(name))
         if self._kind(path) is None:
             raise KeyError(name)
-        self._store.delete_many(list(self._store.list_prefix(path + "/")))
+        self._store.delete_many(listed_keys(self._store, path + "/"))
 
     # -- views ------------------------------------------------------------------------
     def tree(self) -> Tree:
@@ -553,7 +555,7 @@ class Group(Node):
         self._check_writable()
         docs: dict[str, Any] = {}
         base = self._real_store()
-        for key in base.list_prefix(self._prefix):
+        for key in listed_keys(base, self._prefix):
             rel = key[len(self._prefix):]
             if rel.rsplit("/", 1)[-1] in _META_SUFFIXES:
                 raw = base.get(key)
@@ -660,7 +662,7 @@ def open_group(path: Any = None, *, mode: str = "a", storage: Any = "filesystem"
 
         raise MetadataNotFoundError(f"{path!s} has no .zmetadata; call Group.consolidate() first")
     if mode == "w":
-        store.delete_many(list(store.list_prefix(prefix)))
+        store.delete_many(listed_keys(store, prefix))
         has_group = False
     if not has_group:
         ensure_parent_groups(store, inner)

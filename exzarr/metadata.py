@@ -576,6 +576,19 @@ def ensure_parent_groups(store: Any, path: str, first: int = 0) -> None:
             store.set(prefix + ZGROUP, group_document())
 
 
+def plain_key(key: object) -> bool:
+    """Whether ``key`` is one a store may hold: "/"-separated parts, none empty, ``.``
+    or ``..``, no NUL (so no leading "/"). Listings of a hostile or foreign store may
+    yield others; they are skipped, never opened, written or deleted."""
+    return isinstance(key, str) and "\0" not in key and all(
+        p not in ("", ".", "..") for p in key.split("/"))
+
+
+def listed_keys(store: Any, prefix: str) -> list[str]:
+    """``store.list_prefix(prefix)`` without the keys :func:`plain_key` refuses."""
+    return [k for k in store.list_prefix(prefix) if plain_key(k)]
+
+
 def chunk_keys_of(keys: list[str], prefix: str, meta: ArrayMeta | None) -> list[str]:
     """Which of ``keys`` (store keys below ``prefix``) are chunks of the array there.
 
