@@ -1,0 +1,455 @@
+"""ZipStore under crashes, full disks, concurrent readers, hostile member names and
+read-only media: the last committed archive is never lost.
+
+The crash test runs ``EXZARR_CRASH_RUNS`` SIGKILLed writers (default 5; ``make fuzz``
+runs 100).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import random
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import textwrap
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import exzarr
+from exzarr import errors
+from exzarr.storage import ZipStore
+
+ROOT = Path(__file__).resolve().parent.parent
+CRASH_RUNS = int(os.environ.get("EXZARR_CRASH_RUNS", "5"))
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+# -- a deterministic history of rounds, shared by the writer subprocess and the checker --
+_ROUNDS = textwrap.dedent("""
+    import hashlib
+
+    def value(r, j, size):
+        head = f"{r}:{j}:".encode()
+        body = hashlib.sha256(head).digest() * (size // 32 + 1)
+        return head + body[:size - len(head)]
+
+    KEYS, SIZE = 48, 32768
+
+    def step(state, r):
+        # round r rewrites a third of the keys, deletes one and adds one
+        for j in range(r % 3, KEYS, 3):
+            state[f"c/{j}"] = value(r, j, SIZE)
+        state.pop(f"c/{(r * 7) % KEYS}", None)
+        state[f"n/{r}"] = value(r, -1, SIZE // 4)
+
+    def state_at(r):
+        state = {f"c/{j}": value(0, j, SIZE) for j in range(KEYS)}
+        for i in range(1, r + 1):
+            step(state, i)
+        return state
+""")
+_ns: dict = {}
+exec(_ROUNDS, _ns)  # noqa: S102 -- the same code runs in the writer subprocess
+state_at = _ns["state_at"]
+
+_WRITER = _ROUNDS + textwrap.dedent("""
+    import sys
+    from exzarr.storage import ZipStore
+
+    path, rounds = sys.argv[1], int(sys.argv[2])
+    state = state_at(0)
+    store = ZipStore(path, "a")
+    print("ready", flush=True)
+    for r in range(1, rounds + 1):
+        old = dict(state)
+        step(state, r)
+        for k in sorted(state):
+            if old.get(k) != state[k]:
+                store.set(k, state[k])
+        for k in old:
+            if k not in state:
+                store.delete(k)
+        store.flush()
+        print(r, flush=True)
+    store.close()
+""")
+
+
+def _make_round0(path: Path) -> None:
+    with ZipStore(path, "w") as s:
+        for k, v in state_at(0).items():
+            s.set(k, v)
+
+
+def _contents(path: Path) -> dict[str, bytes]:
+    s = ZipStore(path, "r")
+    keys = sorted(s.list_prefix(""))
+    got = dict(zip(keys, s.get_many(keys)))
+    s.close()
+    with zipfile.ZipFile(path) as zf:  # the reference reader agrees
+        assert zf.testzip() is None
+        assert {n: zf.read(n) for n in zf.namelist()} == got
+    return got
+
+
+@pytest.mark.parametrize("run", range(CRASH_RUNS))
+def test_zip_sigkilled_writer_never_loses_committed_rounds(tmp_path, run):
+    """A writer of a reopened archive killed at a random moment: the archive opens, and
+    holds exactly the last round whose flush returned (or the next, when the kill came
+    between the commit and the report of it); leftovers go at the next write."""
+    path = tmp_path / "a.zip"
+    _make_round0(path)
+    rng = random.Random(1000 + run)
+    proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(path), "100000"],
+                            stdout=subprocess.PIPE, env=_env(), text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        try:
+            proc.wait(timeout=rng.uniform(0.0, 2.0))
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGKILL)
+        out = proc.stdout.read()
+    finally:
+        proc.kill()
+        proc.wait()
+    done = [int(x) for x in out.split()]
+    last = done[-1] if done else 0
+    try:
+        got = _contents(path)
+    except Exception as exc:  # today: NotAZipArchiveError
+        pytest.fail(f"killed after round {last}: the archive does not open: {exc!r}")
+    allowed = [state_at(last), state_at(last + 1)]
+    assert got in allowed, f"killed after round {last}: keys {sorted(got)[:5]}..."
+    # A later writer removes what the killed one left behind.
+    with ZipStore(path, "a") as s:
+        s.set("after", b"x")
+    assert sorted(os.listdir(tmp_path)) == ["a.zip"]
+
+
+_READER = textwrap.dedent("""
+    import sys, time, zipfile
+    from exzarr.storage import ZipStore
+
+    path, seconds = sys.argv[1], float(sys.argv[2])
+    ok = bad = 0
+    long_lived = ZipStore(path, "r")
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        for store in (long_lived, ZipStore(path, "r")):
+            try:
+                keys = sorted(store.list_prefix(""))
+                values = store.get_many(keys)
+                rounds = {v.split(b":", 1)[0] for v in values}
+                # one snapshot: every key of one round, each value whole
+                if len(rounds) != 1 or any(v is None or len(v) != 4096 for v in values):
+                    raise AssertionError(f"mixed or short values: {sorted(rounds)[:4]}")
+                ok += 1
+            except Exception as exc:
+                bad += 1
+                if bad < 4:
+                    print("error:", repr(exc)[:200], file=sys.stderr)
+    print(ok, bad)
+""")
+
+_BUSY_WRITER = textwrap.dedent("""
+    import sys
+    from exzarr.storage import ZipStore
+
+    path, rounds = sys.argv[1], int(sys.argv[2])
+    store = ZipStore(path, "a")
+    for r in range(1, rounds + 1):
+        for j in range(64):
+            v = f"{r}:{j}:".encode()
+            store.set(f"k/{j}", v + b"." * (4096 - len(v)))
+        store.flush()
+    store.close()
+""")
+
+
+def test_zip_readers_see_whole_commits_while_a_writer_works(tmp_path):
+    path = tmp_path / "a.zip"
+    with ZipStore(path, "w") as s:
+        for j in range(64):
+            v = f"0:{j}:".encode()
+            s.set(f"k/{j}", v + b"." * (4096 - len(v)))
+    reader = subprocess.Popen([sys.executable, "-c", _READER, str(path), "3"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(), text=True)
+    writer = subprocess.run([sys.executable, "-c", _BUSY_WRITER, str(path), "150"],
+                            env=_env(), timeout=300, capture_output=True, text=True)
+    out, err = reader.communicate(timeout=300)
+    assert writer.returncode == 0, writer.stderr
+    ok, bad = map(int, out.split())
+    assert ok > 0 and bad == 0, f"{bad} failed reads of {ok + bad}: {err}"
+
+
+# -- full disks and file size limits ------------------------------------------------------
+@contextlib.contextmanager
+def _tmpfs(where: Path, size: str):
+    where.mkdir()
+    try:
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+                           capture_output=True, text=True)
+    except FileNotFoundError:
+        pytest.skip("no mount command: cannot make a small file system for this test")
+    if r.returncode != 0:
+        pytest.skip(f"mounting a tmpfs is not allowed here ({r.stderr.strip()})")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def _committed(path: Path, n: int, size: int) -> dict[str, bytes]:
+    data = {f"c/{j}": os.urandom(size) for j in range(n)}
+    with ZipStore(path, "w") as s:
+        for k, v in data.items():
+            s.set(k, v)
+    return data
+
+
+def test_zip_full_disk_raises_storage_error_and_keeps_the_archive(tmp_path):
+    with _tmpfs(tmp_path / "mnt", "1m") as mnt:
+        path = mnt / "a.zip"
+        data = _committed(path, 4, 64 << 10)
+        s = ZipStore(path, "a")
+        written = {}
+        with pytest.raises(errors.StorageError) as exc:
+            for j in range(100):
+                v = os.urandom(64 << 10)
+                s.set(f"new/{j}", v)
+                written[f"new/{j}"] = v
+            s.flush()
+        assert exc.value.errno == errno.ENOSPC and str(path) in str(exc.value)
+        assert isinstance(exc.value, OSError)
+        assert _contents(path) == data  # the last commit, whole
+        s.set("new/0", b"small")  # the store still works for what fits
+        with pytest.raises(errors.StorageError):
+            s.set("huge", b"x" * (2 << 20))
+        s.close()  # the commit needs little room: the failed member was cut off
+        assert _contents(path) == {**data, **written, "new/0": b"small"}
+        assert sorted(os.listdir(mnt)) == ["a.zip"]
+
+
+_FSIZE_WRITER = textwrap.dedent("""
+    import errno, os, resource, signal, sys
+    from exzarr import errors
+    from exzarr.storage import ZipStore
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    limit = int(sys.argv[2])
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    s = ZipStore(sys.argv[1], "a")
+    try:
+        for j in range(1000):
+            s.set(f"new/{j}", os.urandom(65536))
+        s.flush()
+    except errors.StorageError as exc:
+        print(exc.errno == errno.EFBIG, sys.argv[1] in str(exc))
+    else:
+        print("no error")
+    try:
+        s.close()
+    except errors.StorageError:
+        pass
+""")
+
+
+def test_zip_file_size_limit_keeps_the_archive(tmp_path):
+    path = tmp_path / "a.zip"
+    data = _committed(path, 8, 64 << 10)
+    r = subprocess.run([sys.executable, "-c", _FSIZE_WRITER, str(path), str(2 << 20)],
+                       capture_output=True, text=True, env=_env(), timeout=120)
+    assert r.stdout.split() == ["True", "True"], (r.stdout, r.stderr)
+    got = _contents(path)
+    assert {k: got[k] for k in data} == data  # the committed members, byte for byte
+    assert sorted(os.listdir(tmp_path)) == ["a.zip"]
+
+
+# -- read-only media ------------------------------------------------------------------------
+def test_zip_on_a_read_only_mount_reads_and_refuses_writes(tmp_path):
+    with _tmpfs(tmp_path / "mnt", "4m") as mnt:
+        path = str(mnt / "a.zip")
+        a = exzarr.create(shape=(64,), chunks=(16,), dtype="i4", storage="zip", path=path)
+        a[...] = np.arange(64)
+        a.store.close()
+        r = subprocess.run(["mount", "-o", "remount,ro", str(mnt)], capture_output=True, text=True)
+        if r.returncode != 0:
+            pytest.skip(f"remounting read-only is not allowed here ({r.stderr.strip()})")
+        np.testing.assert_array_equal(exzarr.open(path, mode="r", storage="zip")[...], np.arange(64))
+        s = ZipStore(path, "a")
+        with pytest.raises(errors.StorageError) as exc:
+            s.set("0", b"x")
+        assert exc.value.errno == errno.EROFS and path in str(exc.value)
+        s.close()
+        np.testing.assert_array_equal(exzarr.open(path, mode="r", storage="zip")[...], np.arange(64))
+
+
+# -- durability on request ------------------------------------------------------------------
+def _synced(monkeypatch):
+    calls: list[tuple[int, int, bool]] = []
+    real = os.fsync
+
+    def spy(fd):
+        st = os.fstat(fd)
+        calls.append((st.st_dev, st.st_ino, os.path.stat.S_ISDIR(st.st_mode)))
+        return real(fd)
+
+    monkeypatch.setattr(os, "fsync", spy)
+    return calls
+
+
+@pytest.mark.parametrize("how", ["config", "option"])
+def test_zip_fsync_syncs_archive_and_folder_before_flush_returns(tmp_path, monkeypatch, how):
+    calls = _synced(monkeypatch)
+    path = tmp_path / "a.zip"
+    with exzarr.config.set(fsync=(how == "config")):
+        s = ZipStore(path, "a", fsync=True) if how == "option" else ZipStore(path, "a")
+        s.set("k", b"v")
+        s.flush()
+        st, dst = os.stat(path), os.stat(tmp_path)
+        assert (st.st_dev, st.st_ino, False) in calls
+        assert (dst.st_dev, dst.st_ino, True) in calls
+        calls.clear()
+        s.set("k", b"w")
+        s.close()
+        st = os.stat(path)
+        assert (st.st_dev, st.st_ino, False) in calls and (dst.st_dev, dst.st_ino, True) in calls
+
+
+def test_zip_no_fsync_by_default(tmp_path, monkeypatch):
+    calls = _synced(monkeypatch)
+    with ZipStore(tmp_path / "a.zip", "a") as s:
+        s.set("k", b"v")
+    assert calls == []
+
+
+# -- hostile keys and member names ----------------------------------------------------------
+BAD_KEYS = ["../x", "a/../../x", "/abs", "a//b", "a/", "./a", "a/./b", "", "a\x00b", "..",
+            "..\\x", "a\\..\\..\\x", "C:/x", "c:\\x"]
+
+
+@pytest.mark.parametrize("key", BAD_KEYS)
+def test_zip_refuses_keys_that_escape_or_collide(tmp_path, key):
+    s = ZipStore(tmp_path / "a.zip", "a")
+    with pytest.raises(errors.InvalidKeyError) as exc:
+        s.set(key, b"x")
+    assert isinstance(exc.value, KeyError)
+    with pytest.raises(errors.InvalidKeyError):
+        s.get(key)
+    s.close()
+    assert not (tmp_path / "a.zip").exists() or zipfile.ZipFile(tmp_path / "a.zip").namelist() == []
+
+
+def test_zip_create_with_a_path_outside_the_archive_is_refused(tmp_path):
+    p = tmp_path / "a.zip"
+    with pytest.raises(errors.InvalidKeyError):
+        exzarr.create(shape=(4,), chunks=(2,), dtype="i4", storage=ZipStore(p, "a"), path="../x")
+    assert not p.exists() or all(".." not in n for n in zipfile.ZipFile(p).namelist())
+
+
+def _hostile_archive(path: Path) -> None:
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("ok", b"the real ok")
+        for name in ("../evil", "/abs", "a//b", "a/./b", "dir/", "..\\evil", "C:/evil"):
+            zf.writestr(name, b"hostile")
+        zf.writestr("okZzap", b"NUL-cut ok")  # renamed to "ok\0zap" below
+        zf.writestr("g/okZ", b"NUL-cut g/ok")
+    raw = path.read_bytes()
+    for name in (b"okZzap", b"g/okZ"):
+        raw = raw.replace(name, name.replace(b"Z", b"\x00"))
+    path.write_bytes(raw)
+
+
+def test_zip_listings_ignore_hostile_member_names(tmp_path):
+    p = tmp_path / "h.zip"
+    _hostile_archive(p)
+    s = ZipStore(p, "r")
+    assert sorted(s.list_prefix("")) == ["ok"]
+    assert s.get("ok") == b"the real ok" and s.get("g/ok") is None
+    assert s.list_dir("") == ["ok"]
+    s.close()
+    # A writer keeps them out of its listings too, and its commit is still a zip file.
+    with ZipStore(p, "a") as s:
+        s.set("new", b"n")
+        assert sorted(s.list_prefix("")) == ["new", "ok"]
+    got = ZipStore(p, "r")
+    assert sorted(got.list_prefix("")) == ["new", "ok"] and got.get("ok") == b"the real ok"
+
+
+# -- format details the new writer must get right -------------------------------------------
+def test_zip_many_members_use_zip64_end_records(tmp_path):
+    p = tmp_path / "many.zip"
+    with ZipStore(p, "w") as s:
+        for j in range(70_000):
+            s.set(f"{j}", b"")
+        s.set("last", b"L")
+    with zipfile.ZipFile(p) as zf:
+        assert len(zf.namelist()) == 70_001 and zf.read("last") == b"L"
+    assert ZipStore(p, "r").get("last") == b"L"
+
+
+def test_zip_non_ascii_keys_round_trip(tmp_path):
+    p = tmp_path / "u.zip"
+    with ZipStore(p, "w") as s:
+        s.set("température/.zarray", b"{}")
+    with zipfile.ZipFile(p) as zf:
+        assert zf.namelist() == ["température/.zarray"]
+    with ZipStore(p, "a") as s:
+        s.set("x", b"1")
+        assert s.get("température/.zarray") == b"{}"
+    assert sorted(ZipStore(p, "r").list_prefix("")) == ["température/.zarray", "x"]
+
+
+def test_zip_reopened_writer_sees_commits_of_another_store(tmp_path):
+    p = tmp_path / "a.zip"
+    reader = ZipStore(p, "r")
+    assert reader.get("k") is None
+    with ZipStore(p, "a") as w:
+        w.set("k", b"1")
+        assert reader.get("k") is None  # not committed yet
+    assert reader.get("k") == b"1"
+    with ZipStore(p, "a") as w:
+        w.set("k", b"2")
+    assert reader.get("k") == b"2"
+
+
+def test_zip_mode_w_replaces_only_at_commit(tmp_path):
+    p = tmp_path / "a.zip"
+    with ZipStore(p, "w") as s:
+        s.set("old", b"o")
+    w = ZipStore(p, "w")
+    assert ZipStore(p, "r").get("old") == b"o"  # still there for readers
+    assert w.get("old") is None and not w.exists()
+    w.set("new", b"n")
+    w.close()
+    assert sorted(ZipStore(p, "r").list_prefix("")) == ["new"]
+    ZipStore(p, "w").close()  # nothing written: no archive, as before
+    assert not p.exists()
+
+
+def test_zip_archive_reads_with_zarr_python(tmp_path):
+    zarr = pytest.importorskip("zarr")
+    p = tmp_path / "z.zip"
+    a = exzarr.create(shape=(40,), chunks=(8,), dtype="i4", storage="zip", path=str(p))
+    a[...] = np.arange(40)
+    a.store.close()
+    a = exzarr.open(str(p), mode="r+", storage="zip")
+    a[:8] = -1  # a rewrite, committed in place of the old member
+    a.store.close()
+    expected = np.arange(40)
+    expected[:8] = -1
+    zs = zarr.storage.ZipStore(str(p), mode="r")
+    np.testing.assert_array_equal(zarr.open_array(zs, mode="r")[...], expected)
