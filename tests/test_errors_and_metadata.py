@@ -522,3 +522,19 @@ def test_failed_overwrite_keeps_the_old_array(tmp_path: Path) -> None:
         exzarr.create(shape=(8,), chunks=(4,), dtype="<i4", storage="filesystem", path=path,
                       overwrite=True, data=np.zeros(5))
     np.testing.assert_array_equal(exzarr.open(path, mode="r")[...], np.arange(8))
+
+
+def test_plugin_codec_rejecting_options_any_way() -> None:
+    from exzarr.codecs import Codec, register_codec
+
+    class Fussy(Codec):
+        codec_id = "test-fussy-options"
+
+        def __init__(self, level: int = 1) -> None:
+            if level != 1:
+                raise RuntimeError("only level 1")
+
+    register_codec(Fussy)
+    assert isinstance(exzarr.codecs.get_codec({"id": "test-fussy-options"}), Fussy)
+    with pytest.raises(InvalidFilterConfigError, match="only level 1"):
+        exzarr.codecs.get_codec({"id": "test-fussy-options", "level": 2})

@@ -6,7 +6,8 @@ from typing import Any
 
 from exzarr._plugins import EntryPointRegistry
 from exzarr.codecs.abc import Codec
-from exzarr.errors import InvalidFilterConfigError, UnknownCodecError, UnknownFilterError
+from exzarr.errors import (ExZarrError, InvalidFilterConfigError, UnknownCodecError,
+                           UnknownFilterError)
 
 ENTRY_POINT_GROUP = "exzarr.codecs"
 
@@ -52,7 +53,9 @@ def get_codec(config: dict[str, Any], *, kind: str = "codec") -> Codec:
         raise UnknownCodecError(f"unknown codec {codec_id!r}; registered: {known}", codec_id)
     try:
         return cls.from_config(config)
-    except InvalidFilterConfigError:
+    except ExZarrError:
         raise
     except (TypeError, ValueError, KeyError) as exc:
         raise InvalidFilterConfigError(codec_id, str(exc)) from exc
+    except Exception as exc:  # noqa: BLE001 - a plugin codec may reject options any way
+        raise InvalidFilterConfigError(codec_id, f"{type(exc).__name__}: {exc}") from exc
