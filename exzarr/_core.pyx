@@ -16,15 +16,16 @@ from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, u
 from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcmp, memcpy, memmove, memset, strcmp, strncpy
 from libc.errno cimport errno, ENOENT, EINTR, EOPNOTSUPP
-from posix.fcntl cimport O_CREAT, O_EXCL, O_RDONLY, O_WRONLY, open as c_open
-from posix.stat cimport fstat, struct_stat
-from posix.unistd cimport close, read, unlink, write
+from posix.fcntl cimport O_CREAT, O_EXCL, O_NONBLOCK, O_RDONLY, O_WRONLY, open as c_open
+from posix.stat cimport fstat, struct_stat, S_ISDIR, S_ISREG
+from posix.unistd cimport close, fsync, read, unlink, write
 from posix.uio cimport iovec, preadv, pwritev
 
 cdef extern from "fcntl.h":
     int O_CLOEXEC
 
 cdef extern from "_lib/fileio.h" nogil:
+    int exzarr_sync_folder(const char* path, char* last, size_t cap)
     int exzarr_replace_file(const char* tmp, const char* path, int* fresh)
     int exzarr_open_unnamed(const char* path)
     int exzarr_publish_unnamed(int fd, const char* tmp, const char* path, int* fresh)
@@ -345,6 +346,7 @@ cdef struct Ctx:
     int err                # errno of the last failed file operation
     int fresh              # the last chunk file replaced was new (see _lib/fileio.h)
     int no_unnamed         # unnamed chunk files failed in this call: write them named
+    int sync               # fsync chunk files before naming them (config "fsync")
     void* lz4state         # LZ4_compress_fast_extState's state, made on first use
 
 
@@ -827,6 +829,19 @@ cdef int encode_chain(Ctx* c, const Step* steps, int nsteps, const uint8_t* src,
 # Chunk files read and written without the GIL (directory stores).
 # --------------------------------------------------------------------------------------
 
+cdef bint regular_file(Ctx* c, const struct_stat* st) noexcept nogil:
+    """Whether a chunk file is a regular file; otherwise the failure in c (EISDIR for a
+    folder, as read() says; EINVAL and a detail for a FIFO, socket or device)."""
+    if S_ISREG(st.st_mode):
+        return True
+    if S_ISDIR(st.st_mode):
+        c.err = 21  # EISDIR
+    else:
+        c.err = 22  # EINVAL
+        c.detail = "is not a regular file (a FIFO, socket or device)"
+    return False
+
+
 cdef Py_ssize_t read_whole_file(Ctx* c, const char* path) noexcept nogil:
     """Read a file into c.fbuf; its length, -1 when it does not exist, -2 on error."""
     cdef int fd
@@ -834,7 +849,8 @@ cdef Py_ssize_t read_whole_file(Ctx* c, const char* path) noexcept nogil:
     cdef size_t size, done = 0
     cdef Py_ssize_t got
     cdef uint8_t* p
-    fd = c_open(path, O_RDONLY | O_CLOEXEC)
+    # O_NONBLOCK: a FIFO at a chunk's path must not block the open; refused below.
+    fd = c_open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
     if fd < 0:
         if errno == ENOENT:
             return -1
@@ -842,6 +858,9 @@ cdef Py_ssize_t read_whole_file(Ctx* c, const char* path) noexcept nogil:
         return -2
     if fstat(fd, &st) != 0:
         c.err = errno
+        close(fd)
+        return -2
+    if not regular_file(c, &st):
         close(fd)
         return -2
     size = <size_t>st.st_size
@@ -952,7 +971,7 @@ cdef int read_file_scattered(Ctx* c, const char* path, const Geometry* g, char* 
     """
     cdef int fd, st
     cdef struct_stat sb
-    fd = c_open(path, O_RDONLY | O_CLOEXEC)
+    fd = c_open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)  # see read_whole_file
     if fd < 0:
         if errno == ENOENT:
             return -1
@@ -960,6 +979,9 @@ cdef int read_file_scattered(Ctx* c, const char* path, const Geometry* g, char* 
         return ST_IO
     if fstat(fd, &sb) != 0:
         c.err = errno
+        close(fd)
+        return ST_IO
+    if not regular_file(c, &sb):
         close(fd)
         return ST_IO
     if <size_t>sb.st_size != g.chunk_nbytes:
@@ -1038,6 +1060,9 @@ cdef int write_file_atomic(Ctx* c, const char* tmp, const char* path, const uint
             # Named below, which reports any other failure (a missing folder) itself.
         else:
             st = write_chunk_data(c, fd, data, n, g, rows)
+            if st == ST_OK and c.sync and fsync(fd) != 0:
+                c.err = errno
+                st = ST_IO
             if st == ST_OK:
                 if take_turns:
                     exzarr_lock_files()
@@ -1072,6 +1097,9 @@ cdef int write_file_named(Ctx* c, const char* tmp, const char* path, const uint8
         c.err = errno
         return ST_IO
     st = write_chunk_data(c, fd, data, n, g, rows)
+    if st == ST_OK and c.sync and fsync(fd) != 0:
+        c.err = errno
+        st = ST_IO
     if close(fd) != 0 and st == ST_OK:
         c.err = errno
         st = ST_IO
@@ -1763,7 +1791,16 @@ def decode_into(Pipeline pipe not None, list sources not None, cnp.ndarray out n
             stop_others(claims)
         ws.trim()
     if st != ST_OK:
-        _raise_for_status(st, failed, _detail(c, st))
+        _raise_for_status(st, failed, _file_detail(c, st, paths, failed))
+
+
+cdef object _file_detail(Ctx* c, int st, list paths, Py_ssize_t i):
+    """_detail, with the chunk file's path (as a str) for a failure of its file."""
+    if st != ST_IO or paths is None or not 0 <= i < len(paths):
+        return _detail(c, st)
+    import os
+    text = (<bytes>c.detail).decode() if c.detail != NULL else ""
+    return (c.err, text, os.fsdecode(paths[i]))
 
 
 cdef object _detail(Ctx* c, int st):
@@ -1892,7 +1929,7 @@ def encode_from(Pipeline pipe not None, cnp.ndarray value not None,
                 const int64_t[:, :, ::1] plan, list existing not None,
                 tuple chunk_shape not None, bint f_order, bytes fill not None,
                 bint write_empty, int nan_kind=0, list paths=None, list tmp_paths=None,
-                Workspace workspace=None, WorkCursor cursor=None):
+                Workspace workspace=None, WorkCursor cursor=None, fsync=None):
     """Encode a batch of chunks from regions of ``value``, with the GIL released.
 
     Parameters
@@ -1920,6 +1957,9 @@ def encode_from(Pipeline pipe not None, cnp.ndarray value not None,
     workspace, cursor
         As for :func:`decode_into`. With a cursor, chunks another thread took come
         back as ``None`` too.
+    fsync : bool, optional
+        With ``paths``: sync each chunk file before it is named, and each folder this
+        call changed once at the end. None: ``exzarr.config.get("fsync")``.
 
     Returns
     -------
@@ -1981,6 +2021,12 @@ def encode_from(Pipeline pipe not None, cnp.ndarray value not None,
     cdef const char* first_detail
     c.detail = NULL
     c.no_unnamed = 0  # try unnamed files again: this call may write to another file system
+    if use_files and fsync is None:
+        from exzarr import config
+        fsync = config.get("fsync")
+    c.sync = 1 if use_files and fsync else 0
+    cdef char last_folder[4096]
+    last_folder[0] = 0
     base = <char*>cnp.PyArray_DATA(value)
     cap = compress_bound(&pipe.steps[0], pipe.encoded_size(g.chunk_nbytes))
     run_max = <int>max(1, min(SMALL_RUN_MAX, SMALL_RUN_BYTES // max(cap, 1)))
@@ -2103,13 +2149,22 @@ def encode_from(Pipeline pipe not None, cnp.ndarray value not None,
                 first_err, first_detail = c.err, c.detail
                 write_run(c, tmps, files, run, nrun, reuse, cap, lens, &ignored)
                 c.err, c.detail = first_err, first_detail  # report the first failure
+        if c.sync and st == ST_OK:
+            # The folders' entries (new names, removed chunks) are durable too.
+            for i in range(n):
+                if empty[i] and exzarr_sync_folder(files.ptrs[i], last_folder, 4096) != 0:
+                    c.err = errno
+                    st = ST_IO
+                    failed = i
+                    break
+        c.sync = 0
         if st != ST_OK:
             stop_others(claims)
         ws.trim()
     result = []
     try:
         if st != ST_OK:
-            _raise_for_status(st, failed, _detail(c, st))
+            _raise_for_status(st, failed, _file_detail(c, st, paths, failed))
         for i in range(n):
             if empty[i] or outs[i] == NULL:  # all fill, written to its file, or not ours
                 result.append(None)

@@ -215,6 +215,7 @@ class _ChunkFailure(Exception):
         """The public error for this failure, naming ``key`` (or the codec for bare buffers)."""
         what = f"chunk {key!r}" if key is not None else f"{codec or 'codec'} data"
         if self.status == self.IO:
+            import errno
             import os
 
             from exzarr.storage.base import storage_error
@@ -223,6 +224,8 @@ class _ChunkFailure(Exception):
             err, text, path = (self.detail if isinstance(self.detail, tuple)
                                else (self.detail if isinstance(self.detail, int) else 0, "", None))
             where = f"{what} (file {path})" if path else what
+            if err == errno.ENOENT:  # a folder removed behind the writer: callers retry
+                return OSError(err, f"{os.strerror(err)} ({where})", path or key)
             return storage_error(err or None, text or os.strerror(err), f"reading or writing {where}",
                                  path or key)
         if self.status == self.NOMEM:

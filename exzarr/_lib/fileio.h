@@ -143,6 +143,43 @@ static int exzarr_link_unnamed(int fd, const char *path) {
 
 static int exzarr_replace_file(const char *tmp, const char *path, int *fresh);
 
+/* Sync the folder of `path` (its entries: names linked, renamed or removed), unless it
+ * is `last`, the folder synced before, which then becomes this one (`cap` bytes).
+ * 0, or -1 with errno; a file system that cannot sync folders (EINVAL) is no failure. */
+static int exzarr_sync_folder(const char *path, char *last, size_t cap) {
+    const char *slash = strrchr(path, '/');
+    size_t n = slash == NULL ? 0 : (size_t)(slash - path);
+    char dir[PATH_MAX];
+    int fd, rc = 0;
+    if (n == 0)
+        n = slash == NULL ? 0 : 1;  /* "f" is in ".", "/f" in "/" */
+    if (n + 1 > sizeof dir || n + 1 > cap) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    if (n == 0)
+        strcpy(dir, ".");
+    else {
+        memcpy(dir, path, n);
+        dir[n] = '\0';
+    }
+    if (strcmp(dir, last) == 0)
+        return 0;
+    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    if (fsync(fd) != 0 && errno != EINVAL)
+        rc = -1;
+    if (rc == 0)
+        memcpy(last, dir, strlen(dir) + 1);
+    {
+        int e = errno;
+        close(fd);
+        errno = e;
+    }
+    return rc;
+}
+
 /* Put the complete unnamed file `fd` at `path`: linked there when nothing is at the
  * path, else linked at `tmp` and exchanged with what is there (see
  * exzarr_replace_file). 0; -1 with errno; or -2 when the file could not be linked

@@ -178,9 +178,49 @@ def check_key(key: Any) -> str:
     return key
 
 
+# Keys joined by newlines with one of these in them may not all be valid (see check_key).
+_SUSPECT = ("//", "/.", "\n.", "/\n", "\n/", "\n\n", "\0")
+
+
+def check_keys(keys: list[Any]) -> list[Any]:
+    """``keys``, checked as :func:`check_key` checks one, in a few string tests when all
+    are plain (a batch of chunk keys)."""
+    if all(type(k) is str for k in keys):
+        joined = "\n" + "\n".join(keys) + "\n"
+        if not any(bad in joined for bad in _SUSPECT):
+            return keys
+    for key in keys:
+        check_key(key)
+    return keys
+
+
 def is_valid_key(key: object) -> bool:
     """Whether a listed key is one a store may return (listings skip the others)."""
+    if type(key) is str and key and key[0] != "/" and "//" not in key and key[-1] != "/" \
+            and "\0" not in key and "/." not in key and not key.startswith("."):
+        return True  # the common case, as in check_key
     return bad_key_reason(key) is None
+
+
+def storage_error(err: int | None, reason: str, doing: str,
+                  filename: str | None = None) -> Exception:
+    """The :class:`~exzarr.errors.StorageError` for a failed ``doing`` (which names the
+    store and key), keeping ``err`` (an errno, or None) and saying what to do next."""
+    import errno as _errno
+
+    from exzarr.errors import StorageError
+
+    hint = {
+        _errno.ENOSPC: "free space on that disk and write again (what was written before "
+                       "is intact)",
+        _errno.EDQUOT: "raise the disk quota or free space, and write again",
+        _errno.EROFS: "the file system is read-only: open the store with mode='r' to read it",
+        _errno.EACCES: "check the permissions of the store's files and folders",
+        _errno.EPERM: "check the permissions of the store's files and folders",
+        _errno.EIO: "the device reported an error: check the disk",
+    }.get(err or 0, "")
+    message = f"{doing} failed: {reason}" + (f"; {hint}" if hint else "")
+    return StorageError(err, message, filename)
 
 
 def _is_local(fs: Any) -> bool:

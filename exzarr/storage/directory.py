@@ -6,19 +6,32 @@ import contextlib
 import errno
 import itertools
 import os
+import stat
 import sys
-import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from exzarr.storage._leftovers import is_temp_name, sweep_folder, temp_tag
 from exzarr.storage._locks import LOCK_NAME, file_lock
-from exzarr.storage.base import Store, check_key
+from exzarr.storage.base import Store, check_key, storage_error
 
 # Keys joined by newlines with one of these in them are not all plain: an empty part,
-# a part starting with a dot, a leading or trailing slash, an empty key.
-_NOT_PLAIN = ("//", "/.", "\n.", "/\n", "\n/", "\n\n")
+# a part starting with a dot, a leading or trailing slash, an empty key, a NUL.
+_NOT_PLAIN = ("//", "/.", "\n.", "/\n", "\n/", "\n\n", "\0")
+# O_NONBLOCK: a FIFO at a key's path must not block the open (it is refused after).
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | \
+    getattr(os, "O_BINARY", 0)
+_WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | \
+    getattr(os, "O_BINARY", 0)
 # What os.fsencode does, without its per-call checks.
 _FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
+
+
+def _sync_wanted() -> bool:
+    """Whether writes are to be durable before they return (read per write call)."""
+    from exzarr import config
+
+    return bool(config.get("fsync"))
 
 
 def _not_data(name: str) -> bool:
@@ -32,7 +45,10 @@ class DirectoryStore(Store):
 
     Every value is written to a temporary file in the target directory and renamed
     into place, so a concurrent reader sees the old value or the new one, never a
-    torn file.
+    torn file. The first write into a folder by a store object removes the temporary
+    files killed writers left there (see :meth:`remove_leftovers`). With
+    ``exzarr.config.set(fsync=True)`` files and their folders are synced before a
+    write returns.
 
     Parameters
     ----------
@@ -48,6 +64,7 @@ class DirectoryStore(Store):
         super().__init__(read_only=read_only)
         self.root = os.path.abspath(os.fspath(root))
         self._made_dirs: set[str] = set()
+        self._swept: set[str] = set()  # folders whose leftovers this object removed
         self._counter = itertools.count()
 
     def _path(self, key: str) -> str:
@@ -70,9 +87,9 @@ class DirectoryStore(Store):
         return [p.encode(enc, errors) for p in self._file_path_list(keys)]
 
     def _temp_tag(self) -> str:
-        # Process, thread and call, and a random part: processes on other hosts or in
-        # other containers writing into the same folder may share a pid.
-        return f"{os.getpid()}-{threading.get_ident()}-{next(self._counter)}-{os.urandom(4).hex()}"
+        # Host, process, thread and call, and a random part: processes on other hosts or
+        # in other containers writing into the same folder may share a pid.
+        return temp_tag(self._counter)
 
     def write_paths(self, keys: list[str]) -> tuple[list[bytes], list[bytes]]:
         """The paths of ``keys`` and a fresh temporary path beside each, encoded for the
@@ -85,7 +102,10 @@ class DirectoryStore(Store):
         """
         enc, errors, sep, tag = _FS_ENCODING, _FS_ERRORS, os.sep, self._temp_tag()
         paths = self._file_path_list(keys)
-        folders = self._make_dirs(paths)
+        try:
+            folders = self._make_dirs(paths)
+        except OSError as exc:
+            raise self._error(exc, "making the folders of a write") from exc
         return ([p.encode(enc, errors) for p in paths],
                 [f"{f}{sep}.tmp-{tag}-{i}.partial".encode(enc, errors)
                  for i, f in enumerate(folders)])
@@ -99,56 +119,155 @@ class DirectoryStore(Store):
         self._make_dirs(self._file_path_list(keys))
 
     def _make_dirs(self, paths: list[str]) -> list[str]:
-        """Make the folder of each file path not made yet; the folders, in order."""
+        """Make the folder of each file path not made yet; the folders, in order. A
+        folder new to this object is swept of leftovers once (a listing of it)."""
         folders = [p.rpartition(os.sep)[0] or os.sep for p in paths]
         for folder in set(folders) - self._made_dirs:
             os.makedirs(folder, exist_ok=True)
             self._made_dirs.add(folder)
+            self._sweep(folder)
         return folders
 
+    def _sweep(self, folder: str) -> None:
+        if folder not in self._swept:
+            self._swept.add(folder)
+            sweep_folder(folder)
+
+    def remove_leftovers(self, prefix: str = "") -> int:
+        """Remove the temporary files that killed writers left below ``prefix`` (a key
+        prefix ending in "/", or "" for the whole store): those of a process of this
+        host that is no longer running, and any unchanged for an hour
+        (``exzarr.storage._leftovers.LEFTOVER_AGE``); never a running writer's.
+
+        Returns
+        -------
+        int
+            How many files were removed.
+        """
+        self._check_writable()
+        top = self._path(prefix.strip("/")) if prefix.strip("/") else self.root
+        removed = 0
+        for dirpath, _, filenames in os.walk(top):
+            removed += sweep_folder(dirpath) if any(map(is_temp_name, filenames)) else 0
+        return removed
+
+    def _error(self, exc: OSError, doing: str, key: str | None = None) -> OSError:
+        """``exc`` as a StorageError naming this store (and ``key``); a missing file or
+        folder stays as it is, for the callers that handle one."""
+        if isinstance(exc, (FileNotFoundError, NotADirectoryError, IsADirectoryError)) \
+                or exc.errno is None:
+            return exc
+        what = f"{doing} {key!r} of {self!r}" if key is not None else f"{doing} in {self!r}"
+        return storage_error(exc.errno, exc.strerror or str(exc), what,
+                             exc.filename if exc.filename is not None else None)
+
     def get(self, key: str) -> bytes | None:
+        path = self._path(key)
         try:
-            with open(self._path(key), "rb") as f:
-                return f.read()
+            fd = os.open(path, _READ_FLAGS)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             return None
+        except OSError as exc:
+            raise self._error(exc, "reading", key) from exc
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                if stat.S_ISDIR(info.st_mode):
+                    return None  # a folder is not a key
+                raise storage_error(errno.EINVAL, "it is not a regular file (a FIFO, socket "
+                                    "or device): remove it, or put the key's file there",
+                                    f"reading {key!r} of {self!r}", path)
+            with open(fd, "rb", buffering=0, closefd=False) as f:
+                return f.read()
+        except OSError as exc:
+            raise self._error(exc, "reading", key) from exc
+        finally:
+            os.close(fd)
 
     def set(self, key: str, value: bytes) -> None:
         self._check_writable()
+        sync = _sync_wanted()
+        folder = self._write(key, value, sync)
+        if sync:
+            self._sync_folders([folder])
+
+    def set_many(self, items: Mapping[str, bytes] | Iterable[tuple[str, bytes]]) -> None:
+        self._check_writable()
+        sync = _sync_wanted()
+        pairs = items.items() if isinstance(items, Mapping) else items
+        folders = {self._write(k, v, sync) for k, v in pairs}
+        if sync:
+            self._sync_folders(folders)
+
+    def _write(self, key: str, value: bytes, sync: bool) -> str:
+        """Write ``value`` to a temporary file and move it onto ``key``'s; its folder."""
         path = self._path(key)
         folder = os.path.dirname(path)
-        if folder not in self._made_dirs:
-            os.makedirs(folder, exist_ok=True)
-            self._made_dirs.add(folder)
-        # A name unique to this write: no two writers share it.
-        tmp = os.path.join(folder, f".tmp-{self._temp_tag()}.partial")
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-        except FileNotFoundError:  # the directory was removed behind our back
-            self._made_dirs.discard(folder)
-            os.makedirs(folder, exist_ok=True)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+            if folder not in self._made_dirs:
+                os.makedirs(folder, exist_ok=True)
+                self._made_dirs.add(folder)
+                self._sweep(folder)
+            # A name unique to this write: no two writers share it.
+            tmp = os.path.join(folder, f".tmp-{self._temp_tag()}.partial")
+            try:
+                fd = os.open(tmp, _WRITE_FLAGS, 0o666)
+            except FileNotFoundError:  # the directory was removed behind our back
+                self._made_dirs.discard(folder)
+                os.makedirs(folder, exist_ok=True)
+                fd = os.open(tmp, _WRITE_FLAGS, 0o666)
+        except OSError as exc:
+            raise self._error(exc, "writing", key) from exc
         try:
             with open(fd, "wb", buffering=0) as f:
                 view = memoryview(value)
                 while view:
                     view = view[f.write(view):]
+                if sync:
+                    os.fsync(fd)
             from exzarr._core import replace_file
 
             replace_file(tmp, path)
-        except BaseException:
+        except BaseException as exc:
             try:
                 os.unlink(tmp)
             except OSError:
                 pass
+            if isinstance(exc, OSError):
+                raise self._error(exc, "writing", key) from exc
             raise
+        return folder
+
+    def _sync_folders(self, folders: Iterable[str]) -> None:
+        """Sync each folder's entries (the names just written) to disk."""
+        for folder in folders:
+            try:
+                fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            except OSError as exc:
+                if exc.errno != errno.EINVAL:  # a file system that cannot sync folders
+                    raise self._error(exc, "syncing the folder") from exc
 
     def delete(self, key: str) -> None:
+        self.delete_many([key])
+
+    def delete_many(self, keys: Iterable[str]) -> None:
         self._check_writable()
-        try:
-            os.unlink(self._path(key))
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-            pass  # absent (a directory is not a key: it is never removed here)
+        folders = set()
+        for key in keys:
+            path = self._path(key)
+            try:
+                os.unlink(path)
+            except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+                continue  # absent (a directory is not a key: it is never removed here)
+            except OSError as exc:
+                raise self._error(exc, "deleting", key) from exc
+            folders.add(os.path.dirname(path))
+        if folders and _sync_wanted():
+            self._sync_folders(folders)
 
     def move_prefix(self, src: str, dst: str) -> None:
         """Move the directory of ``src`` to that of ``dst`` in one rename."""

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from exzarr.errors import InvalidArgumentError, MissingDependencyError, PathNotFoundError
-from exzarr.storage.base import Store
+from exzarr.storage.base import Store, check_key, is_valid_key, storage_error
 
 
 class FsspecStore(Store):
@@ -78,8 +78,19 @@ class FsspecStore(Store):
             raise PathNotFoundError(
                 f"cannot write below {self.url!r}: {exc}; does the bucket or container "
                 "exist?") from exc
+        except (IsADirectoryError, NotADirectoryError):
+            raise  # a folder where a key is looked up: the callers' "absent"
+        except OSError as exc:
+            from exzarr.errors import ExZarrError
+
+            if isinstance(exc, ExZarrError):
+                raise
+            raise storage_error(exc.errno, exc.strerror or str(exc) or type(exc).__name__,
+                                f"{'writing to' if writing else 'reading'} {self.url!r}",
+                                exc.filename) from exc
 
     def _path(self, key: str) -> str:
+        check_key(key)
         return f"{self.root}/{key}" if self.root else key
 
     def get(self, key: str) -> bytes | None:
@@ -124,10 +135,12 @@ class FsspecStore(Store):
 
     def delete(self, key: str) -> None:
         self._check_writable()
-        try:
-            self.fs.rm_file(self._path(key))
-        except FileNotFoundError:
-            pass
+        path = self._path(key)
+        with self._errors(writing=True):
+            try:
+                self.fs.rm_file(path)
+            except FileNotFoundError:
+                pass
 
     def contains(self, key: str) -> bool:
         try:
@@ -151,7 +164,7 @@ class FsspecStore(Store):
         cut = len(self.root) + 1 if self.root else 0
         # With no root (memory://), filesystems such as memory return "/x/.zarray".
         keys = sorted(p[cut:].lstrip("/") for p in (f.rstrip("/") for f in found))
-        return iter([k for k in keys if k.startswith(prefix)])
+        return iter([k for k in keys if k.startswith(prefix) and is_valid_key(k)])
 
     def list_dir(self, prefix: str = "") -> list[str]:
         base = self._path(prefix.strip("/")) if prefix.strip("/") else self.root
@@ -159,7 +172,8 @@ class FsspecStore(Store):
             entries = self.fs.ls(base, detail=False)
         except FileNotFoundError:
             return []
-        return sorted({e.rstrip("/").rsplit("/", 1)[-1] for e in entries})
+        return sorted({n for n in (e.rstrip("/").rsplit("/", 1)[-1] for e in entries)
+                       if is_valid_key(n)})
 
     def exists(self) -> bool:
         """Whether the root exists: listed as a folder, or serving Zarr metadata (HTTP

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from exzarr.storage.base import Store
+from exzarr.storage.base import Store, check_key, check_keys, is_valid_key
 
 
 class MemoryStore(Store):
@@ -24,25 +24,26 @@ class MemoryStore(Store):
         self._data: dict[str, bytes] = {} if data is None else data
 
     def get(self, key: str) -> bytes | None:
-        return self._data.get(key)
+        return self._data.get(check_key(key))
 
     def get_many(self, keys: Any) -> list[bytes | None]:
         data = self._data
-        return [data.get(k) for k in keys]
+        return [data.get(k) for k in check_keys(list(keys))]
 
     def set(self, key: str, value: bytes) -> None:
         self._check_writable()
-        self._data[key] = bytes(value)
+        self._data[check_key(key)] = bytes(value)
 
     def delete(self, key: str) -> None:
         self._check_writable()
-        self._data.pop(key, None)
+        self._data.pop(check_key(key), None)
 
     def list_prefix(self, prefix: str) -> Iterator[str]:
-        return iter([k for k in self._data if k.startswith(prefix)])
+        # A shared dict may hold keys no store may (a leading "/", ".."): not listed.
+        return iter([k for k in self._data if k.startswith(prefix) and is_valid_key(k)])
 
     def contains(self, key: str) -> bool:
-        return key in self._data
+        return check_key(key) in self._data
 
     def __repr__(self) -> str:
         return f"<MemoryStore {len(self._data)} keys>"

@@ -8,6 +8,7 @@ and a factory registered under a name makes it available as ``storage="sqlite"``
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import sqlite3
 import threading
@@ -15,7 +16,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from exzarr.storage._locks import LocalLocks, file_lock
-from exzarr.storage.base import Store, check_key
+from exzarr.storage.base import Store, check_key, check_keys, is_valid_key, storage_error
 
 _SCHEMA = "CREATE TABLE IF NOT EXISTS zarr (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID"
 # SQLite limits the number of host parameters per statement; batch below it.
@@ -28,6 +29,20 @@ _NOT_OURS = ("file is not a database", "no such table: zarr", "unable to open da
              "database disk image is malformed")
 
 
+# The first bytes of every SQLite database file.
+_MAGIC = b"SQLite format 3\0"
+# SQLite's primary result codes that are the storage's failures, with their errno.
+_ERRNO = {13: errno.ENOSPC, 10: errno.EIO, 3: errno.EACCES, 8: None, 14: None, 11: None}
+
+
+def _is_sqlite_file(path: str) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(16) == _MAGIC
+    except OSError:
+        return False
+
+
 def _not_ours(store: SQLiteStore, exc: sqlite3.DatabaseError) -> Exception:
     from exzarr.errors import InvalidMetadataError
 
@@ -37,10 +52,33 @@ def _not_ours(store: SQLiteStore, exc: sqlite3.DatabaseError) -> Exception:
                                 "of its format, or pass a new path")
 
 
+def _storage_failure(store: SQLiteStore, exc: sqlite3.DatabaseError, doing: str) -> Exception:
+    """SQLite's failure as a StorageError keeping its message, with the errno it means."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    primary = None if code is None else code & 0xFF
+    err = _ERRNO.get(primary) if primary is not None else None
+    if primary == 8:  # SQLITE_READONLY: a read-only file system, or permissions
+        folder = os.path.dirname(store.path) or "."
+        err = errno.EROFS if _read_only_mount(folder) else errno.EACCES
+    if err is None and "full" in str(exc):
+        err = errno.ENOSPC
+    return storage_error(err, f"{exc} (SQLite)", f"{doing} in {store!r}", store.path)
+
+
+def _read_only_mount(folder: str) -> bool:
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):
+        return False
+
+
 def _serialized(fn):
     """One call at a time for ":memory:" (one connection shared by every thread), and
-    the files that are not such a database reported as what they are."""
+    the failures reported as what they are: a file that is not such a database, or the
+    storage failing (a StorageError keeping SQLite's message)."""
     import functools
+
+    doing = fn.__name__.strip("_").replace("_", " ")
 
     @functools.wraps(fn)
     def wrapper(self, *args, **kwargs):
@@ -50,9 +88,10 @@ def _serialized(fn):
             with self._mem_lock:
                 return fn(self, *args, **kwargs)
         except sqlite3.DatabaseError as exc:
-            if os.path.exists(self.path) and any(m in str(exc) for m in _NOT_OURS):
+            if os.path.exists(self.path) and any(m in str(exc) for m in _NOT_OURS) and not (
+                    "unable to open" in str(exc) and _is_sqlite_file(self.path)):
                 raise _not_ours(self, exc) from None
-            raise
+            raise _storage_failure(self, exc, doing) from exc
     return wrapper
 
 
@@ -89,7 +128,10 @@ class SQLiteStore(Store):
         self._mem_lock = threading.RLock()
         self._mem_keys = LocalLocks()
         self._ready = False
-        if self._memory or (not read_only and os.path.exists(self.path)):
+        # A database on read-only media is read as such: only writes fail (EROFS).
+        self._ro_media = (not self._memory and not read_only and os.path.exists(self.path)
+                          and _read_only_mount(os.path.dirname(self.path) or "."))
+        if self._memory or (not read_only and not self._ro_media and os.path.exists(self.path)):
             self._init_schema()
 
     @_serialized
@@ -121,11 +163,13 @@ class SQLiteStore(Store):
             return conn
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            if self.read_only:
+            if self.read_only or self._ro_media:
                 from urllib.request import pathname2url  # 90 ms to import: only here
 
                 path = pathname2url(os.path.abspath(self.path))
                 uri = f"file:{path}?mode=ro"
+                if self._immutable():
+                    uri += "&immutable=1"
                 conn = sqlite3.connect(uri, uri=True, timeout=self.timeout,
                                        check_same_thread=False)
             else:
@@ -136,8 +180,31 @@ class SQLiteStore(Store):
                 self._all.append(conn)
         return conn
 
+    def _immutable(self) -> bool:
+        """Whether a read-only database must be opened immutable: its folder cannot
+        take the WAL's -shm file and none is there, so no writer can be at work (a
+        writer needs one) and ``mode=ro`` alone would fail."""
+        folder = os.path.dirname(self.path) or "."
+        if os.path.exists(self.path + "-wal") or os.path.exists(self.path + "-shm"):
+            return False
+        return _read_only_mount(folder) or not os.access(folder, os.W_OK)
+
+    def _sync(self, conn: sqlite3.Connection) -> None:
+        """Commits durable (synchronous=FULL) while exzarr.config's fsync is on, else
+        NORMAL (a WAL database stays whole after a power loss, the last commits may be
+        lost); read per write call."""
+        if self._memory:
+            return
+        from exzarr import config
+
+        level = "FULL" if config.get("fsync") else "NORMAL"
+        if getattr(self._local, "sync", None) != level:
+            conn.execute(f"PRAGMA synchronous={level}")
+            self._local.sync = level
+
     @_serialized
     def get(self, key: str) -> bytes | None:
+        check_key(key)
         conn = self._reader()
         if conn is None:
             return None
@@ -146,7 +213,7 @@ class SQLiteStore(Store):
 
     @_serialized
     def get_many(self, keys: Iterable[str]) -> list[bytes | None]:
-        keys = list(keys)
+        keys = check_keys(list(keys))
         found: dict[str, bytes] = {}
         conn = self._reader()
         if conn is None:
@@ -159,6 +226,9 @@ class SQLiteStore(Store):
 
     def _writer(self) -> sqlite3.Connection:
         self._check_writable()
+        if self._ro_media:
+            raise storage_error(errno.EROFS, "the database is on a read-only file system",
+                                f"writing to {self!r}", self.path)
         if not self._ready:
             self._init_schema()
         return self._conn()
@@ -172,7 +242,9 @@ class SQLiteStore(Store):
         pairs = list(items.items() if isinstance(items, Mapping) else items)
         if not pairs:
             return
+        check_keys([k for k, _ in pairs])
         conn = self._writer()
+        self._sync(conn)
         with conn:  # one transaction
             conn.executemany("INSERT OR REPLACE INTO zarr (key, value) VALUES (?, ?)",
                              [(k, bytes(v)) for k, v in pairs])
@@ -183,20 +255,24 @@ class SQLiteStore(Store):
     @_serialized
     def delete_many(self, keys: Iterable[str]) -> None:
         self._check_writable()
+        keys = check_keys(list(keys))
         conn = self._reader()
         if conn is None:
             return
+        self._sync(conn)
         with conn:
             conn.executemany("DELETE FROM zarr WHERE key = ?", [(k,) for k in keys])
 
     @_serialized
     def contains(self, key: str) -> bool:
+        check_key(key)
         conn = self._reader()
         return conn is not None and conn.execute(
             "SELECT 1 FROM zarr WHERE key = ?", (key,)).fetchone() is not None
 
     @_serialized
     def getsize(self, key: str) -> int:
+        check_key(key)
         conn = self._reader()
         if conn is None:
             return 0
@@ -212,7 +288,7 @@ class SQLiteStore(Store):
         rows = conn.execute(
             "SELECT key FROM zarr WHERE key >= ? AND key < ? ORDER BY key",
             (prefix, prefix + "\U0010ffff"))
-        return iter([r[0] for r in rows])
+        return iter([r[0] for r in rows if is_valid_key(r[0])])  # a hostile row is no key
 
     def exists(self) -> bool:
         return self.path == ":memory:" or os.path.isfile(self.path)
