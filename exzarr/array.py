@@ -323,6 +323,19 @@ class Array(Node):
     Index it like a NumPy array (ints, negative ints, slices with any step, Ellipsis,
     None); reads return ``numpy.ndarray`` and writes take anything NumPy broadcasts to
     the selection. Build one with :func:`exzarr.create` or :func:`exzarr.open`.
+
+    Concurrent writers: a write of whole chunks replaces each chunk atomically and
+    needs no lock. A write of part of a chunk reads, changes and rewrites it while
+    holding that chunk's lock, shared by every Array object of the same storage in the
+    process, so threads never undo each other's writes; with ``lock=True`` (or
+    ``exzarr.config`` ``lock``) it also holds the store's lock for the chunk across
+    processes. ``append``, ``resize`` and attribute changes re-read the document they
+    change under its lock. A write checks its selection against the stored shape when
+    the array may have been resized since this object read it: always after a resize
+    by another object in this process, and, with ``lock=True``, after one by another
+    process (``.zarray`` is re-read before each write). Without ``lock``, an object
+    does not see another process's resize before its next own ``append`` or
+    ``resize``: use ``lock=True`` where processes resize an array they all write.
     """
 
     def __init__(self, store: Store, path: str = "", *, meta: ArrayMeta | None = None,
@@ -405,14 +418,28 @@ class Array(Node):
         from exzarr.storage.base import place
 
         self._lock_ident = place(self._store, self._prefix)
-        self._state = locks.array_state(self._lock_ident)
-        self._generation = self._state.generation  # before the metadata is read
+        self._state_pid = os.getpid()
+        self._state_of_pid = locks.array_state(self._lock_ident)
+        self._generation = self._state_of_pid.generation  # before the metadata is read
         self._seen_zarray: bytes | None = None
         if across_processes:
             # A store that cannot lock says so here, not at the first partial write.
             with self._store.process_lock(self._prefix + ZARRAY):
                 pass
             self._lock_processes = True
+
+    @property
+    def _state(self) -> Any:
+        """The :class:`~exzarr.locks.ArrayState` this array shares in this process."""
+        if self._state_pid != os.getpid():
+            # A forked child: the parent's state may count writes of threads that are
+            # not here, so it joins the child's own (and re-reads the metadata).
+            from exzarr import locks
+
+            self._state_of_pid = locks.array_state(self._lock_ident)
+            self._state_pid = os.getpid()
+            self._generation = -1
+        return self._state_of_pid
 
     def _chunk_locks(self, keys: list[str]) -> AbstractContextManager[None]:
         """Held around a read-modify-write of the chunks ``keys``."""
@@ -1547,13 +1574,14 @@ class _Writing:
     """What :meth:`Array._writing` returns: the array's write gate, held shared, and
     its metadata checked against the stored one once inside."""
 
-    __slots__ = ("array",)
+    __slots__ = ("array", "state")
 
     def __init__(self, array: Array) -> None:
         self.array = array
+        self.state: Any = None
 
     def __enter__(self) -> None:
-        state = self.array._state
+        state = self.state = self.array._state
         state.enter_write()
         try:
             self.array._check_meta()
@@ -1562,7 +1590,7 @@ class _Writing:
             raise
 
     def __exit__(self, *exc: Any) -> None:
-        self.array._state.exit_write()
+        self.state.exit_write()
 
 
 class _View:

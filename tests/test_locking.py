@@ -8,6 +8,7 @@ was resized by another one never leave chunks past the stored end.
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import threading
 import time
@@ -319,9 +320,27 @@ def test_process_locks_cover_partial_writes_and_metadata_changes(from_config):
     assert Array(store)[0:2, 3:5].tolist() == [[3, 3], [3, 3]]
 
 
-def _process_writer(root, part, rounds, lock):
+def test_with_the_lock_a_shape_changed_by_another_process_is_seen_before_writing():
+    store = RecordingLockStore()
+    exzarr.create(shape=(10,), chunks=(2,), dtype="i4", fill_value=-1, storage=store)
+    a = Array(store, lock=True)
+    a[...] = np.arange(10)
+    # Another process shrinks it: only the stored document shows it.
+    doc = json.loads(store.get(".zarray"))
+    store.set(".zarray", json.dumps({**doc, "shape": [4]}).encode())
+    store.delete_many(["2", "3", "4"])
+    with pytest.raises(IndexError):
+        a[8] = 5
+    a[3] = 30
+    assert a.shape == (4,)
+    assert _chunk_keys(store) == ["0", "1"]
+    np.testing.assert_array_equal(Array(store)[...], [0, 1, 2, 30])
+
+
+def _process_writer(root, part, rounds, lock, barrier):
     a = Array(DirectoryStore(root), lock=lock)
     rows = [r for r in range(SHAPE[0]) if r % 4 in (part, part + 2)]
+    barrier.wait(60)  # both started: their writes overlap
     for round_ in range(rounds):
         for r in rows:  # one row at a time: every write a read-modify-write of 8 chunks
             a.oindex[[r], :] = 100 * round_ + r
@@ -334,14 +353,16 @@ def test_two_processes_writing_quarters_with_the_lock_lose_nothing(tmp_path):
     exzarr.create(shape=SHAPE, chunks=CHUNKS, dtype="i4", fill_value=-1, storage="filesystem",
                   path=root)
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_process_writer, args=(root, p, 3, True)) for p in (0, 1)]
+    barrier = ctx.Barrier(2)
+    procs = [ctx.Process(target=_process_writer, args=(root, p, 4, True, barrier))
+             for p in (0, 1)]
     for p in procs:
         p.start()
     for p in procs:
         p.join(120)
     assert [p.exitcode for p in procs] == [0, 0]
     got = exzarr.open(root)[...]
-    want = 200 + np.arange(SHAPE[0])
+    want = 300 + np.arange(SHAPE[0])
     lost = int((got != want[:, None]).any(axis=1).sum())
     assert lost == 0, f"{lost} of {SHAPE[0]} rows lost an update"
 
