@@ -264,6 +264,8 @@ def _decode_fill(value: Any, dtype: np.dtype) -> Any:
             return np.frombuffer(raw.ljust(dtype.itemsize, b"\0")[: dtype.itemsize], dtype=dtype)[0]
         if not number:
             raise TypeError(f"a bytes fill value is a base64 string, not a JSON {_json_kind(value)}")
+        if kind == "V" and value == 0:  # older writers' 0 for "all zero bytes"
+            return np.frombuffer(bytes(dtype.itemsize), dtype=dtype)[0]
         return np.array(value, dtype=dtype)[()]
     if kind == "U":
         if not (isinstance(value, str) or number):
@@ -519,6 +521,8 @@ def _dtype_field(value: Any) -> np.dtype:
     dtype = dtype_from_json(value)
     if dtype.itemsize == 0 and not dtype.hasobject:
         raise ValueError("a dtype of 0 bytes per element holds nothing")
+    if dtype.kind in "mM" and np.datetime_data(dtype)[0] == "generic":
+        raise ValueError("a datetime or timedelta dtype needs a unit, such as '<M8[ns]'")
     return dtype
 
 

@@ -85,6 +85,8 @@ BAD_ZARRAY: list[tuple[str, bytes]] = [
     ("dtype-bad-field", _doc(dtype=[["a"]])),
     ("dtype-empty-list", _doc(dtype=[])),
     ("dtype-huge-itemsize", _doc(dtype="|V99999999999")),
+    ("dtype-zero-itemsize", _doc(dtype="|S0")),
+    ("dtype-datetime-without-unit", _doc(dtype="<M8")),
     ("compressor-string", _doc(compressor="zstd")),
     ("compressor-list", _doc(compressor=[])),
     ("compressor-no-id", _doc(compressor={"level": 1})),
@@ -287,6 +289,10 @@ def test_lenient_documents_still_open(tmp_path: Path) -> None:
     assert exzarr.open(tmp_path / "big", mode="r").shape == (2 ** 63 - 1,)
     _write(tmp_path / "nosep", ".zarray", _doc(dimension_separator=None))
     assert exzarr.open(tmp_path / "nosep", mode="r").dimension_separator == "."
+    _write(tmp_path / "void", ".zarray", _doc(dtype="|V4", fill_value=0))  # older writers
+    assert exzarr.open(tmp_path / "void", mode="r").fill_value.tobytes() == bytes(4)
+    _write(tmp_path / "nofmt", ".zarray", _doc(zarr_format=_DROP, order=_DROP))
+    assert exzarr.open(tmp_path / "nofmt", mode="r").order == "C"
 
 
 def test_more_than_32_dimensions_message(tmp_path: Path) -> None:
