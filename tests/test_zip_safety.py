@@ -453,3 +453,95 @@ def test_zip_archive_reads_with_zarr_python(tmp_path):
     expected[:8] = -1
     zs = zarr.storage.ZipStore(str(p), mode="r")
     np.testing.assert_array_equal(zarr.open_array(zs, mode="r")[...], expected)
+
+
+# -- two writers ------------------------------------------------------------------------------
+def test_zip_two_writers_of_one_archive_keep_each_others_commits(tmp_path):
+    p = tmp_path / "a.zip"
+    with ZipStore(p, "w") as s:
+        s.set("shared", b"0")
+        s.set("gone", b"0")
+    a, b = ZipStore(p, "a"), ZipStore(p, "a")
+    a.set("a/0", b"A")
+    a.set("shared", b"A")
+    b.set("b/0", b"B")
+    b.delete("gone")
+    a.close()
+    b.close()  # commits over a's archive: a's keys stay, b's changes apply on top
+    got = ZipStore(p, "r")
+    assert {k: got.get(k) for k in got.list_prefix("")} == {"a/0": b"A", "b/0": b"B", "shared": b"A"}
+    b.set("shared", b"B")
+    b.close()
+    assert ZipStore(p, "r").get("shared") == b"B"  # the same key: the last commit wins
+
+
+_PART_WRITER = textwrap.dedent("""
+    import sys
+    from exzarr.storage import ZipStore
+
+    path, me = sys.argv[1], sys.argv[2]
+    store = ZipStore(path, "a")
+    for j in range(40):
+        store.set(f"{me}/{j}", f"{me}:{j}".encode() * 100)
+        if j % 8 == 7:
+            store.flush()
+    store.close()
+""")
+
+
+def test_zip_writer_processes_of_disjoint_keys_lose_nothing(tmp_path):
+    """Workers given a pickled store (dask, multiprocessing) each commit their own
+    chunks: every commit builds on the archive the others committed."""
+    p = tmp_path / "a.zip"
+    ZipStore(p, "w").close()
+    procs = [subprocess.Popen([sys.executable, "-c", _PART_WRITER, str(p), f"w{i}"], env=_env())
+             for i in range(4)]
+    assert [q.wait(timeout=300) for q in procs] == [0] * 4
+    got = _contents(p)
+    assert got == {f"w{i}/{j}": f"w{i}:{j}".encode() * 100 for i in range(4) for j in range(40)}
+    assert sorted(os.listdir(tmp_path)) == ["a.zip"]
+
+
+def test_zip_permission_denied_is_a_storage_error():
+    """As a user who may read the archive but not write in its folder."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run the writer as another user")
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="exzarr-eacces-"))  # (pytest's tmp is root-only)
+    try:
+        os.chmod(folder, 0o755)
+        path = folder / "a.zip"
+        data = _committed(path, 2, 100)
+        script = textwrap.dedent(f"""
+            import errno, os, sys
+            from exzarr import errors
+            from exzarr.storage import ZipStore
+            s = ZipStore({str(path)!r}, "a")
+            assert s.get("c/0") is not None  # (imports all a write needs, as root)
+            os.setegid(65534); os.seteuid(65534)
+            try:
+                s.set("c/0", b"x")
+            except errors.StorageError as exc:
+                print(exc.errno == errno.EACCES, {str(path)!r} in str(exc))
+        """)
+        r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                           env=_env(), timeout=120)
+        assert r.stdout.split() == ["True", "True"], r.stderr
+        assert _contents(path) == data
+        os.chmod(path, 0o600)  # reading refused: a StorageError too
+        script = textwrap.dedent(f"""
+            import errno, os
+            from exzarr import errors
+            from exzarr.storage import ZipStore
+            os.setegid(65534); os.seteuid(65534)
+            try:
+                ZipStore({str(path)!r}, "r").get("c/0")
+            except errors.StorageError as exc:
+                print(exc.errno == errno.EACCES, {str(path)!r} in str(exc))
+        """)
+        r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                           env=_env(), timeout=120)
+        assert r.stdout.split() == ["True", "True"], r.stderr
+    finally:
+        shutil.rmtree(folder)
