@@ -372,6 +372,7 @@ class Array(Node):
         self._read_only = read_only or store.read_only
         self._write_empty = write_empty_chunks
         self._lock_processes = False
+        self._seen_zarray: bytes | None = None  # the .zarray bytes the metadata came from
         if not self._read_only:
             self._setup_locks(config.get("lock") if lock is None else bool(lock))
         if meta is None:
@@ -387,6 +388,7 @@ class Array(Node):
                     if raw is None:
                         raise MetadataNotFoundError(f"no array at {self._path or '/'!r} in {store!r}")
                     meta = ArrayMeta.decode(raw)
+                    self._seen_zarray = raw
             except InvalidMetadataError as exc:
                 raise InvalidMetadataError(f"{self._prefix + ZARRAY} in {store!r}: {exc}") from None
         self._set_meta(meta)
@@ -421,7 +423,6 @@ class Array(Node):
         self._state_pid = os.getpid()
         self._state_of_pid = locks.array_state(self._lock_ident)
         self._generation = self._state_of_pid.generation  # before the metadata is read
-        self._seen_zarray: bytes | None = None
         if across_processes:
             # A store that cannot lock says so here, not at the first partial write.
             with self._store.process_lock(self._prefix + ZARRAY):
@@ -483,6 +484,9 @@ class Array(Node):
         key = self._prefix + ZARRAY
         if raw is None:
             raw = self._store.get(key)
+        if raw is not None and raw == self._seen_zarray:
+            self._generation = generation  # the document this object has (wrote or read)
+            return
         if raw is None:
             raise MetadataNotFoundError(
                 f"the array at {self._path or '/'!r} in {self._store!r} was deleted by "
