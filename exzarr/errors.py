@@ -8,6 +8,8 @@ ExZarr library (``"shape_required"``, ``"path_not_found"``...) as a string.
 
 from __future__ import annotations
 
+import errno
+
 __all__ = [
     "ArrayNotFoundError",
     "ChunksRequiredError",
@@ -129,10 +131,56 @@ class StorageError(ExZarrError, OSError):
     keeps ``.errno`` (None where the storage reports none) and the message names the
     store and what was being done.
 
-    Construct it as an OSError: ``StorageError(errno, message, filename)``.
+    Construct it as an OSError: ``StorageError(errno, message, filename)``. As OSError
+    does, it becomes the matching builtin too: a StorageError with ``EACCES`` is also
+    a ``PermissionError``, with ``EISDIR`` an ``IsADirectoryError``, and so on, so code
+    written against the builtins keeps working.
     """
 
     code = "storage_error"
+
+    def __new__(cls, *args: object, **kwargs: object) -> StorageError:
+        if cls is StorageError and len(args) >= 2 and isinstance(args[0], int):
+            cls = _STORAGE_KINDS.get(args[0], cls)
+        return super().__new__(cls, *args, **kwargs)
+
+
+class StoragePermissionError(StorageError, PermissionError):
+    """A StorageError for ``EACCES`` or ``EPERM`` (a ``PermissionError`` too)."""
+
+
+class StorageNotFoundError(StorageError, FileNotFoundError):
+    """A StorageError for ``ENOENT`` (a ``FileNotFoundError`` too)."""
+
+
+class StorageExistsError(StorageError, FileExistsError):
+    """A StorageError for ``EEXIST`` (a ``FileExistsError`` too)."""
+
+
+class StorageIsADirectoryError(StorageError, IsADirectoryError):
+    """A StorageError for ``EISDIR`` (an ``IsADirectoryError`` too)."""
+
+
+class StorageNotADirectoryError(StorageError, NotADirectoryError):
+    """A StorageError for ``ENOTDIR`` (a ``NotADirectoryError`` too)."""
+
+
+class StorageTimeoutError(StorageError, TimeoutError):
+    """A StorageError for ``ETIMEDOUT`` (a ``TimeoutError`` too)."""
+
+
+class StorageConnectionError(StorageError, ConnectionError):
+    """A StorageError for a refused, reset or broken connection (a ``ConnectionError``)."""
+
+
+_STORAGE_KINDS: dict[int, type[StorageError]] = {
+    errno.EACCES: StoragePermissionError, errno.EPERM: StoragePermissionError,
+    errno.ENOENT: StorageNotFoundError, errno.EEXIST: StorageExistsError,
+    errno.EISDIR: StorageIsADirectoryError, errno.ENOTDIR: StorageNotADirectoryError,
+    errno.ETIMEDOUT: StorageTimeoutError, errno.ECONNREFUSED: StorageConnectionError,
+    errno.ECONNRESET: StorageConnectionError, errno.ECONNABORTED: StorageConnectionError,
+    errno.EPIPE: StorageConnectionError,
+}
 
 
 class LockNotSupportedError(InvalidArgumentError):
@@ -224,7 +272,9 @@ class _ChunkFailure(Exception):
             err, text, path = (self.detail if isinstance(self.detail, tuple)
                                else (self.detail if isinstance(self.detail, int) else 0, "", None))
             where = f"{what} (file {path})" if path else what
-            if err == errno.ENOENT:  # a folder removed behind the writer: callers retry
+            if err in (errno.ENOENT, errno.EISDIR, errno.ENOTDIR):
+                # What is (not) at the path, not a failing store: FileNotFoundError (a
+                # folder removed behind the writer, which callers retry) and its kin.
                 return OSError(err, f"{os.strerror(err)} ({where})", path or key)
             return storage_error(err or None, text or os.strerror(err), f"reading or writing {where}",
                                  path or key)
