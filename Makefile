@@ -13,17 +13,20 @@ PYTHON311 ?= $(or $(call find_python,3.11),$(call find_python,3.10))
 
 VENV := .venv
 VENV_ZARR2 := .venv-zarr2
+VENV_NPLATEST := .venv-numpy-latest
 PY := $(VENV)/bin/python
 DEB_PACKAGES := libzstd-dev liblz4-dev libdeflate-dev libblosc-dev pkg-config gcc strace
 PKGCONFIG_MODULES := libzstd liblz4 libdeflate blosc
 CORE_SOURCES := setup.py pyproject.toml $(wildcard exzarr/*.pyx exzarr/*.pxi exzarr/*.pxd exzarr/_lib/*.pxd exzarr/_lib/*.h)
 PIP := PIP_DISABLE_PIP_VERSION_CHECK=1 $(VENV)/bin/python -m pip -q
 
-.PHONY: help deps venv build test demo bench bench-extra clean
+.PHONY: help deps venv build test test-numpy-latest fuzz demo bench bench-extra clean
 
 help:
 	@echo "make demo   write a dataset with exzarr, inspect it, read it with zarr-python, compare speed"
 	@echo "make test   run the test suite (interop with zarr-python 3 / 2.18 and tensorstore)"
+	@echo "            and the core, codec and indexing tests against the newest NumPy"
+	@echo "make fuzz   long corrupted-chunk fuzz and 100 SIGKILLed writers per store, with figures"
 	@echo "make bench  run the benchmarks against the peers"
 	@echo "make clean  remove build outputs and virtual environments"
 
@@ -59,8 +62,57 @@ $(VENV)/.build.stamp: $(VENV)/.stamp $(CORE_SOURCES)
 	$(PY) -c "import exzarr._core as c; print('exzarr core built:', c.__file__)"
 	@touch $@
 
+# A DeprecationWarning raised from exzarr's own modules fails the run (numpy's warnings
+# name the calling module). `-o filterwarnings` because that ini form is a regular
+# expression matched at the start of the module name; `-W` matches one module exactly.
+DEPRECATION_ERRORS := -o 'filterwarnings=error::DeprecationWarning:exzarr(\.|$$)'
+
 test: build $(VENV_ZARR2)/.stamp
-	EXZARR_ZARR2_PYTHON=$(CURDIR)/$(VENV_ZARR2)/bin/python $(PY) -m pytest -q -p no:cacheprovider tests
+	EXZARR_ZARR2_PYTHON=$(CURDIR)/$(VENV_ZARR2)/bin/python $(PY) -m pytest -q -p no:cacheprovider $(DEPRECATION_ERRORS) tests
+	$(MAKE) --no-print-directory test-numpy-latest
+
+# The core, codec and indexing tests against the newest NumPy on PyPI, in a second
+# environment holding an installed (not in-place) exzarr built from a copy of the
+# sources, so neither build touches the other's files. The tests run from a copy too:
+# pytest puts a test package's parent folder first on sys.path, and that must not be
+# this checkout, whose exzarr/ holds the main environment's build.
+NPLATEST_TESTS := test_codecs.py test_filters.py test_fancy_indexing.py \
+  test_indexing_properties.py test_core_checks.py test_big_reads.py test_edge_cases.py
+NPLATEST_PY := $(VENV_NPLATEST)/bin/python
+NPLATEST_RUN := $(VENV_NPLATEST)/run
+COPY_SOURCES = rm -rf $(1) && mkdir -p $(1) && tar -c --exclude='*.so' --exclude='*.c' \
+  --exclude=__pycache__ $(2) | tar -x -C $(1)
+
+$(VENV_NPLATEST)/.stamp: requirements/numpy-latest.txt | .deps.stamp
+	@test -n "$(PYTHON312)" || { echo "Python 3.12 not found (install it, e.g. with pyenv, or set PYTHON312=...)"; exit 1; }
+	@test -x $(NPLATEST_PY) || $(PYTHON312) -m venv $(VENV_NPLATEST)
+	PIP_DISABLE_PIP_VERSION_CHECK=1 $(NPLATEST_PY) -m pip -q install --upgrade -r requirements/numpy-latest.txt
+	@touch $@
+
+$(VENV_NPLATEST)/.build.stamp: $(VENV_NPLATEST)/.stamp $(CORE_SOURCES) $(wildcard exzarr/*.py exzarr/*/*.py)
+	$(call COPY_SOURCES,$(VENV_NPLATEST)/src,setup.py pyproject.toml README.md exzarr)
+	cd $(VENV_NPLATEST)/src && PIP_DISABLE_PIP_VERSION_CHECK=1 ../bin/python -m pip -q install --no-build-isolation --no-deps --force-reinstall .
+	@touch $@
+
+test-numpy-latest: $(VENV_NPLATEST)/.build.stamp $(VENV_ZARR2)/.stamp
+	$(call COPY_SOURCES,$(NPLATEST_RUN),tests)
+	cd $(NPLATEST_RUN) && ../bin/python -P -c "import exzarr, numpy; print('exzarr', exzarr.__file__, '| numpy', numpy.__version__)"
+	cd $(NPLATEST_RUN) && EXZARR_ZARR2_PYTHON=$(CURDIR)/$(VENV_ZARR2)/bin/python ../bin/python -P -m pytest -q -p no:cacheprovider \
+	  $(DEPRECATION_ERRORS) $(addprefix tests/,$(NPLATEST_TESTS))
+
+# Long runs, not part of `make test`: EXZARR_FUZZ_INPUTS corrupted chunks (or
+# EXZARR_FUZZ_SECONDS of them) through every C codec chain, then EXZARR_CRASH_RUNS
+# SIGKILLed writers per store; both print their figures, and inputs that crashed or
+# hung a decoder are kept in fuzz-failures/. Fails if either found a fault.
+EXZARR_FUZZ_INPUTS ?= 200000
+EXZARR_FUZZ_SECONDS ?= 0
+EXZARR_CRASH_RUNS ?= 100
+fuzz: build
+	@status=0; \
+	EXZARR_FUZZ_SECONDS=$(EXZARR_FUZZ_SECONDS) $(PY) tests/fuzz_driver.py --exhaustive \
+	  --inputs $(EXZARR_FUZZ_INPUTS) --save fuzz-failures || status=1; \
+	$(PY) tests/test_crash.py report --runs $(EXZARR_CRASH_RUNS) || status=1; \
+	exit $$status
 
 demo: build
 	$(PY) bench/demo.py --dir demo_data
@@ -72,4 +124,4 @@ bench-extra: build
 	$(PY) bench/extra.py
 
 clean:
-	rm -rf build *.egg-info exzarr/*.c exzarr/*.so $(VENV) $(VENV_ZARR2) demo_data .deps.stamp .hypothesis
+	rm -rf build *.egg-info exzarr/*.c exzarr/*.so $(VENV) $(VENV_ZARR2) $(VENV_NPLATEST) demo_data fuzz-failures .deps.stamp .hypothesis
