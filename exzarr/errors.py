@@ -263,7 +263,6 @@ class _ChunkFailure(Exception):
         """The public error for this failure, naming ``key`` (or the codec for bare buffers)."""
         what = f"chunk {key!r}" if key is not None else f"{codec or 'codec'} data"
         if self.status == self.IO:
-            import errno
             import os
 
             from exzarr.storage.base import storage_error
@@ -272,10 +271,6 @@ class _ChunkFailure(Exception):
             err, text, path = (self.detail if isinstance(self.detail, tuple)
                                else (self.detail if isinstance(self.detail, int) else 0, "", None))
             where = f"{what} (file {path})" if path else what
-            if err in (errno.ENOENT, errno.EISDIR, errno.ENOTDIR):
-                # What is (not) at the path, not a failing store: FileNotFoundError (a
-                # folder removed behind the writer, which callers retry) and its kin.
-                return OSError(err, f"{os.strerror(err)} ({where})", path or key)
             return storage_error(err or None, text or os.strerror(err), f"reading or writing {where}",
                                  path or key)
         if self.status == self.NOMEM:

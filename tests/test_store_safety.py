@@ -296,19 +296,42 @@ def test_a_full_disk_raises_storage_error_and_keeps_what_was_committed(small_tmp
     np.testing.assert_array_equal(exzarr.open(storage=reopened, path="a")[:], committed)
 
 
+@pytest.mark.skipif(not __import__("shutil").which("setpriv"), reason="needs setpriv (util-linux)")
 def test_core_io_failure_names_the_key_and_keeps_errno(tmp_path):
+    # A folder the writer may read but not change. Root ignores permissions: the writer
+    # runs without the capabilities that let it (setpriv), so the owner's bits apply.
     a = exzarr.create(shape=(8,), chunks=(4,), dtype="i4", storage="filesystem",
                       path=str(tmp_path / "a"))
     a[:] = 1
-    os.chmod(tmp_path / "a", 0o500)
+    code = """
+    import errno, sys
+    import exzarr
+    from exzarr.errors import StorageError
+    a = exzarr.open(sys.argv[1], mode="r+")
+    print(a[:].tolist())
+    for what, call in [("core", lambda: a.__setitem__(slice(None), 2)),
+                       ("set", lambda: a.store.set("k", b"v")),
+                       ("delete", lambda: a.store.delete("0"))]:
+        try:
+            call()
+            print(what, "wrote")
+        except StorageError as exc:
+            print(what, errno.errorcode[exc.errno], "'0'" in str(exc) or "'k'" in str(exc))
+    """
+    os.chmod(tmp_path / "a", 0o555)
     try:
-        if os.access(tmp_path / "a", os.W_OK):
-            pytest.skip("permissions do not bind this user (root without the check)")
-        with pytest.raises(StorageError) as info:
-            a[:] = 2
-        assert info.value.errno == __import__("errno").EACCES and "'0'" in str(info.value)
+        run = subprocess.run(
+            ["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner", "--",
+             sys.executable, "-c", textwrap.dedent(code), str(tmp_path / "a")],
+            env=dict(os.environ, PYTHONPATH=ROOT), capture_output=True, text=True, timeout=120)
     finally:
-        os.chmod(tmp_path / "a", 0o700)
+        os.chmod(tmp_path / "a", 0o755)
+    if run.returncode != 0 and "setpriv" in run.stderr:
+        pytest.skip(f"setpriv refused here: {run.stderr.strip()}")
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split("\n") == ["[1, 1, 1, 1, 1, 1, 1, 1]", "core EACCES True",
+                                      "set EACCES True", "delete EACCES True", ""]
+    np.testing.assert_array_equal(exzarr.open(str(tmp_path / "a"))[:], 1)
 
 
 # -- point 9: hostile keys and files ----------------------------------------------------------
@@ -441,3 +464,21 @@ def test_stores_on_a_read_only_mount(small_tmpfs):
         DirectoryStore(small_tmpfs / "d").set("k", b"v")
     assert info.value.errno == __import__("errno").EROFS
     np.testing.assert_array_equal(exzarr.open(str(small_tmpfs / "d"), mode="r")[:], np.arange(16))
+
+
+def test_zarr_python_reads_a_store_holding_lock_files(tmp_path):
+    zarr = pytest.importorskip("zarr")
+    g = exzarr.open_group(str(tmp_path / "g"), mode="w")
+    a = g.create_array("a", shape=(8, 8), chunks=(4, 4), dtype="i4")
+    a[:] = np.arange(64).reshape(8, 8)
+    store = DirectoryStore(tmp_path / "g")
+    for key in (".zgroup", "a/.zarray", "a/0.0", "a/1.1"):
+        with store.process_lock(key):
+            pass
+    assert (tmp_path / "g" / "a" / ".exzarr.lock").exists()
+    z = zarr.open_group(str(tmp_path / "g"), mode="r", zarr_format=2)
+    assert [name for name, _ in z.members()] == ["a"]
+    np.testing.assert_array_equal(z["a"][:], np.arange(64).reshape(8, 8))
+    assert z["a"].nchunks_initialized == 4
+    assert sorted(store.list_dir("a")) == [".zarray", "0.0", "0.1", "1.0", "1.1"]
+    assert list(exzarr.open_group(str(tmp_path / "g"), mode="r").array_keys()) == ["a"]

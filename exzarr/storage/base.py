@@ -109,6 +109,13 @@ class Store:
         """Whether the store's location exists at all."""
         return True
 
+    def remove_leftovers(self, prefix: str = "") -> int:
+        """Remove what killed writers left below ``prefix`` (temporary files of stores
+        that make them: see :meth:`DirectoryStore.remove_leftovers`); how many. Stores
+        that leave nothing behind remove nothing."""
+        base = getattr(self, "base", None)  # a view over another store (consolidated)
+        return base.remove_leftovers(prefix) if isinstance(base, Store) else 0
+
     def process_lock(self, key: str) -> contextlib.AbstractContextManager[None]:
         """An exclusive lock on ``key``, shared with other processes and other Store
         objects on the same storage, held for a ``with`` block.
@@ -124,10 +131,13 @@ class Store:
         """
         from exzarr.errors import LockNotSupportedError
 
+        base = getattr(self, "base", None)  # a view over another store (consolidated)
+        if isinstance(base, Store):
+            return base.process_lock(key)
         raise LockNotSupportedError(
             f"{self!r} cannot lock across processes; directory and SQLite stores can. "
-            "Chunk-aligned writes need no lock: write whole chunks, or set "
-            "exzarr.config lock=False for this store")
+            "Chunk-aligned writes need no lock: write whole chunks and open the array "
+            "with lock=False (or exzarr.config.set(lock=False))")
 
     def close(self) -> None:
         """Release resources (files, connections)."""
