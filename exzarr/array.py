@@ -799,7 +799,10 @@ class Array(Node):
         else:
             config.run_all(named, [_core.WorkCursor()] * tasks)
 
-    def _retrieve(self, plan: Plan, out: np.ndarray) -> None:
+    def _retrieve(self, plan: Plan, out: np.ndarray, cached: bool = True) -> None:
+        """Read ``plan``'s chunks into ``out``; through the cache, when there is one,
+        unless not ``cached`` (a read-modify-write needs the stored chunk: another
+        Array object may have replaced it since it was cached here)."""
         from exzarr import _core
 
         keys = self._plan_keys(plan)
@@ -823,7 +826,7 @@ class Array(Node):
             sl = slice(group.start, group.stop)
             bkeys = keys[sl]
             pipeline = self._pipeline
-            if self._cache is not None:
+            if self._cache is not None and cached:
                 sources = self._cached_sources(bkeys)
                 pipeline = raw_pipeline()
             else:
@@ -1165,7 +1168,7 @@ class Array(Node):
             part = combos[batch]
             coords = [tuple(g[0] for g in combo) for combo in part]
             with self._run_locks(coords, locked):
-                room = self._read_slots(coords, room)
+                room = self._read_slots(coords, room, cached=not locked)
                 yield coords, room, [(slot, _outer([g[1] for g in combo]),
                                       _outer([g[2] for g in combo]))
                                      for slot, combo in zip(room, part)]
@@ -1201,12 +1204,14 @@ class Array(Node):
             local = tuple(p[where] - i[where] * c for p, i, c in zip(points, ids, self.chunks))
             coords = [tuple(int(x) for x in c) for c in zip(*np.unravel_index(chunk_ids, grid))]
             with self._run_locks(coords, locked):
-                room = self._read_slots(coords, room)
+                room = self._read_slots(coords, room, cached=not locked)
                 yield coords, room, slot_of, where, local
 
-    def _read_slots(self, coords: list[tuple[int, ...]], room: np.ndarray | None = None) -> np.ndarray:
+    def _read_slots(self, coords: list[tuple[int, ...]], room: np.ndarray | None = None,
+                    cached: bool = True) -> np.ndarray:
         """The chunks at ``coords``, decoded whole (fill where missing): shape
-        ``(len(coords), *chunks)``, in ``room`` (an earlier result) when it is large enough."""
+        ``(len(coords), *chunks)``, in ``room`` (an earlier result) when it is large
+        enough; ``cached`` as for :meth:`_retrieve`."""
         slots = ChunkSlots(tuple(coords), self.chunks)
         if room is not None and room.shape[0] >= len(coords):
             buf = room.reshape((room.shape[0] * self.chunks[0],) + self.chunks[1:])
@@ -1216,7 +1221,7 @@ class Array(Node):
         if self.dtype.hasobject:
             self._retrieve_objects(slots, buf)  # type: ignore[arg-type]
         else:
-            self._retrieve(slots, buf)  # type: ignore[arg-type]
+            self._retrieve(slots, buf, cached)  # type: ignore[arg-type]
         return buf.reshape((len(coords),) + self.chunks)
 
     def _write_slots(self, coords: list[tuple[int, ...]], slots: np.ndarray) -> None:
@@ -1432,7 +1437,7 @@ class Array(Node):
         for batch in self._slot_batches(len(coords)):
             part = coords[batch]
             with self._run_locks(part, True):
-                slots = self._read_slots(part)
+                slots = self._read_slots(part, cached=False)
                 for slot, at in zip(slots, part):
                     for d, (k, c, n) in enumerate(zip(at, self.chunks, shape)):
                         if (k + 1) * c > n:

@@ -418,3 +418,18 @@ def test_reads_into_out_set_no_shape(read):
     assert got is out
     np.testing.assert_array_equal(plain, np.asarray(out))
     np.testing.assert_array_equal(np.asarray(out), read(a, None))
+
+
+@pytest.mark.parametrize("kind", ["oindex", "vindex", "slices"])
+def test_a_partial_write_reads_the_stored_chunk_not_its_cached_copy(kind):
+    store = MemoryStore()
+    exzarr.create(shape=SHAPE, chunks=CHUNKS, dtype="i4", fill_value=0, storage=store)
+    Array(store)[...] = -1
+    a, b = Array(store, cache_bytes=1 << 20), Array(store, cache_bytes=1 << 20)
+    b[...]  # b caches every chunk, then a changes them in the store
+    assert len(b.cache) == 64
+    write = _quarter_writer(kind)
+    write(a, 0, 1)
+    write(b, 1, 2)
+    got = Array(store)[...]
+    assert (got[0::4] == 1).all() and (got[1::4] == 2).all()
