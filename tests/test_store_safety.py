@@ -482,3 +482,15 @@ def test_zarr_python_reads_a_store_holding_lock_files(tmp_path):
     assert z["a"].nchunks_initialized == 4
     assert sorted(store.list_dir("a")) == [".zarray", "0.0", "0.1", "1.0", "1.1"]
     assert list(exzarr.open_group(str(tmp_path / "g"), mode="r").array_keys()) == ["a"]
+
+
+def test_listings_never_leave_the_root(tmp_path):
+    (tmp_path / "outside").write_bytes(b"secret")
+    store = DirectoryStore(tmp_path / "d")
+    store.set("a/0", b"1")
+    for prefix in ("../", "a/../../", "./"):
+        with pytest.raises(InvalidKeyError):
+            list(store.list_prefix(prefix))
+        with pytest.raises(InvalidKeyError):
+            store.list_dir(prefix)
+    assert list(store.list_prefix("a/")) == ["a/0"] and store.list_dir("/a/") == ["0"]

@@ -70,6 +70,17 @@ class DirectoryStore(Store):
     def _path(self, key: str) -> str:
         return os.path.join(self.root, *check_key(key).split("/"))
 
+    def _folder(self, prefix: str) -> str:
+        """The folder a listing prefix names (its empty parts ignored, as a prefix may
+        start or end with "/"); InvalidKeyError for one that would leave the root."""
+        parts = [p for p in prefix.split("/") if p]
+        if any(p in (".", "..") or "\0" in p for p in parts):
+            from exzarr.errors import InvalidKeyError
+
+            raise InvalidKeyError(f"invalid store prefix {prefix!r}: it has a '.', '..' or "
+                                  "NUL part", prefix)
+        return os.path.join(self.root, *parts)
+
     # -- direct file access for the core (reads and writes without the GIL) ------------
     def _file_path_list(self, keys: list[str]) -> list[str]:
         """The file path of every key. Where all are plain, as a write's or read's keys
@@ -312,7 +323,7 @@ class DirectoryStore(Store):
     def list_prefix(self, prefix: str) -> Iterator[str]:
         # Walk only the deepest directory the prefix names.
         head, _, _ = prefix.rpartition("/")
-        start = os.path.join(self.root, *head.split("/")) if head else self.root
+        start = self._folder(head)
         if not os.path.isdir(start):
             return
         for dirpath, dirnames, filenames in os.walk(start):
@@ -327,7 +338,7 @@ class DirectoryStore(Store):
                     yield key
 
     def list_dir(self, prefix: str = "") -> list[str]:
-        path = os.path.join(self.root, *prefix.strip("/").split("/")) if prefix.strip("/") else self.root
+        path = self._folder(prefix)
         try:
             return sorted(n for n in os.listdir(path) if not _not_data(n))
         except (FileNotFoundError, NotADirectoryError):
