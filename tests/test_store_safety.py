@@ -494,3 +494,12 @@ def test_listings_never_leave_the_root(tmp_path):
         with pytest.raises(InvalidKeyError):
             store.list_dir(prefix)
     assert list(store.list_prefix("a/")) == ["a/0"] and store.list_dir("/a/") == ["0"]
+
+
+def test_a_move_onto_a_folder_holding_only_lock_files(tmp_path):
+    store = DirectoryStore(tmp_path)
+    store.set("a/0", b"1")
+    with store.process_lock("b/0"):  # leaves b/.exzarr.lock, no data
+        pass
+    store.move_prefix("a/", "b/")
+    assert store.get("b/0") == b"1" and list(store.list_prefix("")) == ["b/0"]

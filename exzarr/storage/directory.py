@@ -286,8 +286,10 @@ class DirectoryStore(Store):
         old, new = self._path(src.rstrip("/")), self._path(dst.rstrip("/"))
         if os.path.isdir(new):  # empty folders left by deleted nested chunks give way
             for dirpath, _, files in os.walk(new, topdown=False):
-                if files:
+                if not all(map(_not_data, files)):
                     raise FileExistsError(errno.EEXIST, "the target holds files", dirpath)
+                for name in files:  # lock files and leftovers: the store's own, not data
+                    os.unlink(os.path.join(dirpath, name))
                 os.rmdir(dirpath)
         elif os.path.lexists(new):
             raise FileExistsError(errno.EEXIST, "a file is at the target", new)
