@@ -30,6 +30,9 @@ from exzarr.storage.base import Store
 # Below this many chunks per worker (or config's task_bytes of chunk data) a batch runs
 # on the calling thread: the pool hop (~200 us on 2 cores) costs more than it shares.
 _MIN_CHUNKS_PER_TASK = 2
+# Most process locks (an open file each) one write holds at once: a partial write of
+# more chunks goes in runs of this many.
+_MAX_PROCESS_LOCKS = 256
 
 
 @functools.lru_cache(maxsize=1)
@@ -1141,6 +1144,8 @@ class Array(Node):
         chunk_bytes = max(1, math.prod(self.chunks) * self.dtype.itemsize)
         floor = min(2 * config.thread_count(), max(1, (256 << 20) // chunk_bytes))
         per = max(floor, (8 << 20) // chunk_bytes)
+        if self._lock_processes:  # a run's chunks are held locked, a file each
+            per = min(per, _MAX_PROCESS_LOCKS)
         for start in range(0, n, per):
             yield slice(start, start + per)
 
@@ -1244,15 +1249,23 @@ class Array(Node):
         keys = self._plan_keys(plan)
         partial = self._partial_keys(plan, keys)
         if not partial:
-            self._store_chunks(plan, keys, value)
+            self._store_chunks(keys, plan.regions(), plan.covered(), value)
             return
-        with self._chunk_locks(partial):
-            self._store_chunks(plan, keys, value)
+        regions, covered = plan.regions(), plan.covered()
+        # Process locks hold a file each: a write of many chunks goes in runs.
+        step = _MAX_PROCESS_LOCKS if self._lock_processes else len(keys)
+        for at in range(0, len(keys), step):
+            sl = slice(at, at + step)
+            run = keys[sl]
+            with self._chunk_locks([k for k, whole in zip(run, covered[sl]) if not whole]):
+                self._store_chunks(run, regions[sl], covered[sl], value)
 
-    def _store_chunks(self, plan: Plan, keys: list[str], value: np.ndarray) -> None:
+    def _store_chunks(self, keys: list[str], regions: np.ndarray, covered: list[bool],
+                      value: np.ndarray) -> None:
+        """Write chunks ``keys``: ``regions`` of ``value``, ``covered`` whole or not
+        (those not covered are read, changed and written back)."""
         from exzarr import _core
 
-        regions = plan.regions()
         f_order = self._meta.order == "F"
 
         if self._direct_files:
@@ -1277,8 +1290,6 @@ class Array(Node):
                 store.prepare_dirs(keys)
                 self._run_claiming(write_files, keys)
             return
-
-        covered = plan.covered()
 
         def work(group: range) -> None:
             sl = slice(group.start, group.stop)

@@ -267,13 +267,19 @@ class RecordingLockStore(MemoryStore):
         super().__init__()
         self.locked = []
         self._locks = {}
+        self.held = self.most_held = 0
 
     @contextmanager
     def process_lock(self, key):
         self.locked.append(key)
         lock = self._locks.setdefault(key, threading.Lock())
         with lock:
-            yield
+            self.held += 1
+            self.most_held = max(self.most_held, self.held)
+            try:
+                yield
+            finally:
+                self.held -= 1
 
 
 def test_a_store_that_cannot_lock_is_refused_at_open():
@@ -433,3 +439,18 @@ def test_a_partial_write_reads_the_stored_chunk_not_its_cached_copy(kind):
     write(b, 1, 2)
     got = Array(store)[...]
     assert (got[0::4] == 1).all() and (got[1::4] == 2).all()
+
+
+@pytest.mark.parametrize("kind", ["slices", "oindex"])
+def test_a_partial_write_of_many_chunks_holds_a_bounded_number_of_process_locks(kind):
+    store = RecordingLockStore()
+    exzarr.create(shape=(1200,), chunks=(2,), dtype="i4", fill_value=0, storage=store)
+    a = Array(store, lock=True)
+    store.locked.clear()
+    if kind == "slices":
+        a[::2] = 7          # part of each of 600 chunks
+    else:
+        a.oindex[np.arange(0, 1200, 2)] = 7
+    assert sorted(store.locked) == sorted(str(i) for i in range(600))
+    assert store.held == 0 and 1 <= store.most_held <= 256
+    np.testing.assert_array_equal(a[...], np.tile([7, 0], 600))
