@@ -282,8 +282,14 @@ class RecordingLockStore(MemoryStore):
                 self.held -= 1
 
 
+class NoLockStore(MemoryStore):
+    """A store that cannot lock across processes (as zip and fsspec stores)."""
+
+    process_lock = Store.process_lock
+
+
 def test_a_store_that_cannot_lock_is_refused_at_open():
-    store = MemoryStore()
+    store = NoLockStore()
     exzarr.create(shape=(4,), chunks=(2,), dtype="i4", storage=store)
     with pytest.raises(LockNotSupportedError):
         Array(store, lock=True)
