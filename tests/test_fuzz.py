@@ -638,7 +638,7 @@ def test_python_codec_path_corrupt_chunk(damage):
 from tests import fuzz_driver  # noqa: E402 - the section's own helper
 
 # Bounded for `make test`; `make fuzz` sets EXZARR_FUZZ_INPUTS far higher.
-FUZZ_INPUTS = int(os.environ.get("EXZARR_FUZZ_TEST_INPUTS", "20000"))
+FUZZ_INPUTS = int(os.environ.get("EXZARR_FUZZ_TEST_INPUTS", "16000"))
 FUZZ_SEED = int(os.environ.get("EXZARR_FUZZ_SEED", "0"))
 
 
