@@ -13,7 +13,6 @@ import os
 import random
 import shutil
 import signal
-import struct
 import subprocess
 import sys
 import textwrap
@@ -241,6 +240,48 @@ def test_zip_full_disk_raises_storage_error_and_keeps_the_archive(tmp_path):
         s.close()  # the commit needs little room: the failed member was cut off
         assert _contents(path) == {**data, **written, "new/0": b"small"}
         assert sorted(os.listdir(mnt)) == ["a.zip"]
+
+
+def test_zip_no_room_for_the_copy_then_room_again(tmp_path):
+    with _tmpfs(tmp_path / "mnt", "1m") as mnt:
+        filler = mnt / "filler"
+        filler.write_bytes(b"f" * (400 << 10))
+        path = mnt / "a.zip"
+        data = _committed(path, 6, 64 << 10)
+        s = ZipStore(path, "a")
+        for _ in range(2):
+            with pytest.raises(errors.StorageError) as exc:
+                s.set("new", b"n")
+            assert exc.value.errno == errno.ENOSPC
+            assert sorted(os.listdir(mnt)) == ["a.zip", "filler"]
+        s.close()  # nothing was written: nothing to commit
+        assert _contents(path) == data
+        filler.unlink()
+        s.set("new", b"n")
+        s.close()
+        assert _contents(path) == {**data, "new": b"n"}
+        assert sorted(os.listdir(mnt)) == ["a.zip"]
+
+
+def test_zip64_directory_records_parse(tmp_path):
+    """Offsets and sizes past 4 GiB, written as zip64 fields (checked against zipfile,
+    without writing 4 GiB)."""
+    from exzarr.storage._zipfile_format import central_directory, stored_member
+
+    small, _ = stored_member("a", 3, 0x12345678, 0)
+    big, header = stored_member("b", 5 << 30, 0x9ABCDEF0, 6 << 30)
+    assert b"\x01\x00\x10\x00" in header  # the local header's zip64 sizes
+    cd = central_directory([small, big], 7 << 30)
+    p = tmp_path / "z64.zip"
+    # A sparse file: the directory sits at 7 GiB, as its end records say.
+    with open(p, "wb") as f:
+        f.seek(7 << 30)
+        f.write(cd)
+    with zipfile.ZipFile(p) as zf:
+        a, b = zf.infolist()
+    assert (a.filename, a.file_size, a.header_offset, a.CRC) == ("a", 3, 0, 0x12345678)
+    assert (b.filename, b.file_size, b.compress_size, b.header_offset) == \
+        ("b", 5 << 30, 5 << 30, 6 << 30)
 
 
 _FSIZE_WRITER = textwrap.dedent("""

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
-import secrets
 import threading
 import weakref
 import zipfile
@@ -15,14 +13,12 @@ from exzarr.errors import StorageError
 from exzarr.storage._zipfile_archive import (
     NotAZipArchiveError,
     Snapshot,
-    copy_range,
     fsync_dir,
-    pwrite_all,
     read_planned,
     storage_error,
 )
-from exzarr.storage._zipfile_format import central_directory, from_zipinfo, record_size, stored_member
 from exzarr.storage._zipfile_keys import check_key, check_keys
+from exzarr.storage._zipfile_session import Session, live_temps
 from exzarr.storage.base import Store
 
 __all__ = ["NotAZipArchiveError", "ZipStore", "open_zip_store"]
@@ -31,8 +27,6 @@ __all__ = ["NotAZipArchiveError", "ZipStore", "open_zip_store"]
 # late then. Registered with atexit on the first writable store.
 _unfinished: weakref.WeakSet[ZipStore] = weakref.WeakSet()
 _atexit_registered = False
-# Temporary archives this process is writing: a later writer removes only the others.
-_live_temps: set[str] = set()
 
 
 def _finish_all() -> None:
@@ -49,10 +43,10 @@ def _forget_in_child() -> None:
     for store in list(_unfinished):
         session = store._session
         store._session = None
-        if session is not None and session.fd is not None:
-            os.close(session.fd)
+        if session is not None:
+            session.forget()
     _unfinished.clear()
-    _live_temps.clear()
+    live_temps.clear()
 
 
 def _track(store: ZipStore) -> None:
@@ -65,48 +59,6 @@ def _track(store: ZipStore) -> None:
             os.register_at_fork(after_in_child=_forget_in_child)
         _atexit_registered = True
     _unfinished.add(store)
-
-
-class _Session:
-    """Writes since the last commit: a new archive beside the committed one.
-
-    It starts as a copy of the committed archive's members (``base``), so offsets stay
-    valid and the central directory is the only thing written anew at commit.
-    """
-
-    def __init__(self, base: Snapshot | None) -> None:
-        self.base = base
-        self.path: str | None = None
-        self.fd: int | None = None
-        self.end = 0  # where the next member goes
-        self.touched: dict[str, bool] = {}  # keys written (True) or deleted (False) here
-        self.dead = base.dead if base is not None else 0  # bytes no member points to
-        # key -> the base's ZipInfo, or (Member, data offset) of a member written here
-        self.entries: dict[str, Any] = dict(base.members) if base is not None else {}
-
-    def drop(self, key: str, written: bool = False) -> None:
-        self.touched[key] = written
-        old = self.entries.pop(key, None)
-        if isinstance(old, zipfile.ZipInfo):
-            self.dead += record_size(old)
-        elif old is not None:
-            member, data_at = old
-            self.dead += data_at - member.offset + member.size
-
-    def close(self, remove: bool) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
-        if self.path is not None:
-            _live_temps.discard(self.path)
-            if remove:
-                try:
-                    os.unlink(self.path)
-                except FileNotFoundError:
-                    pass
-        if self.base is not None:
-            self.base.close()
-            self.base = None
 
 
 class ZipStore(Store):
@@ -126,8 +78,11 @@ class ZipStore(Store):
     commits, a writer also sees its own writes. Overwritten or deleted members leave
     dead bytes behind, rewritten away at a commit where they make up a quarter of the
     archive (or by :meth:`compact`); the central directory never lists a key twice.
-    Keys with empty, ``.`` or ``..`` parts, a leading ``/``, a drive letter or a NUL
-    are refused, and members of such names in other archives are not listed.
+    Two writers of one archive: a commit that finds the archive committed by another
+    since its own first write keeps the other's members under its own changes (per
+    key, the last commit wins). Keys with empty, ``.`` or ``..`` parts, a leading
+    ``/``, a drive letter or a NUL are refused, and members of such names in other
+    archives are not listed.
 
     Parameters
     ----------
@@ -156,7 +111,7 @@ class ZipStore(Store):
         self._pid = os.getpid()  # a forked child never commits the parent's writes
         self._lock = threading.RLock()
         self._snap: Snapshot | None = None
-        self._session: _Session | None = _Session(None) if mode == "w" else None
+        self._session: Session | None = Session(self.path, None) if mode == "w" else None
         self._replace = mode == "w"  # the next commit replaces the archive
         if mode != "r":
             _track(self)
@@ -202,7 +157,7 @@ class ZipStore(Store):
                 fd, plan = snap.plan(keys)
                 path = snap.path
             else:
-                fd, plan = self._session_plan(session, keys)
+                fd, plan = session.plan(keys)
                 path = self.path
         try:
             return read_planned(fd, keys, plan, path)
@@ -212,32 +167,6 @@ class ZipStore(Store):
             raise storage_error(exc, "reading the", self.path) from None
         finally:
             os.close(fd)
-
-    def _session_plan(self, session: _Session, keys: list[str]) -> tuple[int, list[Any]]:
-        base = session.base
-        if session.fd is not None:
-            fd = os.dup(session.fd)
-        elif base is not None:  # nothing written yet: the members are where they were
-            fd = os.dup(base.file.fileno())
-        else:
-            fd = os.open(os.devnull, os.O_RDONLY)  # (and no members at all)
-        try:
-            plan: list[Any] = []
-            for key in keys:
-                entry = session.entries.get(key)
-                if entry is None:
-                    plan.append(None)
-                elif isinstance(entry, zipfile.ZipInfo):  # at the same offset in the copy
-                    assert base is not None
-                    span = base.span(fd, entry)
-                    plan.append(base.zf.read(entry) if span is None else span)
-                else:
-                    member, data_at = entry
-                    plan.append((data_at, member.size, member.crc))
-            return fd, plan
-        except BaseException:
-            os.close(fd)
-            raise
 
     def _entries(self) -> dict[str, Any]:
         if self._session is not None:
@@ -269,48 +198,13 @@ class ZipStore(Store):
             return os.path.isfile(self.path)
 
     # -- writing ----------------------------------------------------------------------
-    def _begin(self) -> _Session:
+    def _begin(self) -> Session:
         """This store's session (under the lock), started on the committed archive."""
         self._check_writable()
         if self._session is None:
-            self._session = _Session(self._snapshot())
+            self._session = Session(self.path, self._snapshot())
             self._snap = None  # the session owns (and closes) that snapshot now
         return self._session
-
-    def _file(self, session: _Session) -> int:
-        """The session's new archive, made on first need: the committed members copied."""
-        if session.fd is not None:
-            return session.fd
-        folder, name = os.path.split(self.path)
-        _remove_leftovers(folder, name)
-        tmp = os.path.join(folder, f"{name}.{os.getpid()}.{secrets.token_hex(4)}.partial")
-        try:
-            fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0),
-                         0o666)
-        except OSError as exc:
-            raise storage_error(exc, "writing to the", self.path) from None
-        session.path, session.fd = tmp, fd
-        _live_temps.add(tmp)
-        try:
-            base = session.base
-            if base is not None:
-                os.fchmod(fd, base.mode)
-                copy_range(base.file.fileno(), fd, base.end)
-                session.end = base.end
-        except OSError as exc:
-            session.end = 0
-            self._cut(session)
-            raise storage_error(exc, "copying the", self.path) from None
-        return fd
-
-    def _cut(self, session: _Session) -> None:
-        """Drop what a failed write left past the session's end (freeing its space)."""
-        if session.fd is None:
-            return
-        try:
-            os.ftruncate(session.fd, session.end)
-        except OSError:
-            pass
 
     def set(self, key: str, value: bytes) -> None:
         from exzarr._core import crc32
@@ -322,17 +216,10 @@ class ZipStore(Store):
         data = data.cast("B")
         with self._lock:
             session = self._begin()
-            fd = self._file(session)
-            member, header = stored_member(key, data.nbytes, crc32(data), session.end)
             try:
-                at = pwrite_all(fd, header, session.end)
-                end = pwrite_all(fd, data, at)
+                session.write(key, data, crc32(data))
             except OSError as exc:
-                self._cut(session)
                 raise storage_error(exc, f"writing {key!r} to the", self.path) from None
-            session.drop(key, written=True)
-            session.entries[key] = (member, at)
-            session.end = end
 
     def delete(self, key: str) -> None:
         check_key(key)
@@ -384,111 +271,34 @@ class ZipStore(Store):
                         fsync_dir(folder)
             except OSError as exc:
                 raise storage_error(exc, "removing the", self.path) from None
-            self._end_session(remove=True)
+            self._end_session()
             return
         if not (session.touched or rewrite or self._replace):
-            self._end_session(remove=True)
+            self._end_session()
             return
         try:
-            with _FolderLock(folder):
-                other = None if self._replace else _changed_since(self.path, session.base)
-                if other is not None:
-                    self._rewrite(session, sync, other)
-                elif rewrite or session.dead * 4 > session.end:
-                    self._rewrite(session, sync)
-                else:
-                    fd = self._file(session)
-                    members = [from_zipinfo(e) if isinstance(e, zipfile.ZipInfo) else e[0]
-                               for e in session.entries.values()]
-                    end = pwrite_all(fd, central_directory(members, session.end), session.end)
-                    os.ftruncate(fd, end)
-                    if sync:
-                        os.fsync(fd)
-                    assert session.path is not None
-                    os.replace(session.path, self.path)
-        except StorageError:
-            raise
+            session.commit(sync, rewrite, merge=not self._replace)
         except OSError as exc:
-            self._cut(session)
             raise storage_error(exc, "committing the", self.path) from None
-        self._end_session(remove=False)
+        self._end_session()
         if sync:
             try:
                 fsync_dir(folder)
             except OSError as exc:
                 raise storage_error(exc, "syncing the folder of the", self.path) from None
 
-    def _rewrite(self, session: _Session, sync: bool, other: Snapshot | None = None) -> None:
-        """Commit a new archive holding only the live members (through zipfile); with
-        ``other`` (an archive another writer committed since this session began), its
-        members and this session's writes and deletions over them."""
-        folder, name = os.path.split(self.path)
-        tmp = os.path.join(folder, f"{name}.{os.getpid()}.{secrets.token_hex(4)}.partial")
-        if other is None:
-            keys = list(session.entries)
-        else:
-            keys = [k for k in other.members if k not in session.touched]
-            keys += [k for k, written in session.touched.items() if written]
-        _live_temps.add(tmp)
-        try:
-            with open(tmp, "xb") as f:
-                if session.base is not None:
-                    os.fchmod(f.fileno(), session.base.mode)
-                with zipfile.ZipFile(f, mode="w", compression=zipfile.ZIP_STORED,
-                                     allowZip64=True) as out:
-                    for i in range(0, len(keys), 64):
-                        batch = keys[i:i + 64]
-                        for key, value in zip(batch, self._values(session, other, batch)):
-                            info = zipfile.ZipInfo(key, date_time=(1980, 1, 1, 0, 0, 0))
-                            info.compress_type = zipfile.ZIP_STORED
-                            info.external_attr = 0o100644 << 16
-                            out.writestr(info, value)  # type: ignore[arg-type]
-                f.flush()
-                if sync:
-                    os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
-        finally:
-            _live_temps.discard(tmp)
-            if other is not None:
-                other.close()
-        session.close(remove=True)
-
-    def _values(self, session: _Session, other: Snapshot | None, keys: list[str]) -> list[Any]:
-        """The values of ``keys`` for a rewrite: this session's, or else ``other``'s."""
-        mine = [k for k in keys if other is None or k in session.touched]
-        fd, plan = self._session_plan(session, mine)
-        try:
-            got = dict(zip(mine, read_planned(fd, mine, plan, self.path)))
-        finally:
-            os.close(fd)
-        rest = [k for k in keys if k not in got]
-        if rest:
-            assert other is not None
-            fd, plan = other.plan(rest)
-            try:
-                got.update(zip(rest, read_planned(fd, rest, plan, self.path)))
-            finally:
-                os.close(fd)
-        return [got[k] for k in keys]
-
-    def _end_session(self, remove: bool) -> None:
+    def _end_session(self) -> None:
         session = self._session
         self._session = None
         self._replace = False
         if session is not None:
-            session.close(remove=remove)
+            session.close()
 
     def _discard(self) -> None:
         """Drop the writes since the last commit (their temporary archive too)."""
         with self._lock:
             if self._pid == os.getpid():
-                self._end_session(remove=True)
+                self._end_session()
 
     def close(self) -> None:
         """Commit (see :meth:`flush`) and release the archive's descriptors; the store
@@ -519,79 +329,6 @@ class ZipStore(Store):
 
     def __repr__(self) -> str:
         return f"<ZipStore {self.path!r} mode={self.mode!r}>"
-
-
-class _FolderLock:
-    """An exclusive flock on the archive's folder while a commit checks the archive
-    and renames over it, so that two writers' commits take turns (where the file
-    system has flock; without, commits go on unlocked)."""
-
-    def __init__(self, folder: str) -> None:
-        self.folder = folder
-        self.fd: int | None = None
-
-    def __enter__(self) -> _FolderLock:
-        try:
-            import fcntl
-
-            self.fd = os.open(self.folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-            fcntl.flock(self.fd, fcntl.LOCK_EX)
-        except (ImportError, OSError):
-            if self.fd is not None:
-                os.close(self.fd)
-                self.fd = None
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.fd is not None:
-            os.close(self.fd)  # (releases the lock)
-            self.fd = None
-
-
-def _changed_since(path: str, base: Snapshot | None) -> Snapshot | None:
-    """The archive at ``path`` when another writer committed it after ``base`` was
-    opened (None when it is still ``base``'s)."""
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return None  # removed: this session's archive is what there is
-    if base is not None and base.stamp == (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns):
-        return None
-    try:
-        return Snapshot(path)
-    except FileNotFoundError:
-        return None
-
-
-def _remove_leftovers(folder: str, name: str) -> None:
-    """Remove temporary archives of ``name`` whose writer is gone (killed before it
-    committed): those of dead processes, and this process's own that no store holds."""
-    pattern = re.compile(re.escape(name) + r"\.(\d+)\.[0-9a-f]{8}\.partial")
-    try:
-        entries = os.listdir(folder)
-    except OSError:
-        return
-    for entry in entries:
-        m = pattern.fullmatch(entry)
-        if m is None:
-            continue
-        full = os.path.join(folder, entry)
-        pid = int(m.group(1))
-        if pid == os.getpid():
-            gone = full not in _live_temps
-        else:
-            try:
-                os.kill(pid, 0)
-                gone = False
-            except ProcessLookupError:
-                gone = True
-            except OSError:  # another user's live process
-                gone = False
-        if gone:
-            try:
-                os.unlink(full)
-            except OSError:
-                pass
 
 
 def open_zip_store(path: Any = None, read_only: bool = False, mode: str = "a",
