@@ -95,6 +95,7 @@ CHAINS: dict[str, tuple[str, list[dict[str, Any]], dict[str, Any] | None]] = {
 # Fletcher-32 is left out: its sums cannot tell 0x0000 words from 0xFFFF ones, so a
 # zero-filled chunk (checksum included) decodes as zeros, in numcodecs as here.
 CHECKSUM_FILTERS = {"crc32", "crc32c", "adler32"}
+ALL_CHECKSUM_FILTERS = CHECKSUM_FILTERS | {"fletcher32"}
 
 # Partial reads of the corrupted chunk: a prefix row, a window, the last row, oindex.
 # Each as (label, read from the array, the same selection of a NumPy array).
@@ -318,7 +319,7 @@ def header_edits(name: str, g: bytes) -> Iterator[tuple[str, bytes]]:
         yield from lz4_edits(g)
     elif cid in ("zlib", "gzip"):
         yield from deflate_edits(g, cid == "gzip")
-    if CHAINS[name][1] and CHAINS[name][1][-1]["id"] in CHECKSUM_FILTERS and cid is None:
+    if CHAINS[name][1] and CHAINS[name][1][-1]["id"] in ALL_CHECKSUM_FILTERS and cid is None:
         for at in range(len(g) - 4, len(g)):  # the stored checksum itself
             yield "checksum", g[:at] + bytes([g[at] ^ 0x10]) + g[at + 1:]
 
@@ -590,10 +591,19 @@ class _Worker:
     def __init__(self, folder: str, probes: bool = False) -> None:
         env = {**os.environ, "EXZARR_THREADS": os.environ.get("EXZARR_THREADS", "2"),
                "EXZARR_FUZZ_PROBES": "1" if probes else "0", "EXZARR_FUZZ_DIR": folder}
+        self.stderr = tempfile.TemporaryFile()
         self.proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--worker"],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL, env=env)
+                                     stderr=self.stderr, env=env)
         self.buf = b""
+
+    def failed_itself(self) -> str | None:
+        """The traceback of a worker that exited with an error of its own (not a
+        signal): a fault of the harness or the environment, not of a decoder."""
+        if self.proc.poll() is None or self.proc.returncode <= 0:
+            return None
+        self.stderr.seek(0)
+        return self.stderr.read().decode(errors="replace")[-3000:]
 
     def send(self, batch: list[tuple[int, str, bytes]]) -> None:
         blob = pickle.dumps(batch)
@@ -622,7 +632,7 @@ class _Worker:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
         self.proc.wait()
-        for f in (self.proc.stdin, self.proc.stdout):
+        for f in (self.proc.stdin, self.proc.stdout, self.stderr):
             try:
                 f.close()
             except OSError:
@@ -735,6 +745,11 @@ def run_fuzz(inputs: int, seed: int = 0, seconds: float | None = None, workers: 
                     fig.note("hang", f"{item[1]} {item[2]} len={len(item[3])} head={item[3][:24].hex()}")
                 else:
                     worker.proc.wait()
+                    own = worker.failed_itself()
+                    if own is not None:
+                        for wk in pool:
+                            wk.kill()
+                        raise RuntimeError(f"a fuzz worker failed by itself:\n{own}")
                     fig.crashes += 1
                     fig.note("crash", f"{item[1]} {item[2]} len={len(item[3])} "
                              f"signal={-worker.proc.returncode} head={item[3][:24].hex()}")
