@@ -586,3 +586,55 @@ def test_zip_permission_denied_is_a_storage_error():
         assert r.stdout.split() == ["True", "True"], r.stderr
     finally:
         shutil.rmtree(folder)
+
+
+def test_zip_threads_read_whole_commits_of_a_writer_thread(tmp_path):
+    """In one process: readers with their own stores, and readers of the writer's own
+    store, while a writer thread writes and commits rounds."""
+    import threading
+
+    p = tmp_path / "a.zip"
+    keys = [f"k/{j}" for j in range(32)]
+
+    def value(r, j):
+        v = f"{r}:{j}:".encode()
+        return v + b"." * (2048 - len(v))
+
+    writer = ZipStore(p, "w")
+    for j, k in enumerate(keys):
+        writer.set(k, value(0, j))
+    writer.flush()
+    done = threading.Event()
+    problems: list[str] = []
+    reads = [0]
+
+    def read(store_for_round):
+        long_lived = ZipStore(p, "r")
+        while not done.is_set():
+            for store in (long_lived, ZipStore(p, "r"), writer):
+                try:
+                    got = store.get_many(keys)
+                    rounds = {v.split(b":", 1)[0] for v in got}
+                    ok = all(v == value(int(v.split(b":", 1)[0]), j) for j, v in enumerate(got))
+                    if store is not writer and (len(rounds) != 1 or not ok):
+                        problems.append(f"mixed rounds {sorted(rounds)}")
+                    elif not ok:
+                        problems.append("a torn value")
+                    reads[0] += 1
+                except Exception as exc:  # noqa: BLE001 -- every failure is counted
+                    problems.append(repr(exc))
+
+    threads = [threading.Thread(target=read, args=(None,)) for _ in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        for r in range(1, 60):
+            for j, k in enumerate(keys):
+                writer.set(k, value(r, j))
+            writer.flush()
+    finally:
+        done.set()
+        for t in threads:
+            t.join()
+    writer.close()
+    assert reads[0] > 0 and problems == []
