@@ -7,6 +7,7 @@ file (by rename) leaves the snapshot reading the archive it opened, whole.
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import struct
 import zipfile
@@ -26,7 +27,7 @@ class Snapshot:
 
     ``members`` maps every key to the newest member of that name; members whose names
     are not keys (folders, names with '..', NULs...) are left out of it, and their
-    bytes count in ``dead`` with those of older duplicates.
+    bytes count in :attr:`dead` with those of older duplicates.
     """
 
     def __init__(self, path: str) -> None:
@@ -49,12 +50,16 @@ class Snapshot:
                     self.members.pop(info.filename, None)  # the newest wins, listed last
                     self.members[info.filename] = info
             self.end = self.zf.start_dir  # where the central directory begins
-            live = sum(record_size(i) for i in self.members.values())
-            self.dead = max(0, self.end - live)
         except BaseException:
             self.file.close()
             raise
         self._spans: dict[str, tuple[int, int, int]] = {}
+
+    @functools.cached_property
+    def dead(self) -> int:
+        """Bytes before the central directory that no listed key's member takes
+        (about: local extra fields are taken to be as long as the directory's)."""
+        return max(0, self.end - sum(record_size(i) for i in self.members.values()))
 
     def close(self) -> None:
         self.zf.close()
