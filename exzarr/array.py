@@ -1249,7 +1249,7 @@ class Array(Node):
         keys = self._plan_keys(plan)
         partial = self._partial_keys(plan, keys)
         if not partial:
-            self._store_chunks(keys, plan.regions(), plan.covered(), value)
+            self._store_chunks(keys, plan.regions(), None, value)
             return
         regions, covered = plan.regions(), plan.covered()
         # Process locks hold a file each: a write of many chunks goes in runs.
@@ -1260,10 +1260,10 @@ class Array(Node):
             with self._chunk_locks([k for k, whole in zip(run, covered[sl]) if not whole]):
                 self._store_chunks(run, regions[sl], covered[sl], value)
 
-    def _store_chunks(self, keys: list[str], regions: np.ndarray, covered: list[bool],
+    def _store_chunks(self, keys: list[str], regions: np.ndarray, covered: list[bool] | None,
                       value: np.ndarray) -> None:
         """Write chunks ``keys``: ``regions`` of ``value``, ``covered`` whole or not
-        (those not covered are read, changed and written back)."""
+        (those not covered are read, changed and written back; None: all whole)."""
         from exzarr import _core
 
         f_order = self._meta.order == "F"
@@ -1290,6 +1290,8 @@ class Array(Node):
                 store.prepare_dirs(keys)
                 self._run_claiming(write_files, keys)
             return
+        if covered is None:
+            covered = [True] * len(keys)
 
         def work(group: range) -> None:
             sl = slice(group.start, group.stop)

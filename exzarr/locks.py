@@ -138,7 +138,7 @@ def chunk_locks(ident: Hashable, keys: Sequence[str],
     """
     table = _get().chunks
     picked = sorted({hash((ident, k)) % _STRIPES for k in keys})
-    return _hold([table[i] for i in picked], store, sorted(keys) if store is not None else ())
+    return _Held([table[i] for i in picked], store, sorted(keys) if store is not None else ())
 
 
 def meta_lock(ident: Hashable, key: str,
@@ -147,14 +147,42 @@ def meta_lock(ident: Hashable, key: str,
     at ``ident`` for a ``with`` block; re-entrant within a thread for the in-process
     part. With ``store``, also its ``process_lock(key)`` (not re-entrant: take it once)."""
     lock = _get().meta[hash((ident, key)) % _STRIPES]
-    return _hold([lock], store, (key,) if store is not None else ())
+    return _Held([lock], store, (key,) if store is not None else ())
 
 
-@contextlib.contextmanager
-def _hold(locks: list[Any], store: Any, keys: Sequence[str]) -> Iterator[None]:
-    with contextlib.ExitStack() as stack:
-        for lock in locks:
-            stack.enter_context(lock)
-        for key in keys:
-            stack.enter_context(store.process_lock(key))
-        yield
+class _Held(contextlib.AbstractContextManager[None]):
+    """Hold ``locks`` (in-process, in the order given), then ``store.process_lock`` of
+    each of ``keys``, for a ``with`` block; a failure to take one releases the others."""
+
+    __slots__ = ("locks", "store", "keys", "stack")
+
+    def __init__(self, locks: list[Any], store: Any, keys: Sequence[str]) -> None:
+        self.locks = locks
+        self.store = store
+        self.keys = keys
+        self.stack: contextlib.ExitStack | None = None
+
+    def __enter__(self) -> None:
+        taken = 0
+        try:
+            for lock in self.locks:
+                lock.acquire()
+                taken += 1
+            if self.keys:
+                with contextlib.ExitStack() as stack:
+                    for key in self.keys:
+                        stack.enter_context(self.store.process_lock(key))
+                    self.stack = stack.pop_all()
+        except BaseException:
+            for lock in reversed(self.locks[:taken]):
+                lock.release()
+            raise
+
+    def __exit__(self, *exc: Any) -> None:
+        try:
+            if self.stack is not None:
+                self.stack.close()
+                self.stack = None
+        finally:
+            for lock in reversed(self.locks):
+                lock.release()

@@ -460,3 +460,33 @@ def test_a_partial_write_of_many_chunks_holds_a_bounded_number_of_process_locks(
     assert sorted(store.locked) == sorted(str(i) for i in range(600))
     assert store.held == 0 and 1 <= store.most_held <= 256
     np.testing.assert_array_equal(a[...], np.tile([7, 0], 600))
+
+
+def test_a_lock_that_cannot_be_taken_releases_the_ones_taken_before_it():
+    from exzarr import locks
+    from exzarr.errors import StorageError
+
+    class FailingSecond(RecordingLockStore):
+        @contextmanager
+        def process_lock(self, key):
+            if key == "0.1":
+                raise StorageError(28, "no space for the lock file", key)
+            with super().process_lock(key):
+                yield
+
+    store = FailingSecond()
+    ident = ("test", "/x/")
+    with pytest.raises(StorageError):
+        with locks.chunk_locks(ident, ["0.1", "0.0"], store):
+            pass
+    assert store.held == 0
+    done = []
+
+    def take():
+        with locks.chunk_locks(ident, ["0.0", "0.1"]):
+            done.append(True)
+
+    t = threading.Thread(target=take)  # another thread: it would wait on a lock left held
+    t.start()
+    t.join(30)
+    assert done == [True]
