@@ -28,6 +28,7 @@ from exzarr.metadata import (
     ZGROUP,
     ArrayMeta,
     chunk_keys_of,
+    clear_prefix,
     ensure_parent_groups,
     integer_in_range,
     json_dumps,
@@ -286,7 +287,7 @@ def create(
         if not overwrite:
             raise ContainsArrayError(
                 f"an array or group already exists at {path!s}; pass overwrite=True to replace it")
-        store.delete_many(listed_keys(store, prefix))
+        clear_prefix(store, prefix)
     groups = _missing_groups(store, inner)
     new_dirs = _missing_dirs(store, inner)
     try:

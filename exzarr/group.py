@@ -13,10 +13,10 @@ from exzarr.array import Array, Attributes, Node
 from exzarr.errors import (ContainsArrayError, ContainsGroupError, IncompatibleArrayError,
                            InvalidArgumentError, InvalidKeyError, InvalidMetadataError,
                            MetadataNotFoundError, PathNotFoundError)
-from exzarr.metadata import (ZARRAY, ZATTRS, ZGROUP, ZMETADATA, ensure_parent_groups,
-                             group_document, group_from_json, json_dumps, json_loads,
-                             listed_keys)
-from exzarr.storage.base import Store
+from exzarr.metadata import (ZARRAY, ZATTRS, ZGROUP, ZMETADATA, clear_prefix,
+                             ensure_parent_groups, group_document, group_from_json,
+                             json_dumps, json_loads, listed_keys)
+from exzarr.storage.base import Store, bad_key_reason
 from exzarr.storage.registry import open_store
 
 _META_SUFFIXES = (ZARRAY, ZGROUP, ZATTRS)
@@ -67,10 +67,11 @@ def _safe_entry(key: Any, where: str) -> bool:
     """
     if isinstance(key, str) and key.startswith("/"):
         return False
-    if not isinstance(key, str) or any(p in ("", ".", "..") or "\0" in p for p in key.split("/")):
+    problem = bad_key_reason(key)
+    if problem is not None:
         raise InvalidMetadataError(
-            f"{where} has an entry {key!r} that is not a plain store key (an empty, '.' or "
-            "'..' part, or a NUL); fix or delete the file, or call Group.consolidate() again")
+            f"{where} has an entry {key!r} that is not a store key ({problem}); fix or "
+            "delete the file, or call Group.consolidate() again")
     return True
 
 
@@ -383,7 +384,7 @@ class Group(Node):
             if not overwrite:
                 raise (ContainsGroupError if kind == "group" else ContainsArrayError)(
                     f"{path!r} already exists; pass overwrite=True to replace it")
-            self._store.delete_many(listed_keys(self._store, path + "/"))
+            clear_prefix(self._store, path + "/")
         self._ensure_parents(path)
         self._store.set(path + "/" + ZGROUP, group_document())
         if attrs:
@@ -528,7 +529,7 @@ class Group(Node):
         path = _join(self._path, _normalize_name(name))
         if self._kind(path) is None:
             raise KeyError(name)
-        self._store.delete_many(listed_keys(self._store, path + "/"))
+        clear_prefix(self._store, path + "/")
 
     # -- views ------------------------------------------------------------------------
     def tree(self) -> Tree:
@@ -662,7 +663,7 @@ def open_group(path: Any = None, *, mode: str = "a", storage: Any = "filesystem"
 
         raise MetadataNotFoundError(f"{path!s} has no .zmetadata; call Group.consolidate() first")
     if mode == "w":
-        store.delete_many(listed_keys(store, prefix))
+        clear_prefix(store, prefix)
         has_group = False
     if not has_group:
         ensure_parent_groups(store, inner)

@@ -580,17 +580,20 @@ def ensure_parent_groups(store: Any, path: str, first: int = 0) -> None:
             store.set(prefix + ZGROUP, group_document())
 
 
-def plain_key(key: object) -> bool:
-    """Whether ``key`` is one a store may hold: "/"-separated parts, none empty, ``.``
-    or ``..``, no NUL (so no leading "/"). Listings of a hostile or foreign store may
-    yield others; they are skipped, never opened, written or deleted."""
-    return isinstance(key, str) and "\0" not in key and all(
-        p not in ("", ".", "..") for p in key.split("/"))
-
-
 def listed_keys(store: Any, prefix: str) -> list[str]:
-    """``store.list_prefix(prefix)`` without the keys :func:`plain_key` refuses."""
-    return [k for k in store.list_prefix(prefix) if plain_key(k)]
+    """``store.list_prefix(prefix)`` without keys no store may hold (a hostile or
+    foreign store's listing may yield them: they are skipped, never opened, written or
+    deleted)."""
+    from exzarr.storage.base import is_valid_key
+
+    return [k for k in store.list_prefix(prefix) if is_valid_key(k)]
+
+
+def clear_prefix(store: Any, prefix: str) -> None:
+    """Delete everything stored below ``prefix`` ("" or ending in "/"), and what killed
+    writers left there (temporary files no listing shows)."""
+    store.delete_many(listed_keys(store, prefix))
+    store.remove_leftovers(prefix)
 
 
 def chunk_keys_of(keys: list[str], prefix: str, meta: ArrayMeta | None) -> list[str]:

@@ -197,6 +197,35 @@ def test_remove_leftovers_on_request(tmp_path):
     assert store.get("g/a/0") == b"1"
 
 
+def _leave_dead_writers_temp(folder) -> str:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    from exzarr.storage._leftovers import host_id
+
+    name = f".tmp-{host_id()}-{dead.pid}-1-0-00000000.partial"
+    (folder / name).write_bytes(b"x")
+    return name
+
+
+@pytest.mark.parametrize("how", ["create", "open_group", "create_group"])
+def test_overwriting_removes_leftovers(tmp_path, how):
+    """Replacing an array or group (overwrite=True, mode="w") clears its temporary files
+    too: no listing shows them, so deleting the listed keys alone would keep them."""
+    root = tmp_path / "d"
+    g = exzarr.open_group(path=str(root), mode="w")
+    a = g.create_array("a", shape=(4,), chunks=(2,), dtype="i4", compressor=None)
+    a[:] = 1
+    _leave_dead_writers_temp(root / "a")
+    if how == "create":
+        exzarr.create(shape=(4,), chunks=(2,), storage="filesystem", path=str(root / "a"),
+                      overwrite=True)
+    elif how == "open_group":
+        exzarr.open_group(path=str(root), mode="w")
+    else:
+        g.create_group("a", overwrite=True)
+    assert _temps(root) == []
+
+
 # -- point 5: durability on request ----------------------------------------------------------
 
 _SYNCED = """
