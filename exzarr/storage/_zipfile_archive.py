@@ -15,7 +15,7 @@ from typing import Any
 
 from exzarr.errors import CorruptChunkError, InvalidMetadataError, StorageError
 from exzarr.storage._zipfile_format import record_size
-from exzarr.storage._zipfile_keys import key_problem
+from exzarr.storage.base import is_valid_key
 
 
 class NotAZipArchiveError(InvalidMetadataError, zipfile.BadZipFile):
@@ -46,7 +46,7 @@ class Snapshot:
                 raise _not_a_zip(path, str(exc)) from None
             self.members: dict[str, zipfile.ZipInfo] = {}
             for info in self.zf.infolist():
-                if info.orig_filename == info.filename and key_problem(info.filename) is None:
+                if info.orig_filename == info.filename and is_valid_key(info.filename, portable=True):
                     self.members.pop(info.filename, None)  # the newest wins, listed last
                     self.members[info.filename] = info
             self.end = self.zf.start_dir  # where the central directory begins

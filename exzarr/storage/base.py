@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -153,9 +154,18 @@ class Store:
         self.close()
 
 
-def bad_key_reason(key: object) -> str | None:
+# "C:", "c:x": a drive on Windows extractors.
+_DRIVE = re.compile(r"[A-Za-z]:")
+
+
+def bad_key_reason(key: object, *, portable: bool = False) -> str | None:
     """Why ``key`` is not a store key, or None when it is one: a key is a non-empty
-    string of ``/``-separated parts, none empty, ``.`` or ``..``, with no NUL."""
+    string of ``/``-separated parts, none empty, ``.`` or ``..``, with no NUL.
+
+    ``portable`` also refuses what an extracting tool on Windows reads as a path out
+    of its folder (zip archives): a drive letter, or an empty, ``.`` or ``..`` part
+    between backslashes.
+    """
     if type(key) is not str:
         return "it is not a string"
     if not key:
@@ -163,23 +173,35 @@ def bad_key_reason(key: object) -> str | None:
     if key[0] == "/":
         return "it starts with '/'"
     if "\0" in key:
-        return "it holds a NUL character"
+        return "it holds a NUL character (readers cut names there, so two keys would merge)"
     if "//" in key or key[-1] == "/":
         return "it has an empty part"
     if "." in key:
         wrapped = f"/{key}/"
         if "/./" in wrapped or "/../" in wrapped:
             return "it has a '.' or '..' part"
+    if portable:
+        if _DRIVE.match(key):
+            return "it starts with a drive letter (an absolute path on Windows)"
+        if any(p in (".", "..", "") for part in key.split("/") if "\\" in part
+               for p in part.split("\\")):
+            return "it has a '.', '..' or empty part between backslashes (a path on Windows)"
     return None
 
 
-def check_key(key: Any) -> str:
+def _plain(key: Any, portable: bool) -> bool:
+    """The common case of a valid key, in a few string tests (as bad_key_reason)."""
+    return (type(key) is str and key != "" and key[0] not in "./" and "//" not in key
+            and key[-1] != "/" and "\0" not in key and "/." not in key
+            and not (portable and ("\\" in key or key[1:2] == ":")))
+
+
+def check_key(key: Any, *, portable: bool = False) -> str:
     """``key``, checked: an :class:`~exzarr.errors.InvalidKeyError` naming it unless it
     is a valid store key (see :func:`bad_key_reason`)."""
-    if type(key) is str and key and key[0] != "/" and "//" not in key and key[-1] != "/" \
-            and "\0" not in key and "/." not in key and not key.startswith("."):
-        return key  # the common case, in a few string tests
-    reason = bad_key_reason(key)
+    if _plain(key, portable):
+        return key
+    reason = bad_key_reason(key, portable=portable)
     if reason is not None:
         from exzarr.errors import InvalidKeyError
 
@@ -188,28 +210,27 @@ def check_key(key: Any) -> str:
     return key
 
 
-# Keys joined by newlines with one of these in them may not all be valid (see check_key).
+# Keys joined by newlines with one of these in them may not all be valid (see _plain).
 _SUSPECT = ("//", "/.", "\n.", "/\n", "\n/", "\n\n", "\0")
+_SUSPECT_PORTABLE = (*_SUSPECT, "\\", ":")
 
 
-def check_keys(keys: list[Any]) -> list[Any]:
-    """``keys``, checked as :func:`check_key` checks one, in a few string tests when all
-    are plain (a batch of chunk keys)."""
+def check_keys(keys: Any, *, portable: bool = False) -> list[Any]:
+    """``keys`` as a list, checked as :func:`check_key` checks one, in a few string
+    tests when all are plain (a batch of chunk keys)."""
+    keys = list(keys)
     if all(type(k) is str for k in keys):
         joined = "\n" + "\n".join(keys) + "\n"
-        if not any(bad in joined for bad in _SUSPECT):
+        if not any(bad in joined for bad in (_SUSPECT_PORTABLE if portable else _SUSPECT)):
             return keys
     for key in keys:
-        check_key(key)
+        check_key(key, portable=portable)
     return keys
 
 
-def is_valid_key(key: object) -> bool:
+def is_valid_key(key: object, *, portable: bool = False) -> bool:
     """Whether a listed key is one a store may return (listings skip the others)."""
-    if type(key) is str and key and key[0] != "/" and "//" not in key and key[-1] != "/" \
-            and "\0" not in key and "/." not in key and not key.startswith("."):
-        return True  # the common case, as in check_key
-    return bad_key_reason(key) is None
+    return _plain(key, portable) or bad_key_reason(key, portable=portable) is None
 
 
 def storage_error(err: int | None, reason: str, doing: str,

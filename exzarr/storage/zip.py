@@ -17,9 +17,8 @@ from exzarr.storage._zipfile_archive import (
     read_planned,
     storage_error,
 )
-from exzarr.storage._zipfile_keys import check_key, check_keys
 from exzarr.storage._zipfile_session import Session, live_temps
-from exzarr.storage.base import Store
+from exzarr.storage.base import Store, check_key, check_keys
 
 __all__ = ["NotAZipArchiveError", "ZipStore", "open_zip_store"]
 
@@ -145,7 +144,7 @@ class ZipStore(Store):
         return self.get_many([key])[0]
 
     def get_many(self, keys: Any) -> list[bytes | None]:
-        keys = check_keys(keys)
+        keys = check_keys(keys, portable=True)
         with self._lock:
             # Offsets and a descriptor of the very file they are in are taken under
             # the lock; the reads run outside it, in parallel across threads.
@@ -175,12 +174,12 @@ class ZipStore(Store):
         return {} if snap is None else snap.members  # type: ignore[return-value]
 
     def contains(self, key: str) -> bool:
-        check_key(key)
+        check_key(key, portable=True)
         with self._lock:
             return key in self._entries()
 
     def getsize(self, key: str) -> int:
-        check_key(key)
+        check_key(key, portable=True)
         with self._lock:
             entry = self._entries().get(key)
         if entry is None:
@@ -209,7 +208,7 @@ class ZipStore(Store):
     def set(self, key: str, value: bytes) -> None:
         from exzarr._core import crc32
 
-        check_key(key)
+        check_key(key, portable=True)
         data = memoryview(value)
         if not data.c_contiguous:
             data = memoryview(bytes(data))
@@ -222,7 +221,7 @@ class ZipStore(Store):
                 raise storage_error(exc, f"writing {key!r} to the", self.path) from None
 
     def delete(self, key: str) -> None:
-        check_key(key)
+        check_key(key, portable=True)
         with self._lock:
             if self._session is None:
                 self._check_writable()
