@@ -396,6 +396,37 @@ def test_two_processes_writing_quarters_with_the_lock_lose_nothing(kind, tmp_pat
     assert lost == 0, f"{lost} of {TALL[0]} rows lost an update"
 
 
+def _process_appender(kind, where, k, barrier):
+    a = Array(_open_store(kind, where), lock=True)
+    barrier.wait(60)
+    for _ in range(15):
+        a.append(np.full((3, 4), k + 1))
+        a.attrs[f"p{k}"] = a.attrs.get(f"p{k}", 0) + 1
+    a.store.close()
+
+
+@pytest.mark.parametrize("kind", ["directory", "sqlite"])
+def test_appends_and_attributes_from_two_processes_with_the_lock_are_all_kept(kind, tmp_path):
+    where = str(tmp_path / "a")
+    store = _open_store(kind, where)
+    exzarr.create(shape=(0, 4), chunks=(4, 4), dtype="i4", storage=store)
+    store.close()
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(2)
+    procs = [ctx.Process(target=_process_appender, args=(kind, where, k, barrier))
+             for k in (0, 1)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0, 0]
+    a = Array(_open_store(kind, where))
+    blocks = a[...].reshape(-1, 3, 4)
+    assert len(blocks) == 30 and (blocks == blocks[:, :1, :1]).all()
+    assert sorted(np.bincount(blocks[:, 0, 0]).tolist()) == [0, 15, 15]
+    assert a.attrs.asdict() == {"p0": 15, "p1": 15}
+
+
 # -- NumPy 2.5: no shape set on arrays ---------------------------------------------
 
 class _NoShapeSetting(np.ndarray):
