@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from exzarr import config
 from exzarr.array import Array
 from exzarr.codecs.abc import Codec
 from exzarr.codecs.registry import get_codec
@@ -144,6 +145,7 @@ def create(
     overwrite: bool = False,
     write_empty_chunks: bool = False,
     cache_bytes: int | None = None,
+    lock: bool | None = None,
     storage_options: dict[str, Any] | None = None,
     data: Any = None,
 ) -> Array:
@@ -185,6 +187,13 @@ def create(
     cache_bytes : int, optional
         Keep up to this many bytes of decoded chunks, so repeated and overlapping
         reads do not decode again (default: ``exzarr.config`` ``cache_bytes``, 0).
+    lock : bool, optional
+        Also lock across processes around each partial chunk write and metadata change
+        (a file lock on directory stores, one beside the database on SQLite), for
+        writers in several processes that write parts of the same chunks; default:
+        ``exzarr.config`` ``lock`` (False). Threads of one process are always
+        serialised per chunk, and chunk-aligned writers need no lock. A store that
+        cannot lock (zip, fsspec) raises LockNotSupportedError.
     storage_options : dict, optional
         Passed to the backend (fsspec: ``endpoint_url``, ``key``, ``secret``...).
     data : array_like, optional
@@ -288,6 +297,9 @@ def create(
             raise ContainsArrayError(
                 f"an array or group already exists at {path!s}; pass overwrite=True to replace it")
         clear_prefix(store, prefix)
+    if lock if lock is not None else config.get("lock"):
+        with store.process_lock(prefix + ZARRAY):  # a store that cannot lock says so now
+            pass
     groups = _missing_groups(store, inner)
     new_dirs = _missing_dirs(store, inner)
     try:
@@ -297,7 +309,7 @@ def create(
         if attrs_doc is not None:
             store.set(prefix + ZATTRS, attrs_doc)
         array = Array(store, inner, meta=meta, write_empty_chunks=write_empty_chunks,
-                      cache_bytes=cache_bytes)
+                      cache_bytes=cache_bytes, lock=lock)
         if data is not None:
             try:
                 array[...] = data
@@ -488,6 +500,7 @@ def open(  # noqa: A001 - the original's name
     storage_options: dict[str, Any] | None = None,
     write_empty_chunks: bool = False,
     cache_bytes: int | None = None,
+    lock: bool | None = None,
 ) -> Array:
     """Open an existing Zarr v2 array.
 
@@ -505,6 +518,8 @@ def open(  # noqa: A001 - the original's name
         Store chunks that equal ``fill_value`` everywhere (default: delete them).
     cache_bytes : int, optional
         Size of the decoded-chunk cache in bytes (see :func:`create`).
+    lock : bool, optional
+        Also lock across processes (see :func:`create`).
 
     Raises
     ------
@@ -526,7 +541,7 @@ def open(  # noqa: A001 - the original's name
                 f"{path!s} holds a Zarr group, not an array; open it with exzarr.open_group()")
         raise MetadataNotFoundError(f"{path!s} exists but has no .zarray: it is not a Zarr array")
     array = Array(store, inner, meta=_read_meta(store, prefix + ZARRAY), read_only=(mode == "r"),
-                  write_empty_chunks=write_empty_chunks, cache_bytes=cache_bytes)
+                  write_empty_chunks=write_empty_chunks, cache_bytes=cache_bytes, lock=lock)
     len(array.attrs)  # a malformed .zattrs is refused at open, as a malformed .zarray is
     return array
 
@@ -546,7 +561,7 @@ def _read_meta(store: Store, key: str) -> ArrayMeta:
         raise type(exc)(f"{key} in {store!r}: {exc}") from None
 
 
-_OPEN_ONLY = ("write_empty_chunks", "cache_bytes")
+_OPEN_ONLY = ("write_empty_chunks", "cache_bytes", "lock")
 
 
 def open_array(store: Any = None, *, mode: str = "a", path: Any = None,
@@ -569,7 +584,7 @@ def open_array(store: Any = None, *, mode: str = "a", path: Any = None,
         As for :func:`open` (``storage`` is ignored when ``store`` is a Store).
     **kwargs
         :func:`create`'s (``shape``, ``chunks``, ``dtype``...) and :func:`open`'s
-        (``write_empty_chunks``, ``cache_bytes``).
+        (``write_empty_chunks``, ``cache_bytes``, ``lock``).
 
     Raises
     ------

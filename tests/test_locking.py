@@ -521,3 +521,24 @@ def test_a_lock_that_cannot_be_taken_releases_the_ones_taken_before_it():
     t.start()
     t.join(30)
     assert done == [True]
+
+
+def test_the_api_passes_lock_through(tmp_path):
+    """create/open/open_array take lock=; a store that cannot lock is refused before
+    anything is written, and the memory store locks in-process."""
+    from exzarr.storage.zip import ZipStore
+
+    zpath = tmp_path / "a.zip"
+    with pytest.raises(LockNotSupportedError):
+        exzarr.create(shape=(4,), chunks=(2,), storage=ZipStore(zpath, mode="a"), lock=True)
+    assert not zpath.exists() or ZipStore(zpath, mode="r").list_dir() == []
+    d = str(tmp_path / "d")
+    a = exzarr.create(shape=(4,), chunks=(2,), dtype="i4", storage="filesystem", path=d,
+                      lock=True)
+    a[1:3] = 5
+    assert exzarr.open(path=d, lock=True)[...].tolist() == [0, 5, 5, 0]
+    assert exzarr.open_array(d, mode="r+", lock=True)[1] == 5
+    with exzarr.config.set(lock=True):
+        m = exzarr.create(shape=(4,), chunks=(2,), dtype="i4")
+        m[1:3] = 7
+        assert m[...].tolist() == [0, 7, 7, 0]

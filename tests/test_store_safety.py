@@ -103,10 +103,37 @@ def test_process_lock_is_released_when_the_holder_dies(tmp_path):
         pass
 
 
-def test_stores_that_cannot_lock_say_so():
+def test_stores_that_cannot_lock_say_so(tmp_path):
+    from exzarr.storage.zip import ZipStore
+
     with pytest.raises(LockNotSupportedError, match="directory and SQLite"):
-        with MemoryStore().process_lock("k"):
+        with ZipStore(tmp_path / "a.zip", mode="a").process_lock("k"):
             pass
+
+
+def test_a_memory_store_locks_within_its_process():
+    """Only this process sees a memory store: its lock is an in-process one, and it
+    excludes threads."""
+    store = MemoryStore()
+    store.set("n", b"0")
+
+    def bump() -> None:
+        for _ in range(200):
+            with store.process_lock("n"):
+                value = int(store.get("n"))
+                store.set("n", str(value + 1).encode())
+
+    threads = [threading.Thread(target=bump) for _ in range(4)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads switch inside the read-modify-write
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert store.get("n") == b"800"
 
 
 def test_process_lock_refuses_bad_keys(tmp_path):

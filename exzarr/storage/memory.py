@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,6 +23,9 @@ class MemoryStore(Store):
     def __init__(self, data: dict[str, bytes] | None = None, *, read_only: bool = False) -> None:
         super().__init__(read_only=read_only)
         self._data: dict[str, bytes] = {} if data is None else data
+        from exzarr.storage._locks import LocalLocks
+
+        self._locks = LocalLocks()
 
     def get(self, key: str) -> bytes | None:
         return self._data.get(check_key(key))
@@ -44,6 +48,20 @@ class MemoryStore(Store):
 
     def contains(self, key: str) -> bool:
         return check_key(key) in self._data
+
+    def process_lock(self, key: str) -> contextlib.AbstractContextManager[None]:
+        """An exclusive lock on ``key`` of this store: no other process sees its data,
+        so a lock within this one is a lock across all (``lock=True`` works here)."""
+        self._check_writable()
+        return self._locks.hold(check_key(key))
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_locks"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        from exzarr.storage._locks import LocalLocks
+
+        self.__dict__.update(state, _locks=LocalLocks())
 
     def __repr__(self) -> str:
         return f"<MemoryStore {len(self._data)} keys>"
