@@ -393,7 +393,7 @@ class Array(Node):
                     meta = ArrayMeta.decode(raw)
                     self._seen_zarray = raw
             except InvalidMetadataError as exc:
-                raise InvalidMetadataError(f"{self._prefix + ZARRAY} in {store!r}: {exc}") from None
+                raise type(exc)(f"{self._prefix + ZARRAY} in {store!r}: {exc}") from None
         self._set_meta(meta)
         self._attrs = Attributes(store, self._prefix + ZATTRS, self._read_only,
                                  None if self._read_only else self._attrs_lock)
@@ -497,7 +497,7 @@ class Array(Node):
         try:
             meta = ArrayMeta.decode(raw)
         except InvalidMetadataError as exc:
-            raise InvalidMetadataError(f"{key} in {self._store!r}: {exc}") from None
+            raise type(exc)(f"{key} in {self._store!r}: {exc}") from None
         old = self._meta
         if meta.to_json() != old.to_json():
             if dataclasses.replace(old, shape=meta.shape).to_json() == meta.to_json():
@@ -1512,7 +1512,7 @@ class ArrayInfo:
     def items(self) -> list[tuple[str, str]]:
         a = self.array
         stored = a.nbytes_stored
-        ratio = f"{a.nbytes / stored:.2f}" if stored else "-"
+        ratio = _ratio(a.nbytes, stored) if stored else "-"
         comp = repr(a.compressor) if a.compressor else "None"
         filters = ", ".join(repr(f) for f in a.filters or []) or "None"
         return [
@@ -1584,12 +1584,22 @@ def _region_slices(region: np.ndarray) -> tuple[tuple[slice, ...], tuple[slice, 
     return tuple(chunk_sel), tuple(out_sel)
 
 
-def _human(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
-        n /= 1024
-    return str(n)
+def _human(n: int) -> str:
+    """``n`` bytes in the largest binary unit up to PiB, to one decimal (integer maths:
+    the byte count of a huge virtual array overflows a float)."""
+    if n < 1024:
+        return f"{n} B"
+    for i, unit in enumerate(("KiB", "MiB", "GiB", "TiB"), 1):
+        if n < 1024 ** (i + 1):
+            return f"{_ratio(n, 1024 ** i, 1)} {unit}"
+    return f"{_ratio(n, 1024 ** 5, 1)} PiB"
+
+
+def _ratio(a: int, b: int, digits: int = 2) -> str:
+    """``a / b`` rounded to ``digits`` decimals, exactly, for integers of any size."""
+    scale = 10 ** digits
+    q = (a * scale * 2 + b) // (b * 2)
+    return f"{q // scale}.{q % scale:0{digits}d}"
 
 
 class _Writing:
