@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from typing import Any
 
 import numpy as np
@@ -238,7 +239,22 @@ class Group(Node):
                 raise MetadataNotFoundError(f"no group at {self._path or '/'!r} in {store!r}")
             doc = json_loads(raw, f"{key} in {store!r}")
         group_from_json(doc, f"{key} in {store!r}")
-        self._attrs = Attributes(store, self._prefix + ZATTRS, self._read_only)
+        self._attrs = Attributes(store, self._prefix + ZATTRS, self._read_only,
+                                 None if self._read_only else self._attrs_lock())
+
+    def _attrs_lock(self) -> Callable[[], AbstractContextManager[None]]:
+        """What attribute changes hold: the document's lock shared by every handle of
+        this group in the process, and with ``exzarr.config`` ``lock`` its
+        ``process_lock`` too (a store that cannot lock says so here, at open)."""
+        from exzarr import config, locks
+        from exzarr.storage.base import place
+
+        ident, key = place(self._store, self._prefix), self._prefix + ZATTRS
+        store = self._store if config.get("lock") else None
+        if store is not None:
+            with store.process_lock(key):
+                pass
+        return lambda: locks.meta_lock(ident, key, store)
 
     @property
     def store(self) -> Store:

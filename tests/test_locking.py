@@ -204,6 +204,31 @@ def test_attributes_set_through_two_handles_are_both_kept():
     assert Array(store).attrs.asdict() == {"one": 1, "two": 2, "three": 3}
 
 
+def test_group_attributes_set_through_two_handles_are_both_kept(tmp_path):
+    """Group attributes re-read their document under its lock, as an array's do: two
+    handles' changes are both kept, from threads too."""
+    root = str(tmp_path / "g")
+    exzarr.open_group(path=root, mode="w")
+    a, b = exzarr.open_group(path=root), exzarr.open_group(path=root)
+    assert dict(a.attrs) == {} and dict(b.attrs) == {}
+    a.attrs["one"] = 1
+    b.attrs["two"] = 2
+    handles = [exzarr.open_group(path=root) for _ in range(4)]
+
+    def put(i: int) -> None:
+        for j in range(25):
+            handles[i].attrs[f"t{i}-{j}"] = j
+
+    threads = [threading.Thread(target=put, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    stored = exzarr.open_group(path=root).attrs.asdict()
+    assert stored.pop("one") == 1 and stored.pop("two") == 2
+    assert stored == {f"t{i}-{j}": j for i in range(4) for j in range(25)}
+
+
 def _chunk_keys(store):
     return sorted(k for k in store.list_prefix("") if not k.rsplit("/", 1)[-1].startswith("."))
 
