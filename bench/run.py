@@ -21,8 +21,10 @@ each peer writes into its own directory under --dir, on local disk, with the pag
 warm (one untimed write and one untimed read before the timed ones, dirty pages flushed
 before each timed step), and every read is checked against the data. Before each W1/W2
 row, the 2-core codec limit is measured too: the codec chain alone over the chunks in
-memory (numcodecs or exzarr's core, whichever is faster). Results: a table on stdout,
-the goals (MET / NOT MET), and bench/results/latest.json.
+memory (numcodecs or exzarr's core, whichever is faster). At the end of each round,
+exzarr writes W1 none and zstd-1 again with exzarr.config.set(fsync=True) (FSYNC_REPEAT
+repetitions): the cost of durable writes, against exzarr's own row. Results: a table on
+stdout, the goals (MET / NOT MET), the fsync table, and bench/results/latest.json.
 
     python bench/run.py                  # everything: 2 rounds of 5 repetitions (medians)
     python bench/run.py --quick          # smoke test: 2 repetitions, W1 zstd/none and W4
@@ -68,6 +70,19 @@ MEM_GOAL = 1.15  # peak above baseline <= 1.15 x the array size
 # the limit is below that": the target speed is min(1.3 x best peer, 0.85 x limit).
 LIMIT_WORKLOADS = ("W1", "W2")
 LIMIT_SHARE = 0.85
+# The cost of exzarr.config.set(fsync=True): W1 writes with these codecs, exzarr only,
+# at most FSYNC_REPEAT timed repetitions per round (each waits for the disk).
+FSYNC_CODECS = ("none", "zstd-1")
+FSYNC_REPEAT = 3
+# Why a peer has no fsync row (shown as n/a with this note): zarr-python's stores and
+# zarrs' filesystem store never call fsync.
+FSYNC_PEER_NOTES = {
+    "zarr3": "no setting that syncs written chunks to disk (their stores never fsync)",
+    "zarrs": "no setting that syncs written chunks to disk (their stores never fsync)",
+    "zarr2": "no setting that syncs written chunks to disk (their stores never fsync)",
+    "tensorstore": "file_io_sync (on by default) syncs every chunk; turned off in the main"
+                   " table so that no peer waits for the disk, and not measured here",
+}
 
 
 def log(msg: str = "") -> None:
@@ -459,6 +474,58 @@ def goal_lines(goals: List[Dict[str, Any]]) -> List[str]:
     return out
 
 
+def _fsync_note(peer: str, peers: List[str]) -> str:
+    """The footnote of a peer's n/a fsync cell, shared by the peers with the same reason."""
+    same = [LABEL[p] for p in peers if FSYNC_PEER_NOTES.get(p) == FSYNC_PEER_NOTES[peer]]
+    return f"{', '.join(same)}: {FSYNC_PEER_NOTES[peer]}"
+
+
+def fsync_report(peers: List[str], results: Dict[Tuple[str, str, str], Dict[str, Any]]
+                 ) -> Tuple[List[str], List[Dict[str, Any]]]:
+    """The fsync table: exzarr's W1 writes with fsync=True against its own fsync=False
+    row of this run (MB/s and how many times slower); the peers' cells are n/a."""
+    t = Table(peers)
+    rows: List[Dict[str, Any]] = []
+    body = []
+    for w, c in sorted({(w, c) for p, w, c in results if p == "fsync"},
+                       key=lambda k: FSYNC_CODECS.index(k[1]) if k[1] in FSYNC_CODECS else 99):
+        on_v, on_s = cell(results.get(("fsync", w, c)), lambda r: r["write"]["mbps"], t, "exzarr")
+        off_v, off_s = cell(results.get(("exzarr", w, c)), lambda r: r["write"]["mbps"], t, "exzarr")
+        cost = off_v / on_v if (on_v and off_v) else None
+        res = results.get(("fsync", w, c)) or {}
+        runs = res.get("write", {}).get("runs", [])
+        rows.append({"row": f"{w} {c} write, fsync", "workload": w, "codec": c,
+                     "mbps_fsync": on_v, "mbps_no_fsync": off_v, "slower": cost,
+                     "runs_s": runs, "verified": res.get("verified")})
+        cost_s = ("-" if cost is None else f"{cost:.2f}x slower" if cost >= 1
+                  else f"{1 / cost:.2f}x faster (noise: no cost measured)")
+        peer_cells = [("-" if p not in FSYNC_PEER_NOTES else "n/a" + t.note(_fsync_note(p, peers)))
+                      for p in peers if p != "exzarr"]
+        body.append([rows[-1]["row"], "MB/s", off_s, on_s, cost_s] + peer_cells)
+    if not rows:
+        return [], []
+    head = (["workload / codec / op", "unit", "exzarr", "exzarr fsync", "fsync cost"]
+            + [LABEL[p] for p in peers if p != "exzarr"])
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
+
+    def fmt(r):
+        return "  ".join(str(x).ljust(w) if i < 2 else str(x).rjust(w)
+                         for i, (x, w) in enumerate(zip(r, widths)))
+    lines = [fmt(head), "  ".join("-" * w for w in widths)] + [fmt(r) for r in body]
+    nruns = max((len(r["runs_s"]) for r in rows), default=0)
+    lines.append("")
+    lines.append("exzarr: the W1 write row above (fsync=False, the default). exzarr fsync: the same"
+                 " write into a directory store with")
+    lines.append(f"exzarr.config.set(fsync=True) (median of {nruns} runs, at the end of each round):"
+                 " every chunk file synced before it is")
+    lines.append("renamed into place, then its folder. Both start with the dirty pages flushed; only"
+                 " the fsync row waits for the disk.")
+    lines.append("fsync cost: exzarr's fsync=False speed over its fsync=True speed.")
+    for i, n in enumerate(t.notes, 1):
+        lines.append(f"[{i}] {n}")
+    return lines, rows
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -528,7 +595,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         log(f"  {LABEL[p]:<12} " + ", ".join(f"{k} {val}" for k, val in v.items()))
 
     log(f"== measuring ({a.rounds} rounds of {repeat} repetitions, medians; jobs: "
-        f"{', '.join(f'{w} {c}' for w, c in jobs)})")
+        f"{', '.join(f'{w} {c}' for w, c in jobs)}"
+        + "".join(f"; exzarr fsync W1 {c}" for c in FSYNC_CODECS if ("W1", c) in jobs and "exzarr" in peers)
+        + ")")
     results: Dict[Tuple[str, str, str], Dict[str, Any]] = {}
     for p in peers:
         shutil.rmtree(os.path.join(scratch, p), ignore_errors=True)
@@ -544,6 +613,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             for w, c in reversed([j for j in jobs if j[0] in LIMIT_WORKLOADS]):
                 first = next(k for k, o in enumerate(part) if o[1:3] == (w, c))
                 part.insert(first, ("limit", w, c, repeat))
+            # After the round's other jobs: the main table's rows keep their order and neighbours.
+            part += [("fsync", "W1", c, min(repeat, FSYNC_REPEAT))
+                     for c in FSYNC_CODECS if ("W1", c) in jobs]
         order += part
     for p, w, c, n in order:
         if p == "limit":
@@ -557,6 +629,20 @@ def main(argv: Optional[List[str]] = None) -> int:
                     f"write {res['write']['mbps']:.0f} MB/s ({res['write']['impl']}), read"
                     f" {res['read']['mbps']:.0f} MB/s ({res['read']['impl']})"
                     if res.get("status") == "ok" else f"{res.get('status')}: {res.get('reason')}"))
+            continue
+        if p == "fsync":
+            py = envs["exzarr"][0]
+            if py:
+                load1 = os.getloadavg()[0]
+                res = run_worker(py, ["--peer", "exzarr", "--fsync", "--workload", w, "--codec", c,
+                                      "--dir", os.path.join(scratch, "exzarr-fsync"),
+                                      "--data", data_dir, "--repeat", str(n)])
+                if res.get("status") == "ok" and res.get("fsync") is not True:
+                    res = {"status": "error", "reason": "the worker did not turn fsync on"}
+                res["load1_before"] = load1
+                log(f"  {'exzarr fsync':<12} {w:<3} {c:<13} {summary(res)}"
+                    f"  ({res.get('elapsed', 0):.1f} s, load {load1:.1f})")
+                results[(p, w, c)] = merge_rounds(results.get((p, w, c)), res)
             continue
         py = envs[p][0]
         if not py:
@@ -574,6 +660,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         shutil.rmtree(scratch, ignore_errors=True)
 
     lines, rows, goals = build_report(peers, results, jobs)
+    flines, frows = fsync_report(peers, results)
     log("")
     log(f"== results ({a.rounds} x {repeat} repetitions; the machine may be shared: numbers are"
         " noisy)")
@@ -583,6 +670,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     log("== goals")
     for line in goal_lines(goals):
         log(line)
+    if flines:
+        log("")
+        log("== fsync cost: exzarr.config.set(fsync=True), off by default (exzarr only; not a goal)")
+        for line in flines:
+            log(line)
 
     elapsed = time.perf_counter() - t_start
     with contextlib.suppress(OSError):
@@ -598,6 +690,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                     for (p, w, c), r in results.items()],
         "rows": [{k: v for k, v in r.items() if k != "texts"} for r in rows],
         "goals": goals,
+        "fsync": frows,
     }
     os.makedirs(os.path.dirname(os.path.abspath(a.output)), exist_ok=True)
     with open(a.output, "w") as f:

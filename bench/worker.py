@@ -2,6 +2,7 @@
 
     python bench/worker.py --peer NAME --workload W --codec C --dir D --repeat N [--data DIR]
     python bench/worker.py --peer NAME --info
+    python bench/worker.py --peer exzarr --fsync --workload W1 --codec C --dir D --repeat N
 
 Peers: exzarr, zarr3 (zarr-python 3), zarrs (zarr-python 3 with the zarrs Rust codec
 pipeline), zarr2 (zarr-python 2.18), tensorstore. The worker writes only under ``--dir``
@@ -12,7 +13,8 @@ Result line: {"status": "ok" | "n/a" | "error", ...}. For whole-array workloads 
 "write" and "read", each {"seconds": median, "mbps": median MB/s, "runs": [...]}; for W3
 "window_us" (median microseconds per window); for MEM "peak_mib"; and "verified" (every
 read equal to the data). A codec chain or option the peer cannot store at all is "n/a"
-with the peer's own error message as the reason.
+with the peer's own error message as the reason. ``--fsync`` (exzarr only) runs the
+workload with ``exzarr.config.set(fsync=True)``; the result then has "fsync": true.
 """
 
 from __future__ import annotations
@@ -545,11 +547,18 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--info", action="store_true", help="print the versions and exit")
     p.add_argument("--limit", action="store_true",
                    help="measure the 2-core codec limit of a whole-array workload (peer exzarr)")
+    p.add_argument("--fsync", action="store_true",
+                   help="with exzarr.config.set(fsync=True): durable writes (peer exzarr)")
     a = p.parse_args(argv)
+    if a.fsync and a.peer != "exzarr":
+        p.error("--fsync is exzarr's own setting (peer exzarr)")
 
     out: Dict[str, Any] = {"peer": a.peer, "workload": a.workload, "codec": a.codec}
     try:
         peer = PEERS[a.peer]()
+        if a.fsync:
+            peer.exzarr.config.set(fsync=True)
+            out["fsync"] = peer.exzarr.config.get("fsync")
         if a.info:
             out.update(status="ok", versions=versions(peer))
         else:
