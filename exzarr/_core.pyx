@@ -548,7 +548,8 @@ cdef int zstd_frames_check(Ctx* c, const uint8_t* src, size_t srclen,
     """Check the structure of every zstd frame in ``src`` without decoding it: frame and
     block headers reach exactly the end of the data, and the stated content sizes add up
     to ``expected``. ST_OK; ST_CORRUPT or ST_SIZE as a full decode would report them; or
-    -1 where a frame does not state its content size (only a full decode can tell).
+    -1 where a frame does not state its content size or carries a content checksum
+    (only a full decode can tell).
     """
     cdef size_t fsz, total = 0
     cdef unsigned long long cs
@@ -557,6 +558,8 @@ cdef int zstd_frames_check(Ctx* c, const uint8_t* src, size_t srclen,
         if ZSTD_isError(fsz):
             c.detail = ZSTD_getErrorName(fsz)
             return ST_CORRUPT
+        if load_le32(src) == 0xFD2FB528U and src[4] & 0x04:
+            return -1  # a content checksum is verified only by decoding the frame whole
         cs = ZSTD_getFrameContentSize(src, fsz)
         if cs == ZSTD_CONTENTSIZE_UNKNOWN:
             return -1
@@ -593,9 +596,6 @@ cdef int decompress_prefix(Ctx* c, const Step* s, const uint8_t* src, size_t src
     cdef size_t r
     cdef int st
     if s.kind == STEP_ZSTD:
-        # A frame with a content checksum is verified only when decoded to its end.
-        if srclen < 5 or load_le32(src) != 0xFD2FB528U or src[4] & 0x04:
-            return decompress_step(c, s, src, srclen, dst, expected)
         st = zstd_frames_check(c, src, srclen, expected)
         if st < 0:
             return decompress_step(c, s, src, srclen, dst, expected)
@@ -2321,6 +2321,9 @@ cdef int zstd_decode_growing(Ctx* c, const uint8_t* src, size_t srclen, size_t l
     cdef size_t r = 0, cap
     cdef unsigned long long stated
     cdef uint8_t* grown
+    if srclen == 0:
+        c.detail = "no zstd frame (the data is empty)"
+        return ST_CORRUPT
     if c.zd == NULL:
         c.zd = ZSTD_createDCtx()
         if c.zd == NULL:

@@ -195,3 +195,23 @@ def test_default_limit_is_below_2_gib_and_configurable():
             Zlib().decode(stream)
     with exzarr.config.set(decode_limit_bytes=4 << 20):
         assert Zlib().decode(stream) == bytes(4 << 20)
+
+
+def test_a_checksum_in_any_frame_makes_partial_reads_decode_it():
+    """A chunk of two frames, the second with a content checksum that fails: a partial
+    read of the first frame's rows refuses it as the full read does."""
+    a = _array("zstd")
+    raw = np.asarray(a[0:64, 0:64]).tobytes()
+    half = len(raw) // 2
+    second = bytearray(zstandard.ZstdCompressor(level=1, write_checksum=True).compress(raw[half:]))
+    second[-1] ^= 0xFF  # the checksum
+    a.store.set("0.0", zstandard.ZstdCompressor(level=1).compress(raw[:half]) + bytes(second))
+    assert _outcome(a, Ellipsis) == "error"
+    for sel in PARTIAL:
+        assert _outcome(a, sel) == "error"
+
+
+def test_empty_data_is_refused_by_every_codec_api():
+    for codec in (Zstd(), Zlib(), GZip()):
+        with pytest.raises(CorruptChunkError):
+            codec.decode(b"")
