@@ -38,6 +38,7 @@ from exzarr.metadata import (
     normalize_dtype,
     normalize_shape,
 )
+from exzarr.storage._locks import LOCK_NAME
 from exzarr.storage.base import Store, place
 from exzarr.storage.memory import MemoryStore
 from exzarr.storage.registry import open_store
@@ -292,16 +293,21 @@ def create(
                 "nothing has been written")
     store, inner = _split_path(storage, path, storage_options)
     prefix = inner + "/" if inner else ""
-    if store.contains(prefix + ZARRAY) or store.contains(prefix + ZGROUP):
-        if not overwrite:
-            raise ContainsArrayError(
-                f"an array or group already exists at {path!s}; pass overwrite=True to replace it")
-        clear_prefix(store, prefix)
-    if lock if lock is not None else config.get("lock"):
-        with store.process_lock(prefix + ZARRAY):  # a store that cannot lock says so now
-            pass
+    replacing = store.contains(prefix + ZARRAY) or store.contains(prefix + ZGROUP)
+    if replacing and not overwrite:
+        raise ContainsArrayError(
+            f"an array or group already exists at {path!s}; pass overwrite=True to replace it")
     groups = _missing_groups(store, inner)
     new_dirs = _missing_dirs(store, inner)
+    if lock if lock is not None else config.get("lock"):
+        try:  # a store that cannot lock says so now, before anything is replaced
+            with store.process_lock(prefix + ZARRAY):
+                pass
+        except BaseException:
+            _remove_new_dirs(store, new_dirs)  # the folders the lock made
+            raise
+    if replacing:
+        clear_prefix(store, prefix)
     try:
         if inner:
             ensure_parent_groups(store, inner)
@@ -355,16 +361,24 @@ def _undo_create(store: Store, inner: str, meta: ArrayMeta, groups: list[str],
         keys = [k for k in listed if k[len(prefix):] in (ZARRAY, ZATTRS)]
         keys += chunk_keys_of(listed, prefix, meta)
         store.delete_many(keys + groups)
-        for folder in new_dirs:  # made by this call: empty ones below it are its chunks'
-            for dirpath, _, _ in os.walk(folder, topdown=False):
-                try:
-                    os.rmdir(dirpath)
-                except OSError:
-                    pass  # not empty: something else was written there meanwhile
-        if new_dirs:
-            store.forget_dirs()  # type: ignore[attr-defined]  # a DirectoryStore's
+        _remove_new_dirs(store, new_dirs)
     except Exception:  # noqa: BLE001 - the original error matters more than this one
         pass
+
+
+def _remove_new_dirs(store: Store, new_dirs: list[str]) -> None:
+    """Remove the folders a failed :func:`create` made (deepest first), where nothing
+    but its own chunks' empty folders and lock file is left in them."""
+    for folder in new_dirs:
+        for dirpath, _, files in os.walk(folder, topdown=False):
+            try:
+                if LOCK_NAME in files:  # the lock file of this call's own lock
+                    os.unlink(os.path.join(dirpath, LOCK_NAME))
+                os.rmdir(dirpath)
+            except OSError:
+                pass  # not empty: something else was written there meanwhile
+    if new_dirs:
+        store.forget_dirs()  # type: ignore[attr-defined]  # a DirectoryStore's
 
 
 # --------------------------------------------------------------------------- zarr-style shortcuts

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from exzarr import config, locks
 from exzarr.array import Array, Attributes, Node
 from exzarr.errors import (ContainsArrayError, ContainsGroupError, IncompatibleArrayError,
                            InvalidArgumentError, InvalidKeyError, InvalidMetadataError,
@@ -246,7 +247,6 @@ class Group(Node):
         """What attribute changes hold: the document's lock shared by every handle of
         this group in the process, and with ``exzarr.config`` ``lock`` its
         ``process_lock`` too (a store that cannot lock says so here, at open)."""
-        from exzarr import config, locks
         from exzarr.storage.base import place
 
         ident, key = place(self._store, self._prefix), self._prefix + ZATTRS
@@ -679,6 +679,9 @@ def open_group(path: Any = None, *, mode: str = "a", storage: Any = "filesystem"
 
         raise MetadataNotFoundError(f"{path!s} has no .zmetadata; call Group.consolidate() first")
     if mode == "w":
+        if config.get("lock"):  # a store that cannot lock says so before anything goes
+            with store.process_lock(prefix + ZATTRS):
+                pass
         clear_prefix(store, prefix)
         has_group = False
     if not has_group:

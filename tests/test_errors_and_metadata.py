@@ -19,7 +19,7 @@ import exzarr
 from exzarr.cli import main
 from exzarr.errors import (CorruptChunkError, ExZarrError, InvalidArgumentError,
                            InvalidFilterConfigError, InvalidKeyError, InvalidMetadataError,
-                           UnknownCodecError)
+                           LockNotSupportedError, UnknownCodecError)
 from exzarr.storage import MemoryStore
 
 GOOD: dict[str, Any] = {"zarr_format": 2, "shape": [10, 10], "chunks": [5, 5], "dtype": "<f8",
@@ -546,3 +546,30 @@ def test_plugin_codec_rejecting_options_any_way() -> None:
     assert isinstance(exzarr.codecs.get_codec({"id": "test-fussy-options"}), Fussy)
     with pytest.raises(InvalidFilterConfigError, match="only level 1"):
         exzarr.codecs.get_codec({"id": "test-fussy-options", "level": 2})
+
+
+def test_replacing_on_a_store_that_cannot_lock_keeps_the_old_data(tmp_path):
+    """create(overwrite=True, lock=True) and open_group(mode="w") under config lock are
+    refused before anything is deleted; a failed create(lock=True) leaves no folder."""
+    from exzarr.storage.zip import ZipStore
+
+    zpath = tmp_path / "a.zip"
+    with ZipStore(zpath, mode="a") as z:
+        old = exzarr.create(shape=(4,), chunks=(2,), dtype="i4", storage=z, path="x")
+        old[...] = 3
+    with ZipStore(zpath, mode="a") as z:
+        with pytest.raises(LockNotSupportedError):
+            exzarr.create(shape=(4,), chunks=(2,), storage=z, path="x", overwrite=True,
+                          lock=True)
+        with exzarr.config.set(lock=True), pytest.raises(LockNotSupportedError):
+            exzarr.open_group(path="", storage=z, mode="w")
+    with ZipStore(zpath, mode="r") as z:
+        assert exzarr.open(path="x", storage=z, mode="r")[...].tolist() == [3, 3, 3, 3]
+    target = tmp_path / "new" / "deep" / "arr"
+    with pytest.raises(exzarr.InvalidArgumentError):
+        exzarr.create(shape=(4,), chunks=(2,), dtype="i4", storage="filesystem",
+                      path=str(target), lock=True, attrs={"bad": object()})
+    with pytest.raises(Exception):  # noqa: B017 - any failure after the lock was taken
+        exzarr.create(shape=(4,), chunks=(2,), dtype="i4", storage="filesystem",
+                      path=str(target), lock=True, data=np.ones((3,)))
+    assert not (tmp_path / "new").exists()
