@@ -543,6 +543,17 @@ cdef int decompress_step(Ctx* c, const Step* s, const uint8_t* src, size_t srcle
     return st
 
 
+cdef bint zstd_stream_start(Ctx* c) noexcept nogil:
+    """Make ``c``'s zstd decoder if needed and reset it for a new stream; False when
+    out of memory."""
+    if c.zd == NULL:
+        c.zd = ZSTD_createDCtx()
+        if c.zd == NULL:
+            return False
+    ZSTD_DCtx_reset(c.zd, ZSTD_reset_session_only)
+    return True
+
+
 cdef int zstd_frames_check(Ctx* c, const uint8_t* src, size_t srclen,
                            size_t expected) noexcept nogil:
     """Check the structure of every zstd frame in ``src`` without decoding it: frame and
@@ -601,11 +612,8 @@ cdef int decompress_prefix(Ctx* c, const Step* s, const uint8_t* src, size_t src
             return decompress_step(c, s, src, srclen, dst, expected)
         if st != ST_OK:
             return st
-        if c.zd == NULL:
-            c.zd = ZSTD_createDCtx()
-            if c.zd == NULL:
-                return ST_NOMEM
-        ZSTD_DCtx_reset(c.zd, ZSTD_reset_session_only)
+        if not zstd_stream_start(c):
+            return ST_NOMEM
         zin.src = src
         zin.size = srclen
         zin.pos = 0
@@ -2324,11 +2332,8 @@ cdef int zstd_decode_growing(Ctx* c, const uint8_t* src, size_t srclen, size_t l
     if srclen == 0:
         c.detail = "no zstd frame (the data is empty)"
         return ST_CORRUPT
-    if c.zd == NULL:
-        c.zd = ZSTD_createDCtx()
-        if c.zd == NULL:
-            return ST_NOMEM
-    ZSTD_DCtx_reset(c.zd, ZSTD_reset_session_only)
+    if not zstd_stream_start(c):
+        return ST_NOMEM
     cap = srclen * 4 + 1024
     stated = ZSTD_getFrameContentSize(src, srclen)
     if stated < ZSTD_CONTENTSIZE_ERROR and stated <= limit:
