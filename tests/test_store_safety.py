@@ -559,3 +559,103 @@ def test_a_move_onto_a_folder_holding_only_lock_files(tmp_path):
         pass
     store.move_prefix("a/", "b/")
     assert store.get("b/0") == b"1" and list(store.list_prefix("")) == ["b/0"]
+
+
+# -- shared process locks (readers-writer) ------------------------------------------------
+
+_HOLDER = """
+import sys
+from exzarr.storage import DirectoryStore, SQLiteStore
+kind, path, mode, mark = sys.argv[1:5]
+store = DirectoryStore(path) if kind == "directory" else SQLiteStore(path)
+with store.process_lock("a/.zarray", shared=mode == "shared"):
+    if mode == "shared":
+        print("held", flush=True)
+        sys.stdin.readline()  # holds until told
+        store.set(mark, b"1")
+    else:  # what the exclusive holder sees once it has the lock
+        print(sorted(k for k in store.list_prefix("") if k.startswith("done")), flush=True)
+"""
+
+
+def _lock_waiters(lock_file: str) -> int:
+    """How many lock requests wait on ``lock_file`` (Linux: ``/proc/locks`` "->" rows)."""
+    ino = os.stat(lock_file).st_ino
+    with open("/proc/locks") as f:
+        return sum(1 for line in f if "->" in line and f":{ino} " in line)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/locks")
+@pytest.mark.parametrize("kind", ["directory", "sqlite"])
+def test_shared_process_locks_are_held_together_and_exclude_an_exclusive_one(kind, tmp_path):
+    import time
+
+    path = str(tmp_path / ("d" if kind == "directory" else "s.db"))
+    store = DirectoryStore(path) if kind == "directory" else SQLiteStore(path)
+    store.set("x", b"")  # the database exists
+    env = dict(os.environ, PYTHONPATH=ROOT)
+
+    def start(mode: str, mark: str) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-c", _HOLDER, kind, path, mode, mark],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                env=env)
+
+    readers = [start("shared", f"done{i}") for i in range(2)]
+    try:
+        # Both hold the lock at once (each would wait forever for the other otherwise).
+        assert [r.stdout.readline() for r in readers] == ["held\n", "held\n"]
+        lock_file = (os.path.join(path, "a", ".exzarr.lock") if kind == "directory"
+                     else os.path.join(str(tmp_path), ".exzarr.lock"))
+        writer = start("exclusive", "")
+        while _lock_waiters(lock_file) == 0:  # the exclusive holder is waiting
+            assert writer.poll() is None, writer.stdout.read()
+            time.sleep(0.01)
+        readers[0].communicate("go\n", timeout=60)
+        while _lock_waiters(lock_file) == 0:  # still waiting, for the second reader
+            assert writer.poll() is None, writer.stdout.read()
+            time.sleep(0.01)
+        readers[1].communicate("go\n", timeout=60)
+        out, _ = writer.communicate(timeout=60)
+        assert out == "['done0', 'done1']\n"  # it got the lock after both released
+    finally:
+        for p in [*readers]:
+            p.kill()
+
+
+@pytest.mark.parametrize("make", [MemoryStore, lambda: SQLiteStore(":memory:")],
+                         ids=["memory", "sqlite-memory"])
+def test_in_process_locks_are_readers_writer_locks(make):
+    """Stores only this process sees lock in-process: shared holders together, an
+    exclusive one alone (a readers-writer lock)."""
+    store = make()
+    first, second = threading.Event(), threading.Event()
+    release = threading.Event()
+    seen: list[str] = []
+
+    def reader(held: threading.Event, name: str) -> None:
+        with store.process_lock("k", shared=True):
+            held.set()
+            release.wait()
+            seen.append(name)
+
+    def writer() -> None:
+        with store.process_lock("k"):
+            seen.append("writer")
+
+    threads = [threading.Thread(target=reader, args=(first, "r1")),
+               threading.Thread(target=reader, args=(second, "r2"))]
+    for t in threads:
+        t.start()
+    assert first.wait(60) and second.wait(60)  # both hold it at once
+    w = threading.Thread(target=writer)
+    w.start()
+    locks = store._locks if isinstance(store, MemoryStore) else store._mem_keys
+    while locks._slots["k"].users < 3:  # the writer waits (it has not got the lock)
+        w.join(0.01)
+    assert seen == []
+    release.set()
+    for t in (*threads, w):
+        t.join(60)
+    assert seen[-1] == "writer" and sorted(seen[:2]) == ["r1", "r2"]
+    with store.process_lock("k"):  # forgotten and free again
+        pass

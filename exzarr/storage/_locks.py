@@ -25,15 +25,16 @@ def _slot(name: str) -> int:
     return int.from_bytes(digest, "little") >> 2  # below 2**62: a valid off_t
 
 
-def _ofd_lock(fd: int, start: int) -> bool:
-    """Take an exclusive OFD lock on byte ``start`` of ``fd``, waiting for it; False
-    where the kernel has no OFD locks."""
+def _ofd_lock(fd: int, start: int, shared: bool) -> bool:
+    """Take an OFD lock on byte ``start`` of ``fd`` (a read lock when ``shared``, else a
+    write lock), waiting for it; False where the kernel has no OFD locks."""
     import fcntl
 
     cmd = getattr(fcntl, "F_OFD_SETLKW", None)
     if cmd is None or not sys.platform.startswith("linux"):
         return False
-    arg = struct.pack(_FLOCK, fcntl.F_WRLCK, os.SEEK_SET, start, 1, 0)
+    kind = fcntl.F_RDLCK if shared else fcntl.F_WRLCK
+    arg = struct.pack(_FLOCK, kind, os.SEEK_SET, start, 1, 0)
     try:
         fcntl.fcntl(fd, cmd, arg)
     except OSError as exc:
@@ -44,14 +45,16 @@ def _ofd_lock(fd: int, start: int) -> bool:
 
 
 @contextlib.contextmanager
-def file_lock(folder: str, name: str, what: str) -> Iterator[None]:
-    """An exclusive lock on ``name`` in ``folder``, shared with every process (and
-    thread) that locks the same name there.
+def file_lock(folder: str, name: str, what: str, *, shared: bool = False) -> Iterator[None]:
+    """A lock on ``name`` in ``folder``, seen by every process (and thread) that locks
+    the same name there: exclusive, or with ``shared`` one that any number of shared
+    holders hold at once and that excludes every exclusive holder.
 
     Linux OFD locks on one byte of ``folder/.exzarr.lock`` per name: they belong to the
     open file description, so each acquisition opens the file itself and threads
     exclude each other too; closing releases, and a killed holder releases with its
-    process. Elsewhere, ``flock`` on a lock file per name.
+    process. Elsewhere, ``flock`` on a lock file per name (``LOCK_SH`` when shared).
+    As the kernel's, a waiting exclusive holder does not hold back new shared ones.
     """
     from exzarr.errors import StorageError
 
@@ -65,42 +68,75 @@ def file_lock(folder: str, name: str, what: str) -> Iterator[None]:
                            f"{path!r} cannot be made); locking needs a writable store",
                            path) from exc
     try:
-        if not _ofd_lock(fd, _slot(name)):
+        if not _ofd_lock(fd, _slot(name), shared):
             import fcntl
 
             os.close(fd)
             fd = -1
             path = f"{path}.{_slot(name):016x}"
             fd = os.open(path, flags, 0o666)
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
         yield
     finally:
         if fd >= 0:
             os.close(fd)  # releases the lock
 
 
+class _Slot:
+    """One name's readers-writer state: how many hold it shared, whether one holds it
+    exclusively, how many hold or wait (forgotten at zero)."""
+
+    __slots__ = ("cond", "readers", "writer", "users")
+
+    def __init__(self, guard: threading.Lock) -> None:
+        self.cond = threading.Condition(guard)
+        self.readers = 0
+        self.writer = False
+        self.users = 0
+
+
 class LocalLocks:
-    """Exclusive locks by name within one process (for storage only it can see)."""
+    """Readers-writer locks by name within one process (for storage only it can see).
+
+    Shared holders hold a name together, an exclusive holder alone. As with the
+    kernel's file locks, a waiting exclusive holder does not hold back new shared ones
+    (so one thread may take a name shared twice without waiting on itself).
+    """
 
     def __init__(self) -> None:
         self._guard = threading.Lock()
-        self._locks: dict[str, tuple[threading.Lock, int]] = {}
+        self._slots: dict[str, _Slot] = {}
 
     @contextlib.contextmanager
-    def hold(self, name: str) -> Iterator[None]:
-        """Hold the lock of ``name`` for the block; forgotten when nobody holds or waits."""
+    def hold(self, name: str, *, shared: bool = False) -> Iterator[None]:
+        """Hold the lock of ``name`` for the block, shared or exclusive."""
         with self._guard:
-            lock, users = self._locks.get(name, (None, 0))
-            if lock is None:
-                lock = threading.Lock()
-            self._locks[name] = (lock, users + 1)
+            slot = self._slots.get(name)
+            if slot is None:
+                slot = self._slots[name] = _Slot(self._guard)
+            slot.users += 1
+            try:
+                if shared:
+                    slot.cond.wait_for(lambda: not slot.writer)
+                    slot.readers += 1
+                else:
+                    slot.cond.wait_for(lambda: not slot.writer and not slot.readers)
+                    slot.writer = True
+            except BaseException:  # interrupted while waiting: holds nothing
+                self._leave(name, slot)
+                raise
         try:
-            with lock:
-                yield
+            yield
         finally:
             with self._guard:
-                lock, users = self._locks[name]
-                if users == 1:
-                    del self._locks[name]
+                if shared:
+                    slot.readers -= 1
                 else:
-                    self._locks[name] = (lock, users - 1)
+                    slot.writer = False
+                slot.cond.notify_all()
+                self._leave(name, slot)
+
+    def _leave(self, name: str, slot: _Slot) -> None:
+        slot.users -= 1
+        if slot.users == 0:
+            del self._slots[name]

@@ -117,12 +117,16 @@ class Store:
         base = getattr(self, "base", None)  # a view over another store (consolidated)
         return base.remove_leftovers(prefix) if isinstance(base, Store) else 0
 
-    def process_lock(self, key: str) -> contextlib.AbstractContextManager[None]:
-        """An exclusive lock on ``key``, shared with other processes and other Store
-        objects on the same storage, held for a ``with`` block.
+    def process_lock(self, key: str, *,
+                     shared: bool = False) -> contextlib.AbstractContextManager[None]:
+        """A lock on ``key``, seen by other processes and other Store objects on the
+        same storage, held for a ``with`` block: exclusive, or with ``shared=True`` one
+        that many holders hold at once and that excludes every exclusive holder (a
+        waiting exclusive holder does not hold back new shared ones).
 
         Take one key's lock at a time (or several in sorted order): two holders waiting
-        for each other's keys wait forever.
+        for each other's keys wait forever. Not re-entrant: a holder that takes its
+        key's lock again exclusively waits for itself.
 
         Raises
         ------
@@ -134,7 +138,7 @@ class Store:
 
         base = getattr(self, "base", None)  # a view over another store (consolidated)
         if isinstance(base, Store):
-            return base.process_lock(key)
+            return base.process_lock(key, shared=shared)
         raise LockNotSupportedError(
             f"{self!r} cannot lock across processes; directory and SQLite stores can. "
             "Chunk-aligned writes need no lock: write whole chunks and open the array "

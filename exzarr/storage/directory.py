@@ -349,15 +349,17 @@ class DirectoryStore(Store):
     def exists(self) -> bool:
         return os.path.isdir(self.root)
 
-    def process_lock(self, key: str) -> contextlib.AbstractContextManager[None]:
-        """An exclusive lock on ``key`` shared with every process and Store object using
-        this directory: a lock on one byte of the hidden file ``.exzarr.lock`` in the
-        key's folder, so stores rooted at different levels of one hierarchy share it.
-        Released when the block ends or the process dies. Needs a writable store."""
+    def process_lock(self, key: str, *,
+                     shared: bool = False) -> contextlib.AbstractContextManager[None]:
+        """A lock on ``key`` (exclusive, or shared: see :meth:`Store.process_lock`) seen
+        by every process and Store object using this directory: a lock on one byte of
+        the hidden file ``.exzarr.lock`` in the key's folder, so stores rooted at
+        different levels of one hierarchy share it. Released when the block ends or the
+        process dies. Needs a writable store."""
         self._check_writable()
         path = self._path(key)
         folder, _, name = path.rpartition(os.sep)
-        return file_lock(folder or os.sep, name, f"{key!r} of {self!r}")
+        return file_lock(folder or os.sep, name, f"{key!r} of {self!r}", shared=shared)
 
     def __getstate__(self) -> dict[str, Any]:
         return {"root": self.root, "read_only": self.read_only}

@@ -49,11 +49,13 @@ class MemoryStore(Store):
     def contains(self, key: str) -> bool:
         return check_key(key) in self._data
 
-    def process_lock(self, key: str) -> contextlib.AbstractContextManager[None]:
-        """An exclusive lock on ``key`` of this store: no other process sees its data,
+    def process_lock(self, key: str, *,
+                     shared: bool = False) -> contextlib.AbstractContextManager[None]:
+        """A lock on ``key`` of this store, exclusive or ``shared`` (a readers-writer
+        lock, as :meth:`Store.process_lock` describes): no other process sees its data,
         so a lock within this one is a lock across all (``lock=True`` works here)."""
         self._check_writable()
-        return self._locks.hold(check_key(key))
+        return self._locks.hold(check_key(key), shared=shared)
 
     def __getstate__(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "_locks"}

@@ -293,10 +293,13 @@ class SQLiteStore(Store):
     def exists(self) -> bool:
         return self.path == ":memory:" or os.path.isfile(self.path)
 
-    def process_lock(self, key: str) -> contextlib.AbstractContextManager[None]:
-        """An exclusive lock on ``key`` shared with every process and Store object using
-        this database file: a lock on one byte of the hidden file ``.exzarr.lock``
-        beside the database, chosen by the database's real path and the key.
+    def process_lock(self, key: str, *,
+                     shared: bool = False) -> contextlib.AbstractContextManager[None]:
+        """A lock on ``key`` (exclusive, or shared: see :meth:`Store.process_lock`) seen
+        by every process and Store object using this database file: a lock on one byte
+        of the hidden file ``.exzarr.lock`` beside the database, chosen by the
+        database's real path and the key. For ``":memory:"``, a readers-writer lock of
+        this store (no other process sees its data).
 
         Not a database transaction: a lock held across a transaction of the same
         process would make its own writes wait for it. Released when the block ends or
@@ -305,9 +308,10 @@ class SQLiteStore(Store):
         self._check_writable()
         check_key(key)
         if self._memory:  # one process sees this database: a lock of this store suffices
-            return self._mem_keys.hold(key)
+            return self._mem_keys.hold(key, shared=shared)
         real = os.path.realpath(self.path)
-        return file_lock(os.path.dirname(real), f"{real}\n{key}", f"{key!r} of {self!r}")
+        return file_lock(os.path.dirname(real), f"{real}\n{key}", f"{key!r} of {self!r}",
+                         shared=shared)
 
     def close(self) -> None:
         with self._lock:
