@@ -446,7 +446,9 @@ class Array(Node):
         return self._state_of_pid
 
     def _chunk_locks(self, keys: list[str]) -> AbstractContextManager[None]:
-        """Held around a read-modify-write of the chunks ``keys``."""
+        """Held around every write of the chunks ``keys``, whole or partial (with
+        ``lock``, across processes too: a partial writer in another process must not
+        write back a chunk it read before this write)."""
         from exzarr import locks
 
         return locks.chunk_locks(self._lock_ident, keys,
@@ -1230,35 +1232,30 @@ class Array(Node):
         return buf.reshape((len(coords),) + self.chunks)
 
     def _write_slots(self, coords: list[tuple[int, ...]], slots: np.ndarray) -> None:
+        """Store the whole chunks ``slots`` at ``coords`` (the caller holds their
+        locks: it read them under those locks)."""
         plan = ChunkSlots(tuple(coords), self.chunks)
         flat = slots.reshape((len(coords) * self.chunks[0],) + self.chunks[1:])
+        keys = self._plan_keys(plan)
         if self.dtype.hasobject:
-            self._store_objects(plan, flat)  # type: ignore[arg-type]
+            self._store_object_chunks(plan, keys, flat)  # type: ignore[arg-type]
         else:
-            self._store_plan(plan, flat)  # type: ignore[arg-type]
-
-    def _partial_keys(self, plan: Plan | ChunkSlots, keys: list[str]) -> list[str]:
-        """The chunks of ``keys`` that ``plan`` writes only part of: read, changed and
-        written back, so held locked meanwhile (whole chunks are replaced atomically
-        and need no lock)."""
-        if isinstance(plan, ChunkSlots) or all(all(d.covers) for d in plan.dims):
-            return []
-        return [k for k, whole in zip(keys, plan.covered()) if not whole]
+            self._store_chunks(keys, plan.regions(), None, flat)
 
     def _store_plan(self, plan: Plan, value: np.ndarray) -> None:
+        """Write ``value`` into the chunks of ``plan``, each held locked meanwhile."""
         keys = self._plan_keys(plan)
-        partial = self._partial_keys(plan, keys)
-        if not partial:
-            self._store_chunks(keys, plan.regions(), None, value)
-            return
-        regions, covered = plan.regions(), plan.covered()
-        # Process locks hold a file each: a write of many chunks goes in runs.
+        regions = plan.regions()
+        covered = None if all(all(d.covers) for d in plan.dims) else plan.covered()
+        # Whole chunks are held too: a partial writer that has read one would otherwise
+        # write its old contents back over them. Process locks hold a file each, so
+        # with them a write of many chunks goes in runs.
         step = _MAX_PROCESS_LOCKS if self._lock_processes else len(keys)
         for at in range(0, len(keys), step):
             sl = slice(at, at + step)
-            run = keys[sl]
-            with self._chunk_locks([k for k, whole in zip(run, covered[sl]) if not whole]):
-                self._store_chunks(run, regions[sl], covered[sl], value)
+            with self._chunk_locks(keys[sl]):
+                self._store_chunks(keys[sl], regions[sl],
+                                   None if covered is None else covered[sl], value)
 
     def _store_chunks(self, keys: list[str], regions: np.ndarray, covered: list[bool] | None,
                       value: np.ndarray) -> None:
@@ -1362,7 +1359,7 @@ class Array(Node):
 
     def _store_objects(self, plan: Plan, value: np.ndarray) -> None:
         keys = self._plan_keys(plan)
-        with self._chunk_locks(self._partial_keys(plan, keys)):
+        with self._chunk_locks(keys):
             self._store_object_chunks(plan, keys, value)
 
     def _store_object_chunks(self, plan: Plan, keys: list[str], value: np.ndarray) -> None:

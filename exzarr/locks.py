@@ -3,7 +3,8 @@
 Three kinds, all keyed by the storage's identity (:func:`exzarr.storage.base.place`
 of the array's folder) so that two Store objects of one directory share them:
 
-- chunk locks, held around each read-modify-write of a chunk (a partial-chunk write);
+- chunk locks, held around every write of a chunk: a partial-chunk write (read,
+  change, write back) and a whole-chunk one alike, so neither undoes the other;
 - metadata locks, held while ``.zarray`` or ``.zattrs`` is re-read and changed
   (append, resize, attributes);
 - an :class:`ArrayState` per array: a count of its shape changes in this process, and
@@ -132,7 +133,8 @@ def chunk_locks(ident: Hashable, keys: Sequence[str],
     ident : hashable
         The array's storage identity (the same for every Store object of its storage).
     keys : sequence of str
-        Store keys of the chunks read, changed and written back in the block.
+        Store keys of the chunks written in the block (read, changed and written back,
+        or replaced whole).
     store : Store, optional
         Also hold ``store.process_lock(key)`` of each key (cross-process locking).
     """

@@ -141,14 +141,14 @@ def test_an_append_and_a_write_into_its_edge_chunk_lose_nothing():
     np.testing.assert_array_equal(got, expected)
 
 
-def test_full_chunk_writes_take_no_lock_and_partial_ones_do(monkeypatch):
+def test_every_chunk_write_takes_the_chunk_locks_whole_or_partial(monkeypatch):
     from exzarr import locks
 
     taken = []
     real = locks.chunk_locks
 
     def spy(ident, keys, *args, **kwargs):
-        taken.append(list(keys))
+        taken.append(sorted(keys))
         return real(ident, keys, *args, **kwargs)
 
     monkeypatch.setattr(locks, "chunk_locks", spy)
@@ -156,9 +156,8 @@ def test_full_chunk_writes_take_no_lock_and_partial_ones_do(monkeypatch):
     a[...] = 1                 # four whole chunks
     a[4:8, 0:4] = 2            # one whole chunk
     a.blocks[1, 1] = 3         # one whole chunk
-    assert not any(taken)
     a[0:2, 0:8] = 4            # parts of two chunks
-    assert sorted(k for keys in taken for k in keys) == ["0.0", "0.1"]
+    assert taken == [["0.0", "0.1", "1.0", "1.1"], ["1.0"], ["1.1"], ["0.0", "0.1"]]
 
 
 # -- metadata: append, resize, attributes from several handles ----------------------
@@ -336,7 +335,9 @@ def test_process_locks_cover_partial_writes_and_metadata_changes(from_config):
     store.locked.clear()
     a[...] = 1
     a.blocks[0, 1] = 2
-    assert store.locked == []  # chunk-aligned writes need no lock
+    # Whole chunks too: another process's partial writer must not write back over them.
+    assert store.locked == ["0.0", "0.1", "1.0", "1.1", "0.1"]
+    store.locked.clear()
     a[0:2, 3:5] = 3
     assert sorted(store.locked) == ["0.0", "0.1"]
     store.locked.clear()
@@ -567,3 +568,130 @@ def test_the_api_passes_lock_through(tmp_path):
         m = exzarr.create(shape=(4,), chunks=(2,), dtype="i4")
         m[1:3] = 7
         assert m[...].tolist() == [0, 7, 7, 0]
+
+
+# -- whole-chunk writes against partial ones (issue 15, F4) ---------------------------
+
+class PausingStore(MemoryStore):
+    """A memory store where the thread named ``P`` pauses after reading chunk ``0``:
+    the moment a partial write has the old chunk and has not yet written it back. The
+    pause ends when the thread named ``W`` has finished its write, or after a second
+    (W waits for P's chunk lock when writes are serialised)."""
+
+    def __init__(self):
+        super().__init__()
+        self.w_done = threading.Event()
+
+    def get_many(self, keys):
+        values = super().get_many(keys)
+        if threading.current_thread().name == "P" and "0" in keys:
+            self.w_done.wait(1.0)
+        return values
+
+
+def test_a_whole_chunk_write_racing_a_partial_write_of_that_chunk_is_kept():
+    store = PausingStore()
+    exzarr.create(shape=(8,), chunks=(4,), dtype="i4", fill_value=0, compressor=None,
+                  storage=store)
+    a, b = Array(store), Array(store)  # two handles of one array, as two parts of a program
+
+    def whole():
+        b[0:4] = [1, 1, 1, 1]
+        store.w_done.set()
+
+    p = threading.Thread(target=lambda: a.__setitem__(slice(0, 1), 7), name="P")
+    w = threading.Thread(target=whole, name="W")
+    p.start()
+    while not p.is_alive() and not store.w_done.is_set():
+        pass
+    time.sleep(0.1)  # P is inside its read (not needed for the outcome, only to race)
+    w.start()
+    for t in (w, p):
+        t.join(60)
+    got = Array(store)[0:4].tolist()
+    # Either order of the two writes, never the partial write undoing the whole one.
+    assert got in ([1, 1, 1, 1], [7, 1, 1, 1]), got
+
+
+# -- resize and append are not starved by writers (F7) --------------------------------
+
+class SlowWriteStore(MemoryStore):
+    """A memory store whose writes take a few milliseconds: writers overlap, so without
+    a turn for a waiting shape change there is nearly always one inside the gate."""
+
+    def set_many(self, items):
+        items = list(items)
+        if any(not k.rsplit("/", 1)[-1].startswith(".") for k, _ in items):
+            time.sleep(0.005)
+        return super().set_many(items)
+
+
+def test_a_resize_finishes_while_three_threads_keep_writing():
+    store = SlowWriteStore()
+    a = exzarr.create(shape=(64, 64), chunks=(8, 8), dtype="i4", compressor=None,
+                      storage=store)
+    done = threading.Event()
+    wrote = [0, 0, 0]
+
+    def writer(k):
+        h = Array(store)
+        v = np.full((8, 8), k + 1, "i4")
+        # Staggered starts: the three writes overlap, so the gate is rarely empty.
+        time.sleep(0.002 * k)
+        while not done.is_set():
+            h[0:8, 0:8] = v
+            wrote[k] += 1
+
+    threads = [threading.Thread(target=writer, args=(k,), daemon=True) for k in range(3)]
+    for t in threads:
+        t.start()
+    while min(wrote) == 0:
+        time.sleep(0.01)
+
+    def grow():
+        a.resize(128, 64)
+        done.set()
+
+    g = threading.Thread(target=grow, daemon=True)
+    g.start()
+    g.join(60)  # a hang guard, not a measure of speed
+    resized = done.is_set()
+    done.set()
+    for t in threads:
+        t.join(60)
+    assert resized, "the resize was still waiting after 60 s of writes"
+    assert Array(store).shape == (128, 64)
+
+
+# -- orphan chunks past the end (F3) --------------------------------------------------
+
+@pytest.mark.parametrize("store_kind", ["memory", "directory"])
+def test_chunks_past_the_stored_end_are_deleted_when_the_array_grows(store_kind, tmp_path):
+    """A chunk wholly past the stored end (a stale handle of another process wrote it,
+    or another tool left it) is not part of the array: growing over it reads fill."""
+    store = MemoryStore() if store_kind == "memory" else DirectoryStore(str(tmp_path / "a"))
+    exzarr.create(shape=(10,), chunks=(2,), dtype="i4", fill_value=0, storage=store)
+    stale = Array(store)
+    stale[...] = np.arange(10)
+    # Another process shrinks it to 4 without the lock: only the stored document shows it.
+    doc = json.loads(store.get(".zarray"))
+    store.set(".zarray", json.dumps({**doc, "shape": [4]}).encode())
+    store.delete_many(["2", "3", "4"])
+    stale[8:10] = [88, 99]  # without the lock, this handle does not see the shrink
+    assert "4" in _chunk_keys(store)
+    grower = Array(store)
+    assert grower.nchunks_initialized == 2  # chunk 4 is not one of the array's
+    grower.resize(10)
+    assert _chunk_keys(store) == ["0", "1"]
+    np.testing.assert_array_equal(Array(store)[...], [0, 1, 2, 3] + [0] * 6)
+
+
+def test_a_two_dimensional_orphan_past_the_end_is_deleted_on_growth():
+    store = MemoryStore()
+    a = exzarr.create(shape=(4, 4), chunks=(2, 2), dtype="i4", fill_value=0, storage=store)
+    a[...] = 1
+    store.set("5.0", store.get("0.0"))  # another tool's leftover, rows 10 and 11
+    store.set("0.7", store.get("0.0"))
+    a.resize(12, 16)
+    assert _chunk_keys(store) == ["0.0", "0.1", "1.0", "1.1"]
+    assert (a[4:, :] == 0).all() and (a[:, 4:] == 0).all()
