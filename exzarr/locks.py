@@ -40,26 +40,35 @@ class ArrayState:
 
     ``generation`` counts the array's metadata changes made here (append, resize):
     a handle that saw an older one re-reads ``.zarray`` before writing. Writes hold
-    the gate shared (:meth:`writing`), a shape change exclusive (:meth:`changing`), so
-    no write lands in a chunk while a resize deletes or clears it.
+    the gate shared (:meth:`enter_write`), a shape change exclusive (:meth:`changing`),
+    so no write lands in a chunk while a resize deletes or clears it. A waiting shape
+    change goes first: new writes wait for it, so a steady stream of writes cannot
+    keep it out forever.
+
+    A thread must never enter the gate twice (no write inside a write): with a shape
+    change waiting, its second entry would wait for the change, which waits for its
+    first entry to end.
     """
 
-    __slots__ = ("generation", "_cond", "_writers", "_changing", "__weakref__")
+    __slots__ = ("generation", "_cond", "_writers", "_changing", "_waiting", "__weakref__")
 
     def __init__(self) -> None:
         self.generation = 0
         self._cond = threading.Condition(threading.Lock())
         self._writers = 0
         self._changing = False
+        self._waiting = 0  # shape changes waiting for the writes inside to end
 
     def enter_write(self) -> None:
-        """Wait for any shape change to finish, then count this write in."""
+        """Wait for any shape change running or waiting to finish, then count this
+        write in."""
         with self._cond:
-            while self._changing:
+            while self._changing or self._waiting:
                 self._cond.wait()
             self._writers += 1
 
     def exit_write(self) -> None:
+        """Count a write out (wakes a waiting shape change after the last one)."""
         with self._cond:
             self._writers -= 1
             if not self._writers:
@@ -67,11 +76,18 @@ class ArrayState:
 
     @contextlib.contextmanager
     def changing(self) -> Iterator[None]:
-        """Hold out every write for the block (waiting for those running to end), and
-        count one metadata change when it ends."""
+        """Hold out every write for the block (new ones at once, waiting for those
+        running to end), and count one metadata change when it ends."""
         with self._cond:
-            while self._writers or self._changing:
-                self._cond.wait()
+            self._waiting += 1
+            try:
+                while self._writers or self._changing:
+                    self._cond.wait()
+            except BaseException:  # (KeyboardInterrupt in wait) let held-back writes go
+                self._waiting -= 1
+                self._cond.notify_all()
+                raise
+            self._waiting -= 1
             self._changing = True
         try:
             yield
@@ -83,6 +99,7 @@ class ArrayState:
 
     def __repr__(self) -> str:
         return (f"<ArrayState generation {self.generation}, {self._writers} writes, "
+                f"{self._waiting} changes waiting, "
                 f"{'changing' if self._changing else 'not changing'}>")
 
 
