@@ -632,8 +632,11 @@ class Array(Node):
     def nchunks(self) -> int:
         return math.prod(self.cdata_shape)
 
-    def _chunk_keys_stored(self) -> list[str]:
-        return chunk_keys_of(list(self._store.list_prefix(self._prefix)), self._prefix, self._meta)
+    def _chunk_keys_stored(self, bounded: bool = True) -> list[str]:
+        """The stored chunks' keys: those inside the grid, or with ``bounded`` False
+        also those past it (see :func:`~exzarr.metadata.chunk_keys_of`)."""
+        return chunk_keys_of(list(self._store.list_prefix(self._prefix)), self._prefix,
+                             self._meta, bounded=bounded)
 
     @property
     def nchunks_initialized(self) -> int:
@@ -1420,10 +1423,11 @@ class Array(Node):
         edges: list[tuple[int, ...]] = []
         sep = self.dimension_separator
         with self._state.changing():
-            for key in self._chunk_keys_stored():
+            for key in self._chunk_keys_stored(bounded=False):
                 rest = key[len(self._prefix):]
                 coords = tuple(int(p) for p in rest.split(sep)) if self.ndim else ()
-                # Past the new grid, or (orphans another tool left) wholly past the old end.
+                # Past the new grid, or wholly past the old end (a stale writer or another
+                # tool left it: the array must not grow over it).
                 if any(k >= g or k * c >= o for k, g, c, o
                        in zip(coords, new_grid, self.chunks, old_shape)):
                     doomed.append(key)

@@ -596,13 +596,27 @@ def clear_prefix(store: Any, prefix: str) -> None:
     store.remove_leftovers(prefix)
 
 
-def chunk_keys_of(keys: list[str], prefix: str, meta: ArrayMeta | None) -> list[str]:
+def chunk_keys_of(keys: list[str], prefix: str, meta: ArrayMeta | None, *,
+                  bounded: bool = True) -> list[str]:
     """Which of ``keys`` (store keys below ``prefix``) are chunks of the array there.
 
     A chunk key names a position of the array's grid; keys of arrays or groups nested
     below it are not its chunks, even where they look like them (a child array ``5``
     of a "/"-separated 2-d array holds ``5/0``). With ``meta`` None (unreadable
     metadata) only flat keys of digits count.
+
+    Parameters
+    ----------
+    keys : list of str
+        Store keys, all starting with ``prefix``.
+    prefix : str
+        The array's folder, "" or ending in "/".
+    meta : ArrayMeta or None
+        The array's metadata (its shape bounds the grid; its separator splits keys).
+    bounded : bool
+        Only positions inside the grid of ``meta.shape`` (the array's chunks). False:
+        positions past it too, chunks a writer of a larger shape left behind, which
+        a resize must delete before the array grows over them again.
     """
     nested = tuple(k[:-len(name)] for k in keys for name in (ZARRAY, ZGROUP)
                    if k.endswith("/" + name) and k != prefix + name)
@@ -617,7 +631,7 @@ def chunk_keys_of(keys: list[str], prefix: str, meta: ArrayMeta | None) -> list[
         else:
             parts = rest.split(meta.dimension_separator)
             ok = (parts == ["0"] if not grid else len(parts) == len(grid) and all(
-                p.isdigit() and int(p) < n for p, n in zip(parts, grid)))
+                p.isdigit() and (not bounded or int(p) < n) for p, n in zip(parts, grid)))
         if ok:
             out.append(k)
     return out
