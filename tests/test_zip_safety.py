@@ -638,3 +638,261 @@ def test_zip_threads_read_whole_commits_of_a_writer_thread(tmp_path):
             t.join()
     writer.close()
     assert reads[0] > 0 and problems == []
+
+
+# -- other writers' temporary archives ---------------------------------------------------------
+def _temps(folder: Path, name: str = "a.zip") -> list[str]:
+    return sorted(n for n in os.listdir(folder) if n != name)
+
+
+_NS_WRITER = textwrap.dedent("""
+    import os, sys
+
+    path, last = sys.argv[1], int(sys.argv[2])
+    if os.getpid() == 1:  # the new namespace's init: the writer gets pid last + 1
+        with open("/proc/sys/kernel/ns_last_pid", "w") as f:
+            f.write(str(last))
+        pid = os.fork()
+        if pid:
+            sys.exit(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+    from exzarr.storage import ZipStore
+
+    s = ZipStore(path, "a")
+    s.set("ns/0", b"first")
+    s.flush()
+    s.set("ns/1", b"pending")  # a session: a temporary archive beside the archive
+    print("ready", os.getpid(), flush=True)
+    sys.stdin.readline()  # meanwhile a writer on the host starts a session of its own
+    s.flush()
+    s.set("ns/2", b"after")
+    s.close()
+    print("done", flush=True)
+""")
+
+
+_DYING_WRITER = textwrap.dedent("""
+    import os, sys
+    from exzarr.storage import ZipStore
+
+    s = ZipStore(sys.argv[1], "a")
+    s.set("host/0", b"h")
+    os._exit(0)
+""")
+
+
+def _free_pid() -> int:
+    """A pid no process of this host has (checked just now)."""
+    with open("/proc/sys/kernel/pid_max") as f:
+        top = int(f.read())
+    for pid in range(top - 200, top - 2000, -1):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return pid
+        except PermissionError:
+            continue
+    pytest.skip("no free pid found near pid_max")
+
+
+def test_zip_writer_in_another_pid_namespace_keeps_its_temporary_archive(tmp_path):
+    """A writer in a container (its own pid namespace) whose pid is no process here: a
+    writer on the host must not take its temporary archive for a dead writer's."""
+    probe = subprocess.run(["unshare", "-p", "-f", "--mount-proc", "true"], capture_output=True,
+                           text=True) if shutil.which("unshare") else None
+    if probe is None or probe.returncode != 0:
+        pytest.skip("making a pid namespace (unshare -p) is not permitted here"
+                    + (f": {probe.stderr.strip()}" if probe is not None else ": no unshare"))
+    path = tmp_path / "a.zip"
+    last = _free_pid() - 1
+    proc = subprocess.Popen(["unshare", "-p", "-f", "--mount-proc", sys.executable, "-c",
+                             _NS_WRITER, str(path), str(last)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(), text=True)
+    try:
+        ready = proc.stdout.readline().split()
+        assert ready == ["ready", str(last + 1)], (ready, proc.stderr.read() if not ready else "")
+        assert len(_temps(tmp_path)) == 1
+        # A host writer's first write looks for leftovers; it dies before committing
+        # (a commit of its own would make the other's commit a merge, which rewrites).
+        host = subprocess.run([sys.executable, "-c", _DYING_WRITER, str(path)], env=_env(),
+                              capture_output=True, text=True, timeout=120)
+        assert host.returncode == 0, host.stderr
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 0 and out.split() == ["done"], err
+    assert _contents(path) == {"ns/0": b"first", "ns/1": b"pending", "ns/2": b"after"}
+    with ZipStore(path, "a") as host:  # the dead host writer's temporary archive goes
+        host.set("host/1", b"h")
+    assert _temps(tmp_path) == []
+
+
+def test_zip_temporary_archive_survives_a_sweep_the_moment_it_is_made(tmp_path, monkeypatch):
+    """Another store of the archive starts its session (and looks for leftovers) right
+    after this one's temporary archive is created."""
+    path = tmp_path / "a.zip"
+    with ZipStore(path, "w") as s:
+        s.set("k/0", b"committed")
+    other = ZipStore(path, "a")
+    real_open = os.open
+    swept = []
+
+    def open_then_other_writer_starts(file, flags, *args, **kwargs):
+        fd = real_open(file, flags, *args, **kwargs)
+        if str(file).endswith(".partial") and flags & os.O_CREAT and not swept:
+            swept.append(file)
+            other.set("other/0", b"o")
+        return fd
+
+    monkeypatch.setattr(os, "open", open_then_other_writer_starts)
+    s = ZipStore(path, "a")
+    s.set("k/1", b"new")
+    monkeypatch.setattr(os, "open", real_open)
+    assert swept
+    s.flush()
+    other.close()
+    s.close()
+    assert _contents(path) == {"k/0": b"committed", "k/1": b"new", "other/0": b"o"}
+    assert _temps(tmp_path) == []
+
+
+@pytest.mark.parametrize("dead", [False, True])
+def test_zip_commit_after_the_temporary_archive_was_removed_keeps_every_write(tmp_path, dead):
+    """Someone removed the writer's temporary archive (an old leftover rule, a cleaner):
+    the commit writes the archive again from the writer's open descriptor, and the store
+    goes on working. With ``dead``, overwritten members make the commit a rewrite."""
+    path = tmp_path / "a.zip"
+    with ZipStore(path, "w") as s:
+        for j in range(4):
+            s.set(f"c/{j}", bytes([j]) * 1000)
+    s = ZipStore(path, "a")
+    s.set("c/1", b"one")
+    if dead:
+        for j in range(4):
+            s.set(f"c/{j}", b"again %d" % j)
+    (temp,) = _temps(tmp_path)
+    os.unlink(tmp_path / temp)
+    s.flush()
+    expected = {f"c/{j}": bytes([j]) * 1000 for j in range(4)}
+    expected["c/1"] = b"one"
+    if dead:
+        expected.update({f"c/{j}": b"again %d" % j for j in range(4)})
+    assert _contents(path) == expected
+    s.set("c/9", b"later")
+    s.flush()
+    assert _contents(path) == {**expected, "c/9": b"later"}
+    s.close()
+    assert _temps(tmp_path) == []
+
+
+# -- fork ----------------------------------------------------------------------------------------
+def _in_child(body) -> int:
+    """Run ``body()`` in a forked child; its exit code (0: it returned True)."""
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            code = 0 if body() else 3
+        except BaseException:  # noqa: BLE001 -- the child reports through its exit code
+            import traceback
+
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+
+
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_zip_commit_lock_is_not_kept_by_a_forked_child(tmp_path, monkeypatch):
+    """A child forked while a thread commits (holding the folder's lock) must not hold
+    that lock after the parent's commit ends."""
+    import fcntl
+    import threading
+
+    from exzarr.storage import _zipfile_session
+
+    entered, go = threading.Event(), threading.Event()
+    real = _zipfile_session._changed_since
+
+    def held(path, base):  # runs under the commit's lock
+        entered.set()
+        go.wait()
+        return real(path, base)
+
+    monkeypatch.setattr(_zipfile_session, "_changed_since", held)
+    s = ZipStore(tmp_path / "a.zip", "a")
+    s.set("k", b"v")
+    t = threading.Thread(target=s.flush)
+    t.start()
+    entered.wait()
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # holds whatever it inherited until the parent is done
+        os.close(w)
+        os.read(r, 1)
+        os._exit(0)
+    os.close(r)
+    try:
+        go.set()
+        t.join()
+        fd = os.open(tmp_path, os.O_RDONLY)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                free = True
+            except BlockingIOError:
+                free = False
+        finally:
+            os.close(fd)
+    finally:
+        os.write(w, b"x")
+        os.close(w)
+        os.waitpid(pid, 0)
+    assert free, "the forked child still holds the archive folder's commit lock"
+    s.close()
+
+
+# -- durability without fsync ---------------------------------------------------------------------
+@pytest.mark.parametrize("how", ["new", "append", "compact", "merge"])
+def test_zip_new_archive_reaches_the_disk_before_it_is_renamed(tmp_path, monkeypatch, how):
+    """With fsync off too: a rename over the archive of data still in the page cache can
+    leave an empty archive after a power loss (XFS, ext4 without auto_da_alloc)."""
+    path = tmp_path / "a.zip"
+    if how != "new":
+        with ZipStore(path, "w") as s:
+            s.set("old", b"o" * 1000)
+    events: list[tuple[str, int]] = []
+    real_sync = {n: getattr(os, n) for n in ("fsync", "fdatasync") if hasattr(os, n)}
+    real_replace = os.replace
+
+    def spy(name):
+        def sync(fd):
+            events.append(("synced", os.fstat(fd).st_ino))
+            return real_sync[name](fd)
+        return sync
+
+    def replace(src, dst, **kw):
+        events.append(("renamed", os.stat(src).st_ino))
+        return real_replace(src, dst, **kw)
+
+    for name in real_sync:
+        monkeypatch.setattr(os, name, spy(name))
+    monkeypatch.setattr(os, "replace", replace)
+    with exzarr.config.set(fsync=False):
+        s = ZipStore(path, "a")
+        if how == "merge":
+            with ZipStore(path, "a") as other:
+                other.set("other", b"x")
+                s.set("mine", b"y")
+        else:
+            s.set("k", b"v" * 1000)
+        if how == "compact":
+            s.compact()
+        s.close()
+    renamed = [ino for what, ino in events if what == "renamed"]
+    assert renamed, events
+    for i, (what, ino) in enumerate(events):
+        if what == "renamed":
+            assert ("synced", ino) in events[:i], f"renamed without a sync first: {events}"

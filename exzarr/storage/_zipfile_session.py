@@ -9,23 +9,47 @@ archive.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
-import secrets
+import threading
+import time
 import zipfile
 from typing import Any
 
+from exzarr.storage._leftovers import LEFTOVER_AGE, is_leftover, temp_tag
 from exzarr.storage._zipfile_archive import Snapshot, copy_range, pwrite_all, read_planned
 from exzarr.storage._zipfile_format import central_directory, from_zipinfo, record_size, stored_member
 
-# Temporary archives this process is writing: a later writer removes only the others.
+# Temporary archives this process is writing (registered before they exist): never
+# removed as leftovers, however long they sit unchanged.
 live_temps: set[str] = set()
+_counter = itertools.count()
 
 
 def temp_name(path: str) -> str:
-    """A new temporary archive's path beside ``path`` (the pid says whose it is)."""
+    """A new temporary archive's path beside ``path``: ``.tmp-{tag}.{name}.partial``,
+    the tag being the one temporary chunk files have (see ``_leftovers.temp_tag``)."""
     folder, name = os.path.split(path)
-    return os.path.join(folder, f"{name}.{os.getpid()}.{secrets.token_hex(4)}.partial")
+    return os.path.join(folder, f".tmp-{temp_tag(_counter)}.{name}.partial")
+
+
+def _temp_of(entry: str, name: str) -> bool:
+    """Whether ``entry`` is a temporary archive of the archive ``name``."""
+    if not (entry.startswith(".tmp-") and entry.endswith(f".{name}.partial")):
+        return False
+    tag = entry[len(".tmp-"):-len(f".{name}.partial")]
+    return tag != "" and "." not in tag
+
+
+def sync_data(fd: int, full: bool) -> None:
+    """Put a new archive's bytes on disk before it is renamed over the old one (a rename
+    of unwritten data can leave an empty archive after a power loss); ``full`` syncs
+    its metadata too (fsync), else its data and size only (fdatasync)."""
+    if full or not hasattr(os, "fdatasync"):
+        os.fsync(fd)
+    else:
+        os.fdatasync(fd)
 
 
 class Session:
@@ -36,6 +60,7 @@ class Session:
         self.base = base
         self.path: str | None = None  # the new archive, made on first need
         self.fd: int | None = None
+        self.unnamed = False  # the new archive's name was removed: commit by rewriting
         self.end = 0  # where the next member goes
         self.touched: dict[str, bool] = {}  # keys written (True) or deleted (False) here
         self.dead = base.dead if base is not None else 0  # bytes no member points to
@@ -50,8 +75,13 @@ class Session:
         folder, name = os.path.split(self.archive)
         remove_leftovers(folder, name)
         tmp = temp_name(self.archive)
-        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
-        live_temps.add(tmp)
+        live_temps.add(tmp)  # before it exists: another store's sweep must never see it unlisted
+        try:
+            fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0),
+                         0o666)
+        except BaseException:
+            live_temps.discard(tmp)
+            raise
         try:
             if self.base is not None:
                 os.fchmod(fd, self.base.mode)
@@ -129,7 +159,7 @@ class Session:
         ``merge``, over an archive another writer committed since ``base``."""
         with _FolderLock(os.path.dirname(self.archive)):
             other = _changed_since(self.archive, self.base) if merge else None
-            if other is not None or rewrite or self.dead * 4 > self.end:
+            if other is not None or rewrite or self.unnamed or self.dead * 4 > self.end:
                 self._rewrite(sync, other)
                 return
             fd = self.file()
@@ -138,10 +168,17 @@ class Session:
             try:
                 end = pwrite_all(fd, central_directory(members, self.end), self.end)
                 os.ftruncate(fd, end)
-                if sync:
-                    os.fsync(fd)
+                sync_data(fd, sync)
                 assert self.path is not None
                 os.replace(self.path, self.archive)
+            except FileNotFoundError:
+                # Someone removed the new archive's name (a cleaner, another host's age
+                # rule): its bytes are still here, through the open descriptor.
+                self.cut()
+                live_temps.discard(self.path)  # type: ignore[arg-type]
+                self.path, self.unnamed = None, True  # (until a commit succeeds)
+                self._rewrite(sync, None)
+                return
             except BaseException:
                 self.cut()
                 raise
@@ -172,8 +209,7 @@ class Session:
                             info.external_attr = 0o100644 << 16
                             out.writestr(info, value)  # type: ignore[arg-type]
                 f.flush()
-                if sync:
-                    os.fsync(f.fileno())
+                sync_data(f.fileno(), sync)
             os.replace(tmp, self.archive)
         except BaseException:
             _unlink(tmp)
@@ -211,10 +247,15 @@ class Session:
             self.base = None
 
     def forget(self) -> None:
-        """In a forked child: close this process's copy of the descriptor only."""
+        """In a forked child: close this process's copies of the descriptors only (the
+        new archive is the parent's, to commit or remove)."""
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
+        self.path = None
+        if self.base is not None:
+            self.base.close()
+            self.base = None
 
 
 def _unlink(path: str) -> None:
@@ -225,31 +266,77 @@ def _unlink(path: str) -> None:
         pass
 
 
+# Descriptors of the folder locks this process holds, closed in a forked child: a lock
+# belongs to the open file description, which the child's copy would keep held.
+_held_locks: set[int] = set()
+_held_guard = threading.Lock()  # a fork never copies the set half-changed
+_fork_hook = False
+
+
+def _before_fork() -> None:
+    _held_guard.acquire()
+
+
+def _after_fork_in_parent() -> None:
+    _held_guard.release()
+
+
+def _after_fork_in_child() -> None:
+    for fd in _held_locks:
+        try:
+            os.close(fd)  # the child's copy only: the parent's lock stays held
+        except OSError:
+            pass
+    _held_locks.clear()
+    _held_guard.release()
+
+
 class _FolderLock:
     """An exclusive flock on the archive's folder while a commit checks the archive
     and renames over it, so that two writers' commits take turns (where the file
-    system has flock; without, commits go on unlocked)."""
+    system has flock; without, commits go on unlocked). A forked child does not
+    inherit it.
+
+    Not ``_locks.file_lock``: that one needs a lock file, which would sit beside
+    every archive in the user's folder.
+    """
 
     def __init__(self, folder: str) -> None:
         self.folder = folder
         self.fd: int | None = None
 
     def __enter__(self) -> _FolderLock:
+        global _fork_hook
         try:
             import fcntl
-
-            self.fd = os.open(self.folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-            fcntl.flock(self.fd, fcntl.LOCK_EX)
-        except (ImportError, OSError):
-            if self.fd is not None:
-                os.close(self.fd)
-                self.fd = None
+        except ImportError:
+            return self
+        with _held_guard:  # the open and the listing together, so no fork splits them
+            if not _fork_hook and hasattr(os, "register_at_fork"):
+                os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
+                                    after_in_child=_after_fork_in_child)
+                _fork_hook = True
+            try:
+                self.fd = os.open(self.folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
+                                  | getattr(os, "O_CLOEXEC", 0))
+            except OSError:
+                return self
+            _held_locks.add(self.fd)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX)  # (waits outside the guard: forks go on)
+        except OSError:
+            self._close()
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        if self.fd is not None:
-            os.close(self.fd)  # (releases the lock)
-            self.fd = None
+        self._close()  # (releases the lock)
+
+    def _close(self) -> None:
+        with _held_guard:
+            if self.fd is not None:
+                _held_locks.discard(self.fd)
+                os.close(self.fd)
+                self.fd = None
 
 
 def _changed_since(path: str, base: Snapshot | None) -> Snapshot | None:
@@ -267,30 +354,32 @@ def _changed_since(path: str, base: Snapshot | None) -> Snapshot | None:
         return None
 
 
+# Temporary archives of exzarr before their names carried the host and process.
+_OLD_TEMP = r"\.\d+\.[0-9a-f]{8}\.partial"
+
+
 def remove_leftovers(folder: str, name: str) -> None:
     """Remove temporary archives of ``name`` whose writer is gone (killed before it
-    committed): those of dead processes, and this process's own that no store holds."""
-    pattern = re.compile(re.escape(name) + r"\.(\d+)\.[0-9a-f]{8}\.partial")
+    committed), judged as temporary chunk files are (``_leftovers.is_leftover``): a
+    dead process of this host and pid namespace, or unchanged for an hour. This
+    process's live ones stay whatever their age."""
     try:
         entries = os.listdir(folder)
     except OSError:
         return
+    old = re.compile(re.escape(name) + _OLD_TEMP)
+    now = time.time()
     for entry in entries:
-        m = pattern.fullmatch(entry)
-        if m is None:
-            continue
         full = os.path.join(folder, entry)
-        pid = int(m.group(1))
-        if pid == os.getpid():
-            gone = full not in live_temps
-        else:
+        if _temp_of(entry, name):
+            gone = full not in live_temps and is_leftover(folder, entry, now)
+        elif old.fullmatch(entry):  # whose pid cannot be judged: by age only
             try:
-                os.kill(pid, 0)
+                gone = now - os.lstat(full).st_mtime > LEFTOVER_AGE
+            except OSError:
                 gone = False
-            except ProcessLookupError:
-                gone = True
-            except OSError:  # another user's live process
-                gone = False
+        else:
+            continue
         if gone:
             try:
                 os.unlink(full)
