@@ -805,6 +805,32 @@ def _in_child(body) -> int:
 
 
 @pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_zip_store_used_in_a_forked_child_commits_the_childs_writes(tmp_path):
+    path = tmp_path / "a.zip"
+    s = ZipStore(path, "a")
+    s.set("parent", b"1")
+    s.flush()
+    s.set("pending", b"p")  # the parent's session, uncommitted at the fork
+    (temp,) = _temps(tmp_path)
+    before = (tmp_path / temp).read_bytes()
+
+    def child() -> bool:
+        s.set("child", b"2")
+        s.flush()
+        got = s.get("child"), s.get("pending"), ZipStore(path, "r").get("child")
+        s.set("child/late", b"3")
+        s.close()
+        return got == (b"2", None, b"2")
+
+    assert _in_child(child) == 0
+    assert (tmp_path / temp).read_bytes() == before  # the child left it alone
+    assert ZipStore(path, "r").get("child/late") == b"3"
+    s.close()  # the parent's commit goes over the child's
+    assert _contents(path) == {"parent": b"1", "pending": b"p", "child": b"2", "child/late": b"3"}
+    assert _temps(tmp_path) == []
+
+
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_zip_commit_lock_is_not_kept_by_a_forked_child(tmp_path, monkeypatch):
     """A child forked while a thread commits (holding the folder's lock) must not hold
     that lock after the parent's commit ends."""
@@ -896,3 +922,48 @@ def test_zip_new_archive_reaches_the_disk_before_it_is_renamed(tmp_path, monkeyp
     for i, (what, ino) in enumerate(events):
         if what == "renamed":
             assert ("synced", ino) in events[:i], f"renamed without a sync first: {events}"
+
+
+# -- not a regular file at the path ---------------------------------------------------------------
+_SPECIAL = textwrap.dedent("""
+    import os, socket, sys
+    from exzarr.storage import ZipStore
+    from exzarr.storage.zip import NotAZipArchiveError
+
+    path, kind, mode, when = sys.argv[1:5]
+
+    def make():
+        if kind == "fifo":
+            os.mkfifo(path)
+        else:
+            socket.socket(socket.AF_UNIX).bind(path)
+
+    if when == "before":
+        make()
+    try:
+        s = ZipStore(path, mode)
+        if when == "after":  # the archive's path became one after the store was made
+            if mode != "r":
+                s.set("k", b"v")
+            make()
+        s.get("k")
+        if mode != "r":
+            s.set("k", b"v")
+            s.flush()
+        print("no error")
+    except NotAZipArchiveError as exc:
+        print("refused", kind in str(exc).lower() or "socket" in str(exc).lower(), path in str(exc))
+    print("still there", os.path.exists(path) and not os.path.isfile(path))
+""")
+
+
+@pytest.mark.parametrize("mode", ["r", "a", "w"])
+@pytest.mark.parametrize("kind,when", [("fifo", "before"), ("fifo", "after"), ("socket", "before")])
+def test_zip_fifo_or_socket_at_the_path_is_refused_without_blocking(tmp_path, mode, kind, when):
+    path = tmp_path / "a.zip"
+    try:
+        r = subprocess.run([sys.executable, "-c", _SPECIAL, str(path), kind, mode, when],
+                           capture_output=True, text=True, env=_env(), timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"ZipStore({kind!r} at the path, mode={mode!r}) blocked")
+    assert r.stdout.split("\n")[:2] == ["refused True True", "still there True"], r.stdout + r.stderr

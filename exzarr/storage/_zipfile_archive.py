@@ -9,11 +9,12 @@ from __future__ import annotations
 import errno
 import functools
 import os
+import stat
 import struct
 import zipfile
 from typing import Any
 
-from exzarr.errors import CorruptChunkError, InvalidMetadataError, StorageError
+from exzarr.errors import CorruptChunkError, InvalidMetadataError
 from exzarr.storage._zipfile_format import record_size
 from exzarr.storage.base import is_valid_key
 
@@ -32,12 +33,24 @@ class Snapshot:
 
     def __init__(self, path: str) -> None:
         self.path = path
+        # O_NONBLOCK: a FIFO at the path must not block the open (refused below).
+        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
         try:
-            self.file = open(path, "rb")  # noqa: SIM115 -- kept open: it pins the inode
-        except IsADirectoryError:
-            raise _not_a_zip(path, "it is a folder") from None
+            fd = os.open(path, flags)
+        except OSError as exc:
+            if not isinstance(exc, FileNotFoundError):
+                check_regular(path)  # a socket (ENXIO) is refused as what it is
+            raise
         try:
-            st = os.fstat(self.file.fileno())
+            st = os.fstat(fd)
+            kind = special_kind(st.st_mode)
+            if kind is not None:
+                raise _not_a_zip(path, kind)
+        except BaseException:
+            os.close(fd)
+            raise
+        self.file = open(fd, "rb")  # noqa: SIM115 -- kept open: it pins the inode
+        try:
             self.stamp = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
             self.mode = st.st_mode & 0o7777
             try:
@@ -178,33 +191,41 @@ def copy_range(src: int, dst: int, length: int) -> None:
 
 
 def fsync_dir(path: str) -> None:
+    """Sync a folder (its entries: a rename into it); file systems that cannot sync
+    folders (EINVAL) are left as they are, as the other stores do."""
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     try:
         os.fsync(fd)
+    except OSError as exc:
+        if exc.errno != errno.EINVAL:
+            raise
     finally:
         os.close(fd)
 
 
-def storage_error(exc: OSError, doing: str, path: str) -> StorageError:
-    """``exc`` as a StorageError naming the archive, with what to do about it
-    (``doing`` starts with "reading" for reads)."""
-    code = exc.errno
-    reading = doing.startswith("reading")
-    if code in (errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", -1)):
-        hint = ("make room (a write needs space for a new copy of the archive beside it) "
-                "and write again")
-    elif code == errno.EROFS:
-        hint = "the file system is read-only: open the archive with mode='r'"
-    elif code in (errno.EACCES, errno.EPERM) and reading:
-        hint = "allow reading the archive and its folders"
-    elif code in (errno.EACCES, errno.EPERM):
-        hint = ("allow writing in the archive's folder (changes go to a new file beside "
-                "the archive, renamed over it on flush)")
-    else:
-        hint = "check the file system"
-    tail = "" if reading else "; the last committed archive is unchanged"
-    message = f"{doing} zip archive failed: {exc.strerror or exc}; {hint}{tail}"
-    return StorageError(code, message, path)
+def special_kind(mode: int) -> str | None:
+    """What a file of ``mode`` is when it is not a regular file, said for an error."""
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "it is a folder"
+    if stat.S_ISFIFO(mode):
+        return "it is a FIFO, not a regular file"
+    if stat.S_ISSOCK(mode):
+        return "it is a socket, not a regular file"
+    return "it is a device, not a regular file"
+
+
+def check_regular(path: str) -> None:
+    """Refuse (NotAZipArchiveError) what is at ``path`` unless it is a regular file or
+    nothing; a path that cannot be looked at is left to the operation that follows."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return
+    kind = special_kind(st.st_mode)
+    if kind is not None:
+        raise _not_a_zip(path, kind)
 
 
 def _not_a_zip(path: str, why: str) -> NotAZipArchiveError:

@@ -13,12 +13,12 @@ from exzarr.errors import StorageError
 from exzarr.storage._zipfile_archive import (
     NotAZipArchiveError,
     Snapshot,
+    check_regular,
     fsync_dir,
     read_planned,
-    storage_error,
 )
 from exzarr.storage._zipfile_session import Session, live_temps
-from exzarr.storage.base import Store, check_key, check_keys
+from exzarr.storage.base import Store, check_key, check_keys, storage_error
 
 __all__ = ["NotAZipArchiveError", "ZipStore", "open_zip_store"]
 
@@ -29,22 +29,37 @@ _atexit_registered = False
 
 
 def _finish_all() -> None:
-    for store in list(_unfinished):  # (emptied in a forked child: see _forget_in_child)
+    for store in list(_unfinished):  # (in a forked child: the child's writes only)
         try:
             store.flush()
         except Exception:  # exiting: one archive failing must not stop the others
             store._discard()
 
 
+def _failed(exc: OSError, doing: str, path: str) -> Exception:
+    """``exc`` as the StorageError of ``doing`` ("reading the", "committing the"...)
+    the zip archive at ``path``."""
+    reason = exc.strerror or str(exc)
+    if not doing.startswith("reading"):
+        reason += (" (writes go to a new copy of the archive beside it, renamed over it at "
+                   "each commit; the last committed archive is unchanged)")
+    return storage_error(exc.errno, reason, f"{doing} zip archive", path)
+
+
 def _forget_in_child() -> None:
     """After fork, in the child: the parent's uncommitted writes are not the child's to
-    commit or remove; the child only closes its copies of their descriptors."""
+    commit or remove (the child closes its copies of their descriptors); each store
+    starts afresh on the committed archive, and commits what the child writes."""
     for store in list(_unfinished):
-        session = store._session
-        store._session = None
+        store._lock = threading.RLock()  # another thread may have held it at the fork
+        session, snap = store._session, store._snap
+        store._session = store._snap = None
         if session is not None:
             session.forget()
-    _unfinished.clear()
+        if snap is not None:
+            snap.close()
+        store._replace = False  # a pending mode="w" replacement is the parent's
+        store._pid = os.getpid()
     live_temps.clear()
 
 
@@ -92,7 +107,16 @@ class ZipStore(Store):
         for readers until the first commit).
     fsync : bool, optional
         Sync the archive and its folder to disk before a commit returns. None (the
-        default) follows ``exzarr.config.get("fsync")`` at each commit.
+        default) follows ``exzarr.config.get("fsync")`` at each commit. Without it the
+        new archive's data still reaches the disk before it is renamed over the old
+        one (a power loss leaves one of the two whole, never an empty archive).
+
+    Notes
+    -----
+    In a forked child the store starts afresh on the committed archive: the parent's
+    uncommitted writes (and a pending ``mode="w"`` replacement) stay the parent's,
+    and the child commits its own. A FIFO, socket or folder at ``path`` is refused
+    (:class:`NotAZipArchiveError`) in every mode, without blocking.
     """
 
     backend = "zip"
@@ -105,9 +129,10 @@ class ZipStore(Store):
             raise ValueError(f"mode must be 'r', 'a' or 'w', not {mode!r}")
         super().__init__(read_only=(mode == "r"))
         self.path = os.path.abspath(os.fspath(path))
+        check_regular(self.path)  # a FIFO, socket or folder: refused now, in every mode
         self.mode = mode
         self.fsync = fsync
-        self._pid = os.getpid()  # a forked child never commits the parent's writes
+        self._pid = os.getpid()  # the process whose writes the session holds
         self._lock = threading.RLock()
         self._snap: Snapshot | None = None
         self._session: Session | None = Session(self.path, None) if mode == "w" else None
@@ -124,7 +149,7 @@ class ZipStore(Store):
         except FileNotFoundError:
             st = None
         except OSError as exc:
-            raise storage_error(exc, "reading the", self.path) from None
+            raise _failed(exc, "reading the", self.path) from None
         snap = self._snap
         if snap is not None and (st is None or snap.stamp != (st.st_dev, st.st_ino, st.st_size,
                                                              st.st_mtime_ns)):
@@ -136,7 +161,7 @@ class ZipStore(Store):
             except FileNotFoundError:  # replaced between the stat and the open
                 return self._snapshot()
             except OSError as exc:
-                raise storage_error(exc, "reading the", self.path) from None
+                raise _failed(exc, "reading the", self.path) from None
         return snap
 
     # -- reading ----------------------------------------------------------------------
@@ -163,7 +188,7 @@ class ZipStore(Store):
         except StorageError:
             raise
         except OSError as exc:
-            raise storage_error(exc, "reading the", self.path) from None
+            raise _failed(exc, "reading the", self.path) from None
         finally:
             os.close(fd)
 
@@ -218,7 +243,7 @@ class ZipStore(Store):
             try:
                 session.write(key, data, crc32(data))
             except OSError as exc:
-                raise storage_error(exc, f"writing {key!r} to the", self.path) from None
+                raise _failed(exc, f"writing {key!r} to the", self.path) from None
 
     def delete(self, key: str) -> None:
         check_key(key, portable=True)
@@ -250,7 +275,7 @@ class ZipStore(Store):
 
     def _commit(self, rewrite: bool) -> None:
         if self._pid != os.getpid():
-            return  # inherited through fork: the parent commits its writes
+            return  # a fork without register_at_fork: the session is the parent's
         session = self._session
         if session is None:
             if not rewrite or self.read_only:
@@ -259,6 +284,7 @@ class ZipStore(Store):
             if snap is None or snap.dead == 0:
                 return
             session = self._begin()
+        check_regular(self.path)  # never replace (or remove) a FIFO, socket or folder
         sync = self._wants_fsync()
         folder = os.path.dirname(self.path)
         if not session.entries and self._replace:
@@ -269,7 +295,7 @@ class ZipStore(Store):
                     if sync:
                         fsync_dir(folder)
             except OSError as exc:
-                raise storage_error(exc, "removing the", self.path) from None
+                raise _failed(exc, "removing the", self.path) from None
             self._end_session()
             return
         if not (session.touched or rewrite or self._replace):
@@ -278,13 +304,13 @@ class ZipStore(Store):
         try:
             session.commit(sync, rewrite, merge=not self._replace)
         except OSError as exc:
-            raise storage_error(exc, "committing the", self.path) from None
+            raise _failed(exc, "committing the", self.path) from None
         self._end_session()
         if sync:
             try:
                 fsync_dir(folder)
             except OSError as exc:
-                raise storage_error(exc, "syncing the folder of the", self.path) from None
+                raise _failed(exc, "syncing the folder of the", self.path) from None
 
     def _end_session(self) -> None:
         session = self._session
