@@ -787,6 +787,40 @@ def test_zip_commit_after_the_temporary_archive_was_removed_keeps_every_write(tm
     assert _temps(tmp_path) == []
 
 
+def test_zip_commit_after_the_temporary_archive_was_removed_and_no_room_then_room(tmp_path,
+                                                                               monkeypatch):
+    """The rewrite that replaces a removed temporary archive fails once (a full disk):
+    the store still holds every write, and the next flush commits them."""
+    from exzarr.storage import _zipfile_session
+
+    path = tmp_path / "a.zip"
+    with ZipStore(path, "w") as s:
+        s.set("c/0", b"zero")
+    s = ZipStore(path, "a")
+    s.set("c/1", b"one")
+    (temp,) = _temps(tmp_path)
+    os.unlink(tmp_path / temp)
+    real = getattr(_zipfile_session, "sync_data", None)
+    failures = [OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))]
+
+    def full_once(fd, full):
+        if failures:
+            raise failures.pop()
+        real(fd, full)
+
+    monkeypatch.setattr(_zipfile_session, "sync_data", full_once, raising=False)
+    with pytest.raises(errors.StorageError) as exc:
+        s.flush()
+    assert exc.value.errno == errno.ENOSPC
+    assert _contents(path) == {"c/0": b"zero"} and _temps(tmp_path) == []
+    assert s.get("c/1") == b"one"
+    s.set("c/2", b"two")
+    s.flush()
+    assert _contents(path) == {"c/0": b"zero", "c/1": b"one", "c/2": b"two"}
+    s.close()
+    assert _temps(tmp_path) == []
+
+
 # -- fork ----------------------------------------------------------------------------------------
 def _in_child(body) -> int:
     """Run ``body()`` in a forked child; its exit code (0: it returned True)."""
@@ -854,13 +888,18 @@ def test_zip_commit_lock_is_not_kept_by_a_forked_child(tmp_path, monkeypatch):
     t.start()
     entered.wait()
     r, w = os.pipe()
+    started_r, started_w = os.pipe()
     pid = os.fork()
     if pid == 0:  # holds whatever it inherited until the parent is done
         os.close(w)
+        os.write(started_w, b"s")  # (after the fork hooks ran in the child)
         os.read(r, 1)
         os._exit(0)
     os.close(r)
+    os.close(started_w)
     try:
+        assert os.read(started_r, 1) == b"s"
+        os.close(started_r)
         go.set()
         t.join()
         fd = os.open(tmp_path, os.O_RDONLY)
