@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import warnings
 
 import numpy as np
 import pytest
@@ -659,3 +660,121 @@ def test_in_process_locks_are_readers_writer_locks(make):
     assert seen[-1] == "writer" and sorted(seen[:2]) == ["r1", "r2"]
     with store.process_lock("k"):  # forgotten and free again
         pass
+
+
+# -- process locks and fork (F6) ----------------------------------------------------------
+
+def _free_now(store: DirectoryStore, key: str, flock: bool = False) -> bool:
+    """Whether ``key``'s process lock is free at this moment: a non-blocking attempt
+    on a file description of its own (what another process would find)."""
+    import errno
+    import fcntl
+    import struct
+
+    from exzarr.storage import _locks
+
+    folder, _, name = os.path.join(store.root, key).rpartition("/")
+    path = os.path.join(folder, _locks.LOCK_NAME)
+    if flock:
+        path += f".{_locks._slot(name):016x}"
+    fd = os.open(path, os.O_RDWR)
+    try:
+        if flock:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        else:
+            fcntl.fcntl(fd, fcntl.F_OFD_SETLK, struct.pack(
+                _locks._FLOCK, fcntl.F_WRLCK, os.SEEK_SET, _locks._slot(name), 1, 0))
+        return True
+    except OSError as exc:
+        if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+            return False
+        raise
+    finally:
+        os.close(fd)  # (releases the probe's own lock)
+
+
+def _fork_holding(store: DirectoryStore, key: str, shared: bool, flock: bool) -> tuple[int, int]:
+    """Fork while holding ``key``'s lock; the child lives until its pipe is closed.
+    The child's pid and the pipe's write end."""
+    r, w = os.pipe()
+    ready_r, ready_w = os.pipe()
+    with store.process_lock(key, shared=shared):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads
+            pid = os.fork()
+        if pid == 0:  # a worker that never touches the store, outliving the hold
+            os.close(w)
+            os.write(ready_w, b"r")  # it runs: its fork handlers have run
+            os.read(r, 1)
+            os._exit(0)
+        os.close(r)
+        os.close(ready_w)
+        assert os.read(ready_r, 1) == b"r"
+        os.close(ready_r)
+        assert not _free_now(store, key, flock)
+    return pid, w
+
+
+@pytest.mark.skipif(not hasattr(os, "fork") or not sys.platform.startswith("linux"),
+                    reason="fork and OFD locks")
+@pytest.mark.parametrize("how", ["ofd", "flock"])
+@pytest.mark.parametrize("shared", [False, True], ids=["exclusive", "shared"])
+def test_a_forked_child_does_not_keep_its_parents_process_lock(tmp_path, monkeypatch, how,
+                                                               shared):
+    from exzarr.storage import _locks
+
+    if how == "flock":  # the fallback of kernels without OFD locks
+        monkeypatch.setattr(_locks, "_ofd_lock", lambda *a: False)
+    store = DirectoryStore(tmp_path / how)
+    pid, w = _fork_holding(store, "arr/0.0", shared, how == "flock")
+    try:
+        # The parent released; the child still runs: the lock is free for others.
+        assert _free_now(store, "arr/0.0", flock=how == "flock")
+    finally:
+        os.close(w)
+        os.waitpid(pid, 0)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork") or not sys.platform.startswith("linux"),
+                    reason="fork and OFD locks")
+def test_a_forked_child_closing_its_copy_leaves_the_parents_lock_held(tmp_path):
+    store = DirectoryStore(tmp_path)
+    with store.process_lock("arr/0.0"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = os.fork()
+        if pid == 0:
+            os._exit(0)  # closes whatever the child had
+        assert os.waitpid(pid, 0)[1] == 0
+        assert not _free_now(store, "arr/0.0")  # still the parent's
+        with store.process_lock("arr/0.1"):  # and the parent's lock fds still work
+            pass
+    assert _free_now(store, "arr/0.0")
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork")
+def test_a_forked_child_can_take_and_release_process_locks(tmp_path):
+    """The child closed its copies at fork; leaving the inherited block must not close
+    an fd number the child has reused since (its own lock's)."""
+    store = DirectoryStore(tmp_path)
+    code = """
+    import os, sys
+    from exzarr.storage import DirectoryStore
+    s = DirectoryStore(sys.argv[1])
+    with s.process_lock("k"):
+        pid = os.fork()
+        if pid == 0:
+            held = s.process_lock("j")
+            held.__enter__()  # likely the fd number the parent's lock had in the child
+    if pid == 0:
+        with s.process_lock("k"):  # free: the parent left its block
+            pass
+        held.__exit__(None, None, None)
+        with s.process_lock("j"):
+            pass
+        os._exit(0)
+    assert os.waitpid(pid, 0)[1] == 0
+    print("ok")
+    """
+    run = _run(code, str(tmp_path))
+    assert run.stdout == "ok\n", run.stderr

@@ -44,6 +44,48 @@ def _ofd_lock(fd: int, start: int, shared: bool) -> bool:
     return True
 
 
+# The lock fds this process holds (or waits with): a forked child closes its copies at
+# once, so that a child outliving its parent's hold does not keep the lock (an OFD or
+# flock lock is the open file description's, which the child shares).
+_held: set[int] = set()
+_held_guard = threading.Lock()  # held across fork: no fd is opened and not yet listed
+_hooked = False
+
+
+def _close_in_child() -> None:
+    for fd in _held:
+        try:
+            os.close(fd)  # the child's copy only: the parent's lock stays
+        except OSError:
+            pass
+    _held.clear()
+    _held_guard.release()
+
+
+def _open_held(path: str, flags: int) -> tuple[int, int]:
+    """Open ``path`` as a lock fd of this process; the fd and the pid that owns it."""
+    global _hooked
+    with _held_guard:
+        if not _hooked and hasattr(os, "register_at_fork"):
+            os.register_at_fork(before=_held_guard.acquire,
+                                after_in_parent=_held_guard.release,
+                                after_in_child=_close_in_child)
+            _hooked = True
+        fd = os.open(path, flags, 0o666)
+        _held.add(fd)
+    return fd, os.getpid()
+
+
+def _close_held(fd: int, pid: int) -> None:
+    """Close a lock fd from :func:`_open_held` (releasing its lock), unless this is a
+    forked child, which closed its copy when it was forked (the number may be reused)."""
+    if pid != os.getpid():
+        return
+    with _held_guard:
+        _held.discard(fd)
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def file_lock(folder: str, name: str, what: str, *, shared: bool = False) -> Iterator[None]:
     """A lock on ``name`` in ``folder``, seen by every process (and thread) that locks
@@ -55,6 +97,7 @@ def file_lock(folder: str, name: str, what: str, *, shared: bool = False) -> Ite
     exclude each other too; closing releases, and a killed holder releases with its
     process. Elsewhere, ``flock`` on a lock file per name (``LOCK_SH`` when shared).
     As the kernel's, a waiting exclusive holder does not hold back new shared ones.
+    A process forked meanwhile holds nothing: it closes its copies of lock fds at fork.
     """
     from exzarr.errors import StorageError
 
@@ -62,7 +105,7 @@ def file_lock(folder: str, name: str, what: str, *, shared: bool = False) -> Ite
     flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
     try:
         os.makedirs(folder, exist_ok=True)
-        fd = os.open(path, flags, 0o666)
+        fd, pid = _open_held(path, flags)
     except OSError as exc:
         raise StorageError(exc.errno, f"cannot lock {what}: {exc.strerror} (the lock file "
                            f"{path!r} cannot be made); locking needs a writable store",
@@ -71,15 +114,38 @@ def file_lock(folder: str, name: str, what: str, *, shared: bool = False) -> Ite
         if not _ofd_lock(fd, _slot(name), shared):
             import fcntl
 
-            os.close(fd)
+            _close_held(fd, pid)
             fd = -1
-            path = f"{path}.{_slot(name):016x}"
-            fd = os.open(path, flags, 0o666)
+            fd, pid = _open_held(f"{path}.{_slot(name):016x}", flags)
             fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
         yield
     finally:
         if fd >= 0:
-            os.close(fd)  # releases the lock
+            _close_held(fd, pid)  # releases the lock
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str) -> Iterator[bool]:
+    """An exclusive ``flock`` on ``folder`` itself (no file made in it) for the block;
+    yields whether it is locked (False where the file system or platform has no
+    flock: the caller goes on unlocked). Fork-safe as :func:`file_lock`."""
+    try:
+        import fcntl
+
+        fd, pid = _open_held(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
+                             | getattr(os, "O_CLOEXEC", 0))
+    except (ImportError, OSError):
+        yield False
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            locked = True
+        except OSError:  # no flock on this file system
+            locked = False
+        yield locked
+    finally:
+        _close_held(fd, pid)
 
 
 class _Slot:
