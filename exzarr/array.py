@@ -11,7 +11,7 @@ import operator
 import os
 import threading
 from collections.abc import Callable, Iterator, MutableMapping, Sequence
-from contextlib import AbstractContextManager, closing, nullcontext
+from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
 from typing import Any
 
 import numpy as np
@@ -327,16 +327,22 @@ class Array(Node):
     None); reads return ``numpy.ndarray`` and writes take anything NumPy broadcasts to
     the selection. Build one with :func:`exzarr.create` or :func:`exzarr.open`.
 
-    Concurrent writers: a write of whole chunks replaces each chunk atomically and
-    needs no lock. A write of part of a chunk reads, changes and rewrites it while
-    holding that chunk's lock, shared by every Array object of the same storage in the
-    process, so threads never undo each other's writes; with ``lock=True`` (or
-    ``exzarr.config`` ``lock``) it also holds the store's lock for the chunk across
-    processes. ``append``, ``resize`` and attribute changes re-read the document they
-    change under its lock. A write checks its selection against the stored shape when
-    the array may have been resized since this object read it: always after a resize
-    by another object in this process, and, with ``lock=True``, after one by another
-    process (``.zarray`` is re-read before each write). Without ``lock``, an object
+    Concurrent writers: every write holds the locks of the chunks it writes, shared
+    by every Array object of the same storage in the process, so threads never undo
+    each other's writes (a write of part of a chunk reads, changes and rewrites it; one
+    of whole chunks replaces them). With ``lock=True`` (or ``exzarr.config`` ``lock``)
+    it also holds the store's lock of each chunk across processes. The rule across
+    processes: writers that only write whole chunks need no lock; where any process
+    writes part of a chunk that another process writes too, whole or in part, every
+    one of them needs ``lock=True``, or a partial writer may write back the chunk it
+    read over the other's newer write.
+
+    ``append``, ``resize`` and attribute changes re-read the document they change under
+    its lock. A write checks its selection against the stored shape when the array may
+    have been resized since this object read it: always after a resize by another
+    object in this process, and, with ``lock=True``, after one by another process
+    (``.zarray`` is re-read before each write and its lock held shared until the write
+    ends, so no process resizes the array in between). Without ``lock``, an object
     does not see another process's resize before its next own ``append`` or
     ``resize``: use ``lock=True`` where processes resize an array they all write.
     """
@@ -360,9 +366,10 @@ class Array(Node):
         cache_bytes : int, optional
             Size of a decoded-chunk cache (default: ``exzarr.config`` ``cache_bytes``).
         lock : bool, optional
-            Also lock across processes (``store.process_lock``) around each partial
-            chunk write and metadata change; default: ``exzarr.config`` ``lock``.
-            Threads of one process are always serialised per chunk.
+            Also lock across processes (``store.process_lock``) around each chunk
+            write and metadata change, and hold ``.zarray``'s lock shared during each
+            write; default: ``exzarr.config`` ``lock``. Threads of one process are
+            always serialised per chunk.
 
         Raises
         ------
@@ -427,8 +434,9 @@ class Array(Node):
         self._state_of_pid = locks.array_state(self._lock_ident)
         self._generation = self._state_of_pid.generation  # before the metadata is read
         if across_processes:
-            # A store that cannot lock says so here, not at the first partial write.
-            with self._store.process_lock(self._prefix + ZARRAY):
+            # A store that cannot lock says so here, not at the first write (shared:
+            # only a shape change in progress holds it back, not other writers).
+            with self._store.process_lock(self._prefix + ZARRAY, shared=True):
                 pass
             self._lock_processes = True
 
@@ -461,6 +469,24 @@ class Array(Node):
 
         return locks.meta_lock(self._lock_ident, self._prefix + name,
                                self._store if self._lock_processes else None)
+
+    @contextmanager
+    def _shape_change(self) -> Iterator[None]:
+        """Held while the shape changes (resize, append), with the stored ``.zarray``
+        re-read inside: the metadata lock, the write gate exclusive, then with ``lock``
+        the store's process lock of ``.zarray`` exclusive (writes hold it shared).
+
+        The gate comes before the process lock, as for writes: a write waiting for the
+        process lock holds the gate, so the other order would wait for itself.
+        """
+        from exzarr import locks
+
+        with locks.meta_lock(self._lock_ident, self._prefix + ZARRAY), self._state.changing():
+            with (self._store.process_lock(self._prefix + ZARRAY) if self._lock_processes
+                  else nullcontext()):
+                self._reload_meta()
+                yield
+        self._generation = self._state.generation  # our own change: nothing to re-read
 
     def _attrs_lock(self) -> AbstractContextManager[None]:
         return self._meta_lock(ZATTRS)
@@ -1398,9 +1424,11 @@ class Array(Node):
 
         Chunks wholly outside the new shape are deleted, and the part of an edge chunk
         past the new end is set to ``fill_value``, so growing again reads the fill value
-        there, as NumPy would. The stored ``.zarray`` is re-read first, under a lock
-        (and with ``lock``, the store's process lock): shape changes from other handles
-        and processes are not undone.
+        there, as NumPy would; chunks another writer left wholly past the old end are
+        deleted too. The stored ``.zarray`` is re-read first, under a lock (and with
+        ``lock``, the store's process lock, which writes of every process hold shared):
+        shape changes from other handles and processes are not undone. A waiting
+        resize goes before writes that start after it.
         """
         self._check_writable()
         from exzarr.metadata import normalize_shape
@@ -1408,40 +1436,37 @@ class Array(Node):
         new_shape = normalize_shape(shape[0] if len(shape) == 1 and not isinstance(shape[0], int) else shape)
         if len(new_shape) != self.ndim:
             raise ValueError(f"resize keeps the number of dimensions ({self.ndim}), got {new_shape}")
-        with self._meta_lock(ZARRAY):
-            self._reload_meta()
+        with self._shape_change():
             self._resize_to(new_shape)
 
     def _resize_to(self, new_shape: tuple[int, ...]) -> None:
-        """Resize to ``new_shape`` (the caller holds the metadata lock and has the
-        stored metadata): chunks cut away are cleared before the new shape is stored,
-        so a crash between the two leaves the old shape with fill in the cut part,
-        never the new shape with stale values past the end."""
+        """Resize to ``new_shape`` (the caller holds :meth:`_shape_change`): chunks cut
+        away are cleared before the new shape is stored, so a crash between the two
+        leaves the old shape with fill in the cut part, never the new shape with stale
+        values past the end."""
         old_shape = self.shape
         new_grid = [-(-s // c) for s, c in zip(new_shape, self.chunks)]
         doomed: list[str] = []
         edges: list[tuple[int, ...]] = []
         sep = self.dimension_separator
-        with self._state.changing():
-            for key in self._chunk_keys_stored(bounded=False):
-                rest = key[len(self._prefix):]
-                coords = tuple(int(p) for p in rest.split(sep)) if self.ndim else ()
-                # Past the new grid, or wholly past the old end (a stale writer or another
-                # tool left it: the array must not grow over it).
-                if any(k >= g or k * c >= o for k, g, c, o
-                       in zip(coords, new_grid, self.chunks, old_shape)):
-                    doomed.append(key)
-                elif any(n < o and (k + 1) * c > n for k, c, n, o
-                         in zip(coords, self.chunks, new_shape, old_shape)):
-                    edges.append(coords)
-            if edges:
-                self._clear_past(edges, new_shape)
-            self._store.delete_many(doomed)
-            if self._cache is not None:
-                self._cache.invalidate(doomed)
-            self._meta.shape = new_shape
-            self._write_meta()
-        self._generation = self._state.generation  # our own change: nothing to re-read
+        for key in self._chunk_keys_stored(bounded=False):
+            rest = key[len(self._prefix):]
+            coords = tuple(int(p) for p in rest.split(sep)) if self.ndim else ()
+            # Past the new grid, or wholly past the old end (a stale writer or another
+            # tool left it: the array must not grow over it).
+            if any(k >= g or k * c >= o for k, g, c, o
+                   in zip(coords, new_grid, self.chunks, old_shape)):
+                doomed.append(key)
+            elif any(n < o and (k + 1) * c > n for k, c, n, o
+                     in zip(coords, self.chunks, new_shape, old_shape)):
+                edges.append(coords)
+        if edges:
+            self._clear_past(edges, new_shape)
+        self._store.delete_many(doomed)
+        if self._cache is not None:
+            self._cache.invalidate(doomed)
+        self._meta.shape = new_shape
+        self._write_meta()
 
     def _clear_past(self, coords: list[tuple[int, ...]], shape: tuple[int, ...]) -> None:
         """Set every element of the chunks at ``coords`` that lies past ``shape`` to
@@ -1474,8 +1499,7 @@ class Array(Node):
         if not -self.ndim <= axis < self.ndim:
             raise np.exceptions.AxisError(axis, self.ndim)
         axis = axis % self.ndim
-        with self._meta_lock(ZARRAY):
-            self._reload_meta()
+        with self._shape_change():
             for d in range(self.ndim):
                 if d != axis and data.shape[d] != self.shape[d]:
                     raise ValueError(
@@ -1486,7 +1510,9 @@ class Array(Node):
             new_shape[axis] = old + data.shape[axis]
             self._resize_to(tuple(new_shape))
             sel = tuple(slice(old, None) if d == axis else slice(None) for d in range(self.ndim))
-            self[sel] = data
+            # Written inside the shape change (its gate held exclusive: not through
+            # _writing, which would wait for it).
+            self._set_basic(sel, data)
         return self.shape
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -1604,26 +1630,42 @@ def _ratio(a: int, b: int, digits: int = 2) -> str:
 
 
 class _Writing:
-    """What :meth:`Array._writing` returns: the array's write gate, held shared, and
-    its metadata checked against the stored one once inside."""
+    """What :meth:`Array._writing` returns: the array's write gate, held shared, then
+    with ``lock`` the store's process lock of ``.zarray`` shared (a resize in another
+    process waits for the write), and the metadata checked against the stored one
+    once inside. Never nested (see :class:`~exzarr.locks.ArrayState`)."""
 
-    __slots__ = ("array", "state")
+    __slots__ = ("array", "state", "held")
 
     def __init__(self, array: Array) -> None:
         self.array = array
         self.state: Any = None
+        self.held: AbstractContextManager[None] | None = None
 
     def __enter__(self) -> None:
-        state = self.state = self.array._state
+        array = self.array
+        state = self.state = array._state
         state.enter_write()
         try:
-            self.array._check_meta()
+            if array._lock_processes:
+                held = array._store.process_lock(array._prefix + ZARRAY, shared=True)
+                held.__enter__()
+                self.held = held
+            array._check_meta()
         except BaseException:
-            state.exit_write()
+            self._release()
             raise
 
     def __exit__(self, *exc: Any) -> None:
-        self.state.exit_write()
+        self._release()
+
+    def _release(self) -> None:
+        try:
+            if self.held is not None:
+                held, self.held = self.held, None
+                held.__exit__(None, None, None)
+        finally:
+            self.state.exit_write()
 
 
 class _View:

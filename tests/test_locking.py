@@ -285,19 +285,19 @@ def test_shrink_then_grow_in_two_dimensions_reads_the_fill_value():
 # -- across processes ---------------------------------------------------------------
 
 class RecordingLockStore(MemoryStore):
-    """A memory store whose process_lock records the keys it is asked for."""
+    """A memory store whose process_lock records the keys it is asked for: exclusive
+    ones in ``locked``, shared ones in ``shared``."""
 
     def __init__(self):
         super().__init__()
         self.locked = []
-        self._locks = {}
+        self.shared = []
         self.held = self.most_held = 0
 
     @contextmanager
-    def process_lock(self, key):
-        self.locked.append(key)
-        lock = self._locks.setdefault(key, threading.Lock())
-        with lock:
+    def process_lock(self, key, *, shared=False):
+        (self.shared if shared else self.locked).append(key)
+        with super().process_lock(key, shared=shared):
             self.held += 1
             self.most_held = max(self.most_held, self.held)
             try:
@@ -333,10 +333,13 @@ def test_process_locks_cover_partial_writes_and_metadata_changes(from_config):
     else:
         a = Array(store, lock=True)
     store.locked.clear()
+    store.shared.clear()
     a[...] = 1
     a.blocks[0, 1] = 2
     # Whole chunks too: another process's partial writer must not write back over them.
     assert store.locked == ["0.0", "0.1", "1.0", "1.1", "0.1"]
+    # Every write holds .zarray shared: no other process resizes meanwhile.
+    assert store.shared == [".zarray", ".zarray"]
     store.locked.clear()
     a[0:2, 3:5] = 3
     assert sorted(store.locked) == ["0.0", "0.1"]
@@ -515,7 +518,7 @@ def test_a_partial_write_of_many_chunks_holds_a_bounded_number_of_process_locks(
     else:
         a.oindex[np.arange(0, 1200, 2)] = 7
     assert sorted(store.locked) == sorted(str(i) for i in range(600))
-    assert store.held == 0 and 1 <= store.most_held <= 256
+    assert store.held == 0 and 1 <= store.most_held <= 256 + 1  # a run of chunks, .zarray
     np.testing.assert_array_equal(a[...], np.tile([7, 0], 600))
 
 
@@ -695,3 +698,64 @@ def test_a_two_dimensional_orphan_past_the_end_is_deleted_on_growth():
     a.resize(12, 16)
     assert _chunk_keys(store) == ["0.0", "0.1", "1.0", "1.1"]
     assert (a[4:, :] == 0).all() and (a[:, 4:] == 0).all()
+
+
+_SHRINK = """
+import sys
+import exzarr
+print("ready", flush=True)
+exzarr.open(sys.argv[1], mode="r+", lock=True).resize(4)
+"""
+
+
+def _waits_on_lock_file(path):
+    """Whether some process waits for a lock on the file ``path`` (Linux /proc/locks)."""
+    import os
+
+    try:
+        ino = os.stat(path).st_ino
+        with open("/proc/locks") as f:
+            return any("->" in line and line.split()[-3].endswith(f":{ino}") for line in f)
+    except (OSError, IndexError):
+        return False
+
+
+def test_with_the_lock_no_process_shrinks_the_array_between_a_writes_check_and_its_chunks(
+        tmp_path, monkeypatch):
+    """With lock=True a write holds .zarray's lock shared from its check of the stored
+    shape to its last chunk; a resize in another process waits for it (issue 15 F3)."""
+    import os
+    import subprocess
+    import sys
+
+    where = str(tmp_path / "a")
+    a = exzarr.create(shape=(10,), chunks=(2,), dtype="i4", fill_value=0,
+                      storage="filesystem", path=where, lock=True)
+    a[...] = np.arange(10)
+    real = Array._check_meta
+    procs = []
+
+    def check_then_another_process_shrinks(self):
+        real(self)  # the stored shape is 10 here
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+        p = subprocess.Popen([sys.executable, "-c", _SHRINK, where], env=env,
+                             stdout=subprocess.PIPE, text=True)
+        procs.append(p)
+        assert p.stdout.readline().strip() == "ready"
+        # Until it has shrunk the array, or waits for the lock this write holds.
+        lock_file = os.path.join(where, ".exzarr.lock")
+        for _ in range(600):
+            if p.poll() is not None or _waits_on_lock_file(lock_file):
+                break
+            time.sleep(0.05)
+
+    monkeypatch.setattr(Array, "_check_meta", check_then_another_process_shrinks)
+    a[8:10] = [88, 99]
+    monkeypatch.setattr(Array, "_check_meta", real)
+    assert procs[0].wait(60) == 0
+    b = Array(DirectoryStore(where), lock=True)
+    assert b.shape == (4,)
+    # The write came first, whole, and the shrink deleted chunk 4: nothing past the end.
+    assert sorted(n for n in os.listdir(where) if not n.startswith(".")) == ["0", "1"]
+    b.resize(10)
+    np.testing.assert_array_equal(b[...], [0, 1, 2, 3] + [0] * 6)
