@@ -26,6 +26,7 @@ cdef extern from "fcntl.h":
 
 cdef extern from "_lib/fileio.h" nogil:
     int exzarr_sync_folder(const char* path, char* last, size_t cap)
+    int exzarr_fsync_dir(const char* dir)
     int exzarr_replace_file(const char* tmp, const char* path, int* fresh)
     int exzarr_open_unnamed(const char* path)
     int exzarr_publish_unnamed(int fd, const char* tmp, const char* path, int* fresh)
@@ -2484,12 +2485,29 @@ def replace_file(tmp, path):
     cdef bytes p = os_fsencode(path)
     cdef const char* tp = t
     cdef const char* pp = p
-    cdef int rc
+    cdef int rc, err = 0
     with nogil:
         rc = exzarr_replace_file(tp, pp, NULL)
+        if rc != 0:
+            err = errno  # before anything else can set it
     if rc != 0:
         import os
-        err = errno
+        raise OSError(err, os.strerror(err), path)
+
+
+def sync_folder(path):
+    """Sync the folder ``path``'s entries (names made, renamed or removed in it) to
+    disk; nothing on a file system that cannot sync folders (EINVAL). OSError
+    otherwise. The one folder sync of the package (see _lib/fileio.h)."""
+    cdef bytes p = os_fsencode(path)
+    cdef const char* pp = p
+    cdef int rc, err = 0
+    with nogil:
+        rc = exzarr_fsync_dir(pp)
+        if rc != 0:
+            err = errno
+    if rc != 0:
+        import os
         raise OSError(err, os.strerror(err), path)
 
 

@@ -291,6 +291,48 @@ def test_fsync_setting_syncs_files_and_folders(tmp_path, setting):
     np.testing.assert_array_equal(exzarr.open(str(tmp_path / "a"))[:], 1.5)
 
 
+_NESTED = """
+import sys
+import numpy as np
+import exzarr
+from exzarr.storage import DirectoryStore
+exzarr.config.set(fsync=True)
+a = exzarr.create(shape=(64, 64), chunks=(8, 8), dtype="i4", storage="filesystem",
+                  path=sys.argv[1] + "/g/a", dimension_separator="/")
+a[:] = 1  # the core writes the chunks, into folders made for them
+DirectoryStore(sys.argv[1]).set_many({"h/x/y/k": b"1", "h/x/z/k": b"2"})  # Python writes
+"""
+
+
+@pytest.mark.skipif(not __import__("shutil").which("strace"),
+                    reason="needs strace (make test installs it)")
+def test_fsync_makes_new_folders_durable(tmp_path):
+    """With fsync on, every folder a write creates is synced into its parent (a folder's
+    entry is its parent's, and a new chunk is lost with its folder's entry)."""
+    import re
+
+    log = tmp_path / "strace.log"
+    root = str(tmp_path / "s")
+    run = subprocess.run(
+        ["strace", "-f", "-y", "-qq", "-o", str(log), "-e", "trace=fsync,mkdir,mkdirat",
+         sys.executable, "-c", _NESTED, root],
+        env=dict(os.environ, PYTHONPATH=ROOT), capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    made: list[str] = []
+    pending: set[str] = set()  # folders made and not yet synced into their parent
+    for line in log.read_text().splitlines():
+        m = re.search(r'mkdir(?:at\(AT_FDCWD, |\()"([^"]+)".*= 0$', line)
+        if m:
+            made.append(m.group(1))
+            pending.add(m.group(1))
+        m = re.search(r"fsync\(\d+<([^>]+)>\) += 0", line)
+        if m:
+            pending -= {f for f in pending if os.path.dirname(f) == m.group(1)}
+    assert {root, root + "/g/a/0", root + "/h/x/z"} <= set(made), made
+    assert pending == set(), f"folders made and never synced into their parent: {pending}"
+    np.testing.assert_array_equal(exzarr.open(root + "/g/a")[:], 1)
+
+
 def test_sqlite_full_sync_when_fsync_is_on(tmp_path):
     store = SQLiteStore(tmp_path / "s.db")
     store.set("a", b"1")

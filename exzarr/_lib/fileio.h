@@ -143,14 +143,29 @@ static int exzarr_link_unnamed(int fd, const char *path) {
 
 static int exzarr_replace_file(const char *tmp, const char *path, int *fresh);
 
-/* Sync the folder of `path` (its entries: names linked, renamed or removed), unless it
- * is `last`, the folder synced before, which then becomes this one (`cap` bytes).
- * 0, or -1 with errno; a file system that cannot sync folders (EINVAL) is no failure. */
+/* Sync the folder `dir` (its entries: names linked, renamed, removed or made in it).
+ * 0, or -1 with errno; a file system that cannot sync folders (EINVAL) is no failure.
+ * The package's one folder sync: Python calls it as exzarr._core.sync_folder. */
+static int exzarr_fsync_dir(const char *dir) {
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc = 0;
+    if (fd < 0)
+        return -1;
+    if (fsync(fd) != 0 && errno != EINVAL)
+        rc = -1;
+    {
+        int e = errno;
+        close(fd);
+        errno = e;
+    }
+    return rc;
+}
+
+/* Sync the folder of `path` (exzarr_fsync_dir), unless it is `last`, the folder synced
+ * before, which then becomes this one (`cap` bytes). 0, or -1 with errno. */
 static int exzarr_sync_folder(const char *path, char *last, size_t cap) {
     const char *slash = strrchr(path, '/');
     size_t n = slash == NULL ? 0 : (size_t)(slash - path);
     char dir[PATH_MAX];
-    int fd, rc = 0;
     if (n == 0)
         n = slash == NULL ? 0 : 1;  /* "f" is in ".", "/f" in "/" */
     if (n + 1 > sizeof dir || n + 1 > cap) {
@@ -165,19 +180,10 @@ static int exzarr_sync_folder(const char *path, char *last, size_t cap) {
     }
     if (strcmp(dir, last) == 0)
         return 0;
-    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
+    if (exzarr_fsync_dir(dir) != 0)
         return -1;
-    if (fsync(fd) != 0 && errno != EINVAL)
-        rc = -1;
-    if (rc == 0)
-        memcpy(last, dir, strlen(dir) + 1);
-    {
-        int e = errno;
-        close(fd);
-        errno = e;
-    }
-    return rc;
+    memcpy(last, dir, strlen(dir) + 1);
+    return 0;
 }
 
 /* Put the complete unnamed file `fd` at `path`: linked there when nothing is at the

@@ -258,6 +258,38 @@ def storage_error(err: int | None, reason: str, doing: str,
     return StorageError(err, message, filename)
 
 
+def sync_folder(path: str) -> None:
+    """Sync the folder ``path``'s entries (files and folders made, renamed or removed in
+    it) to disk: the package's one folder sync, the core's too. A file system that
+    cannot sync folders (EINVAL) is left as it is; other failures raise OSError."""
+    from exzarr._core import sync_folder as core_sync_folder
+
+    core_sync_folder(path)
+
+
+def make_folders(folder: str) -> list[str]:
+    """Make ``folder`` and the parents it lacks; the folders that were missing,
+    outermost first (each one's entry is in its parent: a durable write syncs those
+    parents). One another writer made meanwhile counts as missing too: its parent may
+    not be synced yet."""
+    missing: list[str] = []
+    path = folder
+    while not os.path.isdir(path):
+        missing.append(path)
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    missing.reverse()
+    for path in missing:
+        try:
+            os.mkdir(path)
+        except FileExistsError:
+            if not os.path.isdir(path):
+                raise
+    return missing
+
+
 def _is_local(fs: Any) -> bool:
     """Whether an fsspec filesystem is the local one (its paths are this machine's)."""
     protocol = getattr(fs, "protocol", ())

@@ -13,7 +13,7 @@ from typing import Any
 
 from exzarr.storage._leftovers import is_temp_name, sweep_folder, temp_tag
 from exzarr.storage._locks import LOCK_NAME, file_lock
-from exzarr.storage.base import Store, check_key, storage_error
+from exzarr.storage.base import Store, check_key, make_folders, storage_error, sync_folder
 
 # Keys joined by newlines with one of these in them are not all plain: an empty part,
 # a part starting with a dot, a leading or trailing slash, an empty key, a NUL.
@@ -133,11 +133,23 @@ class DirectoryStore(Store):
         """Make the folder of each file path not made yet; the folders, in order. A
         folder new to this object is swept of leftovers once (a listing of it)."""
         folders = [p.rpartition(os.sep)[0] or os.sep for p in paths]
-        for folder in set(folders) - self._made_dirs:
-            os.makedirs(folder, exist_ok=True)
+        new = set(folders) - self._made_dirs
+        if new:
+            self._new_folders(new)
+        return folders
+
+    def _new_folders(self, folders: Iterable[str]) -> None:
+        """Make ``folders`` (as needed) and sweep each once; with fsync on, sync the
+        parent of every folder that was missing (the folder's own entries are synced
+        after the writes into it)."""
+        made: list[str] = []
+        for folder in folders:
+            made += make_folders(folder)
             self._made_dirs.add(folder)
             self._sweep(folder)
-        return folders
+        if made and _sync_wanted():
+            for parent in sorted({os.path.dirname(f) for f in made}):
+                sync_folder(parent)
 
     def _sweep(self, folder: str) -> None:
         if folder not in self._swept:
@@ -216,16 +228,14 @@ class DirectoryStore(Store):
         folder = os.path.dirname(path)
         try:
             if folder not in self._made_dirs:
-                os.makedirs(folder, exist_ok=True)
-                self._made_dirs.add(folder)
-                self._sweep(folder)
+                self._new_folders([folder])
             # A name unique to this write: no two writers share it.
             tmp = os.path.join(folder, f".tmp-{self._temp_tag()}.partial")
             try:
                 fd = os.open(tmp, _WRITE_FLAGS, 0o666)
             except FileNotFoundError:  # the directory was removed behind our back
                 self._made_dirs.discard(folder)
-                os.makedirs(folder, exist_ok=True)
+                self._new_folders([folder])
                 fd = os.open(tmp, _WRITE_FLAGS, 0o666)
         except OSError as exc:
             raise self._error(exc, "writing", key) from exc
@@ -253,14 +263,9 @@ class DirectoryStore(Store):
         """Sync each folder's entries (the names just written) to disk."""
         for folder in folders:
             try:
-                fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
+                sync_folder(folder)
             except OSError as exc:
-                if exc.errno != errno.EINVAL:  # a file system that cannot sync folders
-                    raise self._error(exc, "syncing the folder") from exc
+                raise self._error(exc, "syncing the folder") from exc
 
     def delete(self, key: str) -> None:
         self.delete_many([key])
