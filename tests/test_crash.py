@@ -339,7 +339,7 @@ def main(argv: list[str]) -> int:
             fig = crash_figures(kind, args.runs, base)
             print(format_figures(fig), flush=True)
             bad += fig["runs"] - fig["opened"] + fig["torn_chunks"] + fig["lost_chunks"] \
-                + fig["leftovers_after_write"] + fig["fresh_writer_failures"]
+                + fig["leftovers_after_write"] + fig["fresh_writer_failures"] + fig["died_early"]
     return 1 if bad else 0
 
 
