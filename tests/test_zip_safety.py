@@ -340,15 +340,25 @@ def test_zip_on_a_read_only_mount_reads_and_refuses_writes(tmp_path):
 
 # -- durability on request ------------------------------------------------------------------
 def _synced(monkeypatch):
+    """Files fsync'ed and folders synced (base.sync_folder, the core's): (dev, ino, is
+    a folder) each."""
+    import exzarr.storage.zip as zip_module
+
     calls: list[tuple[int, int, bool]] = []
-    real = os.fsync
+    real, real_folder = os.fsync, zip_module.sync_folder
 
     def spy(fd):
         st = os.fstat(fd)
         calls.append((st.st_dev, st.st_ino, os.path.stat.S_ISDIR(st.st_mode)))
         return real(fd)
 
+    def spy_folder(path):
+        st = os.stat(path)
+        calls.append((st.st_dev, st.st_ino, True))
+        return real_folder(path)
+
     monkeypatch.setattr(os, "fsync", spy)
+    monkeypatch.setattr(zip_module, "sync_folder", spy_folder)
     return calls
 
 

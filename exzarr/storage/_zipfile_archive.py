@@ -190,19 +190,6 @@ def copy_range(src: int, dst: int, length: int) -> None:
         raise OSError(errno.EIO, "the archive ended before its central directory")
 
 
-def fsync_dir(path: str) -> None:
-    """Sync a folder (its entries: a rename into it); file systems that cannot sync
-    folders (EINVAL) are left as they are, as the other stores do."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    except OSError as exc:
-        if exc.errno != errno.EINVAL:
-            raise
-    finally:
-        os.close(fd)
-
-
 def special_kind(mode: int) -> str | None:
     """What a file of ``mode`` is when it is not a regular file, said for an error."""
     if stat.S_ISREG(mode):

@@ -12,12 +12,12 @@ from __future__ import annotations
 import itertools
 import os
 import re
-import threading
 import time
 import zipfile
 from typing import Any
 
 from exzarr.storage._leftovers import LEFTOVER_AGE, is_leftover, temp_tag
+from exzarr.storage._locks import folder_lock
 from exzarr.storage._zipfile_archive import Snapshot, copy_range, pwrite_all, read_planned
 from exzarr.storage._zipfile_format import central_directory, from_zipinfo, record_size, stored_member
 
@@ -157,7 +157,10 @@ class Session:
         """Replace the archive with this session's (synced first when ``sync``):
         rewritten without dead bytes when ``rewrite`` or they are a quarter of it; with
         ``merge``, over an archive another writer committed since ``base``."""
-        with _FolderLock(os.path.dirname(self.archive)):
+        # Two writers' commits take turns (where the file system has flock; without,
+        # commits go on unlocked): not file_lock, which would put a lock file beside
+        # every archive.
+        with folder_lock(os.path.dirname(self.archive)):
             other = _changed_since(self.archive, self.base) if merge else None
             if other is not None or rewrite or self.unnamed or self.dead * 4 > self.end:
                 self._rewrite(sync, other)
@@ -264,79 +267,6 @@ def _unlink(path: str) -> None:
         os.unlink(path)
     except FileNotFoundError:
         pass
-
-
-# Descriptors of the folder locks this process holds, closed in a forked child: a lock
-# belongs to the open file description, which the child's copy would keep held.
-_held_locks: set[int] = set()
-_held_guard = threading.Lock()  # a fork never copies the set half-changed
-_fork_hook = False
-
-
-def _before_fork() -> None:
-    _held_guard.acquire()
-
-
-def _after_fork_in_parent() -> None:
-    _held_guard.release()
-
-
-def _after_fork_in_child() -> None:
-    for fd in _held_locks:
-        try:
-            os.close(fd)  # the child's copy only: the parent's lock stays held
-        except OSError:
-            pass
-    _held_locks.clear()
-    _held_guard.release()
-
-
-class _FolderLock:
-    """An exclusive flock on the archive's folder while a commit checks the archive
-    and renames over it, so that two writers' commits take turns (where the file
-    system has flock; without, commits go on unlocked). A forked child does not
-    inherit it.
-
-    Not ``_locks.file_lock``: that one needs a lock file, which would sit beside
-    every archive in the user's folder.
-    """
-
-    def __init__(self, folder: str) -> None:
-        self.folder = folder
-        self.fd: int | None = None
-
-    def __enter__(self) -> _FolderLock:
-        global _fork_hook
-        try:
-            import fcntl
-        except ImportError:
-            return self
-        with _held_guard:  # the open and the listing together, so no fork splits them
-            if not _fork_hook and hasattr(os, "register_at_fork"):
-                os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
-                                    after_in_child=_after_fork_in_child)
-                _fork_hook = True
-            try:
-                self.fd = os.open(self.folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
-                                  | getattr(os, "O_CLOEXEC", 0))
-            except OSError:
-                return self
-            _held_locks.add(self.fd)
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX)  # (waits outside the guard: forks go on)
-        except OSError:
-            self._close()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._close()  # (releases the lock)
-
-    def _close(self) -> None:
-        with _held_guard:
-            if self.fd is not None:
-                _held_locks.discard(self.fd)
-                os.close(self.fd)
-                self.fd = None
 
 
 def _changed_since(path: str, base: Snapshot | None) -> Snapshot | None:

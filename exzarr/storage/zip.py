@@ -14,11 +14,10 @@ from exzarr.storage._zipfile_archive import (
     NotAZipArchiveError,
     Snapshot,
     check_regular,
-    fsync_dir,
     read_planned,
 )
 from exzarr.storage._zipfile_session import Session, live_temps
-from exzarr.storage.base import Store, check_key, check_keys, storage_error
+from exzarr.storage.base import Store, check_key, check_keys, storage_error, sync_folder
 
 __all__ = ["NotAZipArchiveError", "ZipStore", "open_zip_store"]
 
@@ -293,7 +292,7 @@ class ZipStore(Store):
                 if os.path.exists(self.path):
                     os.unlink(self.path)
                     if sync:
-                        fsync_dir(folder)
+                        sync_folder(folder)
             except OSError as exc:
                 raise _failed(exc, "removing the", self.path) from None
             self._end_session()
@@ -308,7 +307,7 @@ class ZipStore(Store):
         self._end_session()
         if sync:
             try:
-                fsync_dir(folder)
+                sync_folder(folder)
             except OSError as exc:
                 raise _failed(exc, "syncing the folder of the", self.path) from None
 
