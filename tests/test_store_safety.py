@@ -528,6 +528,34 @@ def test_a_fifo_in_place_of_a_chunk_is_refused_without_blocking(tmp_path):
                                       "compressed refused", ""]
 
 
+@pytest.mark.parametrize("what", ["fifo", "socket", "device"])
+def test_a_fifo_socket_or_device_at_the_sqlite_path_is_refused_without_blocking(tmp_path,
+                                                                               what):
+    # In a subprocess: on today's code opening a FIFO read-only blocks forever (the
+    # timeout catches it) and a writable one fails as "disk I/O error".
+    code = """
+    import errno, os, socket, sys
+    from exzarr.storage import SQLiteStore
+    from exzarr.errors import StorageError
+    path, what = sys.argv[1], sys.argv[2]
+    if what == "fifo":
+        os.mkfifo(path)
+    elif what == "socket":
+        sock = socket.socket(socket.AF_UNIX)
+        sock.bind(path)
+    else:
+        os.symlink("/dev/null", path)
+    for read_only in (True, False):
+        try:
+            SQLiteStore(path, read_only=read_only).get("a")
+        except StorageError as exc:
+            assert exc.errno == errno.EINVAL and "not a regular file" in str(exc), exc
+            print("refused", flush=True)
+    """
+    run = _run(code, str(tmp_path / "s.db"), what, timeout=60)
+    assert run.stdout == "refused\nrefused\n", run.stderr
+
+
 def test_a_symlinked_store_root_and_chunk_still_read(tmp_path):
     a = exzarr.create(shape=(8,), chunks=(4,), dtype="i4", storage="filesystem",
                       path=str(tmp_path / "real"), compressor=None)

@@ -11,6 +11,7 @@ import contextlib
 import errno
 import os
 import sqlite3
+import stat
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
@@ -37,10 +38,30 @@ _ERRNO = {13: errno.ENOSPC, 10: errno.EIO, 3: errno.EACCES, 8: None, 14: None, 1
 
 def _is_sqlite_file(path: str) -> bool:
     try:
-        with open(path, "rb") as f:
-            return f.read(16) == _MAGIC
+        # O_NONBLOCK: a FIFO at the path must not block the open (it is no database).
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
+                     | getattr(os, "O_CLOEXEC", 0))
     except OSError:
         return False
+    try:
+        return stat.S_ISREG(os.fstat(fd).st_mode) and os.pread(fd, 16, 0) == _MAGIC
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def _check_regular(store: SQLiteStore) -> None:
+    """Refuse a FIFO, socket or device at the database path before SQLite opens it (a
+    FIFO would block the open, the others fail as a disk error)."""
+    try:
+        mode = os.stat(store.path).st_mode
+    except OSError:
+        return  # nothing there yet (or not ours to see): SQLite says what it finds
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):  # a folder: _not_ours says so
+        raise storage_error(errno.EINVAL, "it is not a regular file (a FIFO, socket or "
+                            "device): remove it, or pass the path of a database file",
+                            f"opening {store!r}", store.path)
 
 
 def _not_ours(store: SQLiteStore, exc: sqlite3.DatabaseError) -> Exception:
@@ -163,6 +184,7 @@ class SQLiteStore(Store):
             return conn
         conn = getattr(self._local, "conn", None)
         if conn is None:
+            _check_regular(self)
             if self.read_only or self._ro_media:
                 from urllib.request import pathname2url  # 90 ms to import: only here
 
