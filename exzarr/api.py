@@ -189,12 +189,13 @@ def create(
         Keep up to this many bytes of decoded chunks, so repeated and overlapping
         reads do not decode again (default: ``exzarr.config`` ``cache_bytes``, 0).
     lock : bool, optional
-        Also lock across processes around each partial chunk write and metadata change
-        (a file lock on directory stores, one beside the database on SQLite), for
-        writers in several processes that write parts of the same chunks; default:
-        ``exzarr.config`` ``lock`` (False). Threads of one process are always
-        serialised per chunk, and chunk-aligned writers need no lock. A store that
-        cannot lock (zip, fsspec) raises LockNotSupportedError.
+        Also lock across processes around each chunk write and metadata change,
+        holding ``.zarray`` shared while writing (file locks on directory stores,
+        beside the database on SQLite), for writers in several processes that write
+        parts of the same chunks; default: ``exzarr.config`` ``lock`` (False). Threads
+        of one process are always serialised per chunk; processes that only write whole
+        chunks need no lock unless another writes parts of the same chunks. A store
+        that cannot lock (zip, fsspec) raises LockNotSupportedError.
     storage_options : dict, optional
         Passed to the backend (fsspec: ``endpoint_url``, ``key``, ``secret``...).
     data : array_like, optional

@@ -130,10 +130,11 @@ def set(options: dict[str, Any] | None = None, /, **kwargs: Any) -> _Restore:  #
     past the limit the stream is refused with CorruptChunkError.
     ``fsync``: writes are durable before they return (chunk files and their folders,
     zip archives and SQLite databases synced to disk); default False.
-    ``lock``: arrays opened afterwards also lock across processes around each partial
-    chunk write and metadata change (a file lock per chunk on directory stores,
-    the database's lock on SQLite); default False: threads of one process are always
-    serialised per chunk, chunk-aligned writers need no lock at all.
+    ``lock``: arrays opened afterwards also lock across processes around each chunk
+    write and metadata change, holding ``.zarray`` shared while they write (file locks
+    on directory stores, beside the database on SQLite); default False. Threads of one
+    process are always serialised per chunk; processes that only write whole chunks
+    need no lock unless another process writes parts of the same chunks.
 
     Raises
     ------
