@@ -632,6 +632,43 @@ def test_a_move_onto_a_folder_holding_only_lock_files(tmp_path):
     assert store.get("b/0") == b"1" and list(store.list_prefix("")) == ["b/0"]
 
 
+def test_a_move_keeps_a_held_lock_of_the_target(tmp_path):
+    """Unlinking a lock file someone holds would split the lock: the holder keeps the
+    old file, the next locker makes a new one and both hold "the" lock (F12)."""
+    store = DirectoryStore(tmp_path)
+    store.set("a/0", b"1")
+    store.set("a/sub/1", b"2")
+    lock_file = tmp_path / "b" / ".exzarr.lock"
+    with store.process_lock("b/0"):  # a holder of a lock in the target, while it moves
+        inode = lock_file.stat().st_ino
+        store.move_prefix("a/", "b/")
+        assert lock_file.stat().st_ino == inode  # the same lock file: never unlinked
+        assert not _free_now(store, "b/0")  # the lock is still held, for everyone
+    assert store.get("b/0") == b"1" and store.get("b/sub/1") == b"2"
+    assert sorted(store.list_prefix("")) == ["b/0", "b/sub/1"]
+    with store.process_lock("b/0"):
+        pass
+
+
+def test_a_move_removes_only_leftover_temporary_files_of_the_target(tmp_path):
+    """A temporary file in the target is removed only when it is a leftover (its writer
+    is dead); a live writer's makes the move fail, the temporary file kept (F12)."""
+    from exzarr.storage._leftovers import temp_tag
+
+    store = DirectoryStore(tmp_path)
+    store.set("a/0", b"1")
+    os.makedirs(tmp_path / "b")
+    live = tmp_path / "b" / f".tmp-{temp_tag(iter([0]))}.partial"  # this process's
+    live.write_bytes(b"being written")
+    with pytest.raises(FileExistsError):
+        store.move_prefix("a/", "b/")
+    assert live.exists() and store.get("a/0") == b"1"
+    live.unlink()
+    dead = _leave_dead_writers_temp(tmp_path / "b")
+    store.move_prefix("a/", "b/")
+    assert not (tmp_path / "b" / dead).exists() and store.get("b/0") == b"1"
+
+
 # -- shared process locks (readers-writer) ------------------------------------------------
 
 _HOLDER = """
@@ -848,3 +885,15 @@ def test_a_forked_child_can_take_and_release_process_locks(tmp_path):
     """
     run = _run(code, str(tmp_path))
     assert run.stdout == "ok\n", run.stderr
+
+
+def test_a_move_refuses_before_moving_when_target_lock_files_are_in_the_way(tmp_path):
+    store = DirectoryStore(tmp_path)
+    store.set("a/0", b"1")
+    store.set("a/z/1", b"2")
+    with store.process_lock("b/0/k"):  # b/0/.exzarr.lock where a/0, a file, would go
+        pass
+    with pytest.raises(FileExistsError, match="lock files"):
+        store.move_prefix("a/", "b/")
+    assert sorted(store.list_prefix("")) == ["a/0", "a/z/1"]  # nothing moved
+    assert (tmp_path / "b" / "0" / ".exzarr.lock").exists()

@@ -8,10 +8,11 @@ import itertools
 import os
 import stat
 import sys
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from exzarr.storage._leftovers import is_temp_name, sweep_folder, temp_tag
+from exzarr.storage._leftovers import is_leftover, is_temp_name, sweep_folder, temp_tag
 from exzarr.storage._locks import LOCK_NAME, file_lock
 from exzarr.storage.base import Store, check_key, make_folders, storage_error, sync_folder
 
@@ -286,21 +287,91 @@ class DirectoryStore(Store):
             self._sync_folders(folders)
 
     def move_prefix(self, src: str, dst: str) -> None:
-        """Move the directory of ``src`` to that of ``dst`` in one rename."""
+        """Move the directory of ``src`` to that of ``dst``: in one rename, or, where
+        folders are at the target already holding only the store's own files (lock
+        files, leftovers of killed writers), entry by entry into them.
+
+        A lock file is never removed (someone may hold it: a new one would split the
+        lock); a temporary file only when it is a leftover. Data in the target, or a
+        running writer's temporary file, fails the move with FileExistsError before
+        anything moves.
+        """
         self._check_move(src, dst)
         old, new = self._path(src.rstrip("/")), self._path(dst.rstrip("/"))
-        if os.path.isdir(new):  # empty folders left by deleted nested chunks give way
-            for dirpath, _, files in os.walk(new, topdown=False):
-                if not all(map(_not_data, files)):
-                    raise FileExistsError(errno.EEXIST, "the target holds files", dirpath)
-                for name in files:  # lock files and leftovers: the store's own, not data
-                    os.unlink(os.path.join(dirpath, name))
-                os.rmdir(dirpath)
+        if not os.path.isdir(old):
+            raise FileNotFoundError(errno.ENOENT, "no folder to move", old)
+        touched = {os.path.dirname(old), os.path.dirname(new)}
+        if os.path.isdir(new) and not os.path.islink(new):
+            self._clear_target(new)
+            self._merge(old, new, dry=True)  # fails before anything moves
+            self.forget_dirs()
+            touched |= self._merge(old, new)
         elif os.path.lexists(new):
             raise FileExistsError(errno.EEXIST, "a file is at the target", new)
-        os.makedirs(os.path.dirname(new), exist_ok=True)
-        self.forget_dirs()
-        os.rename(old, new)
+        else:
+            touched |= {os.path.dirname(f) for f in make_folders(os.path.dirname(new))}
+            self.forget_dirs()
+            os.rename(old, new)
+        if _sync_wanted():
+            self._sync_folders(sorted(touched))
+
+    @staticmethod
+    def _clear_target(top: str) -> None:
+        """Remove the leftover temporary files below ``top``; FileExistsError if
+        anything else but lock files and folders is there."""
+        now = time.time()
+        for dirpath, dirnames, files in os.walk(top):
+            for name in dirnames:
+                if os.path.islink(os.path.join(dirpath, name)):
+                    raise FileExistsError(errno.EEXIST, "the target holds a link",
+                                          os.path.join(dirpath, name))
+            for name in files:
+                if name.startswith(LOCK_NAME):
+                    continue  # kept: someone may hold it
+                if not (is_temp_name(name) and is_leftover(dirpath, name, now)):
+                    why = ("a running writer's temporary file is in the target"
+                           if is_temp_name(name) else "the target holds files")
+                    raise FileExistsError(errno.EEXIST, why, os.path.join(dirpath, name))
+        for dirpath, _, files in os.walk(top):
+            for name in files:
+                if is_temp_name(name):
+                    try:
+                        os.unlink(os.path.join(dirpath, name))
+                    except FileNotFoundError:
+                        pass  # removed by another sweeper
+
+    @classmethod
+    def _merge(cls, old: str, new: str, dry: bool = False) -> set[str]:
+        """Move every entry of folder ``old`` into folder ``new`` (into its folders of
+        the same name), then remove ``old`` if empty; the folders changed. A lock file
+        whose name ``new`` holds already stays (both may be held). ``dry``: only raise
+        FileExistsError where lock files of the target are in the way of a file."""
+        touched = {old, new}
+        for entry in list(os.scandir(old)):
+            target = os.path.join(new, entry.name)
+            is_folder = os.path.isdir(target) and not os.path.islink(target)
+            if is_folder and entry.is_dir(follow_symlinks=False):
+                touched |= cls._merge(entry.path, target, dry)
+                continue
+            if is_folder and any(files for _, _, files in os.walk(target)):
+                raise FileExistsError(errno.EEXIST, "the target holds lock files where this "
+                                      "moves a file: remove them when no process runs",
+                                      target)
+            if dry:
+                continue
+            if is_folder:  # empty folders of deleted nested chunks give way to a file
+                for dirpath, _, _ in os.walk(target, topdown=False):
+                    os.rmdir(dirpath)
+            if not os.path.lexists(target):
+                os.rename(entry.path, target)
+            elif not entry.name.startswith(LOCK_NAME):
+                raise FileExistsError(errno.EEXIST, "the target holds files", target)
+        if not dry:
+            try:
+                os.rmdir(old)
+            except OSError:
+                pass  # lock files stay in it
+        return touched
 
     def remove_empty_dirs(self, prefix: str = "") -> None:
         """Remove the empty directories below ``prefix`` (left by deleted nested chunks).
