@@ -32,6 +32,63 @@ def _store(kind: str, tmp_path) -> exzarr.storage.Store:
     return SQLiteStore(tmp_path / "s.db")
 
 
+_RO_READER = """
+import sys
+from exzarr.storage import SQLiteStore
+from exzarr.errors import StorageError
+store = SQLiteStore(sys.argv[1], read_only=True)
+print(store.get("k"), flush=True)
+sys.stdin.readline()  # the owner writes meanwhile
+print(store.get("k"), flush=True)
+try:
+    print(SQLiteStore(sys.argv[2], read_only=True).get("k"), flush=True)
+except StorageError as exc:
+    print("refused", exc.errno, "journal_mode=DELETE" in str(exc), flush=True)
+"""
+
+
+@pytest.mark.skipif(not __import__("shutil").which("setpriv"), reason="needs setpriv (util-linux)")
+def test_sqlite_in_a_folder_not_writable_by_this_user_is_read_as_changing(tmp_path):
+    """Only a read-only mount makes a database immutable: in a folder that is merely not
+    writable by this user, its owner may still write it, and a reader sees the writes
+    (immutable=1 would read stale pages, or a torn file) (F13)."""
+    import sqlite3
+
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    for name, mode in (("rollback.db", "DELETE"), ("wal.db", "WAL")):
+        conn = sqlite3.connect(folder / name)  # zarr-python's SQLiteStore: no WAL
+        conn.execute(f"PRAGMA journal_mode={mode}")
+        conn.execute("CREATE TABLE zarr (key TEXT PRIMARY KEY, value BLOB NOT NULL)")
+        with conn:
+            conn.execute("INSERT INTO zarr VALUES ('k', x'01')")
+        conn.close()
+    os.chmod(folder, 0o555)
+    try:
+        # Without the capabilities that let root write anywhere: the folder's bits apply.
+        reader = subprocess.Popen(
+            ["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner", "--",
+             sys.executable, "-c", _RO_READER, str(folder / "rollback.db"),
+             str(folder / "wal.db")],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=dict(os.environ, PYTHONPATH=ROOT))
+        first = reader.stdout.readline()
+        if first == "" and "setpriv" in reader.stderr.read():
+            pytest.skip("setpriv refused here")
+        assert first == "b'\\x01'\n"
+        conn = sqlite3.connect(folder / "rollback.db")  # the owner writes
+        with conn:
+            conn.execute("UPDATE zarr SET value = x'02' WHERE key = 'k'")
+        conn.close()
+        out, err = reader.communicate("go\n", timeout=120)
+    finally:
+        os.chmod(folder, 0o755)
+    assert reader.returncode == 0, err
+    # A WAL database there cannot be read safely (SQLite needs its -shm file): refused
+    # with what to do, EACCES.
+    assert out.split("\n") == ["b'\\x02'", "refused 13 True", ""], err
+
+
 # -- point 2: the cross-process lock -------------------------------------------------------
 
 _COUNTER = """

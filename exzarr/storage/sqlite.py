@@ -36,19 +36,24 @@ _MAGIC = b"SQLite format 3\0"
 _ERRNO = {13: errno.ENOSPC, 10: errno.EIO, 3: errno.EACCES, 8: None, 14: None, 11: None}
 
 
-def _is_sqlite_file(path: str) -> bool:
+def _header(path: str) -> bytes:
+    """The first 100 bytes of the regular file at ``path`` (b"" for anything else)."""
     try:
         # O_NONBLOCK: a FIFO at the path must not block the open (it is no database).
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
                      | getattr(os, "O_CLOEXEC", 0))
     except OSError:
-        return False
+        return b""
     try:
-        return stat.S_ISREG(os.fstat(fd).st_mode) and os.pread(fd, 16, 0) == _MAGIC
+        return os.pread(fd, 100, 0) if stat.S_ISREG(os.fstat(fd).st_mode) else b""
     except OSError:
-        return False
+        return b""
     finally:
         os.close(fd)
+
+
+def _is_sqlite_file(path: str) -> bool:
+    return _header(path)[:16] == _MAGIC
 
 
 def _check_regular(store: SQLiteStore) -> None:
@@ -192,6 +197,8 @@ class SQLiteStore(Store):
                 uri = f"file:{path}?mode=ro"
                 if self._immutable():
                     uri += "&immutable=1"
+                else:
+                    self._check_wal_readable()
                 conn = sqlite3.connect(uri, uri=True, timeout=self.timeout,
                                        check_same_thread=False)
             else:
@@ -203,13 +210,28 @@ class SQLiteStore(Store):
         return conn
 
     def _immutable(self) -> bool:
-        """Whether a read-only database must be opened immutable: its folder cannot
-        take the WAL's -shm file and none is there, so no writer can be at work (a
-        writer needs one) and ``mode=ro`` alone would fail."""
-        folder = os.path.dirname(self.path) or "."
+        """Whether a read-only database is opened immutable: only on a read-only mount
+        (nobody can write it) without a -wal or -shm file (whose commits immutable
+        would skip). A folder that is merely not writable by this user may still be
+        written by its owner: ``mode=ro`` then, which sees the owner's writes."""
         if os.path.exists(self.path + "-wal") or os.path.exists(self.path + "-shm"):
             return False
-        return _read_only_mount(folder) or not os.access(folder, os.W_OK)
+        return _read_only_mount(os.path.dirname(self.path) or ".")
+
+    def _check_wal_readable(self) -> None:
+        """Refuse, saying what to do, a WAL database that ``mode=ro`` cannot read: its
+        folder is not writable by this user and its -shm file is not there (SQLite
+        readers of a WAL database must make one)."""
+        folder = os.path.dirname(self.path) or "."
+        if os.access(folder, os.W_OK) or os.path.exists(self.path + "-shm"):
+            return
+        if _header(self.path)[18:20] == b"\x02\x02":  # file format versions 2: WAL
+            raise storage_error(
+                errno.EACCES, "the database is in WAL mode and its folder is not writable "
+                "by you, and SQLite readers of a WAL database must make its -shm file "
+                "there; have its owner run PRAGMA journal_mode=DELETE on it (readable in "
+                "place then), make the folder writable, or copy the database",
+                f"reading {self!r}", self.path)
 
     def _sync(self, conn: sqlite3.Connection) -> None:
         """Commits durable (synchronous=FULL) while exzarr.config's fsync is on, else
