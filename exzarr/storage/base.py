@@ -200,16 +200,17 @@ def _plain(key: Any, portable: bool) -> bool:
             and not (portable and ("\\" in key or key[1:2] == ":")))
 
 
-def check_key(key: Any, *, portable: bool = False) -> str:
+def check_key(key: Any, *, portable: bool = False, what: str = "store key") -> str:
     """``key``, checked: an :class:`~exzarr.errors.InvalidKeyError` naming it unless it
-    is a valid store key (see :func:`bad_key_reason`)."""
+    is a valid store key (see :func:`bad_key_reason`); ``what`` names it in the error
+    (a listing's prefix, say)."""
     if _plain(key, portable):
         return key
     reason = bad_key_reason(key, portable=portable)
     if reason is not None:
         from exzarr.errors import InvalidKeyError
 
-        raise InvalidKeyError(f"invalid store key {key!r}: {reason}; keys are '/'-separated "
+        raise InvalidKeyError(f"invalid {what} {key!r}: {reason}; keys are '/'-separated "
                               "names, none empty, '.' or '..', with no NUL", key)
     return key
 
@@ -219,14 +220,20 @@ _SUSPECT = ("//", "/.", "\n.", "/\n", "\n/", "\n\n", "\0")
 _SUSPECT_PORTABLE = (*_SUSPECT, "\\", ":")
 
 
+def all_plain(keys: list[str], *, portable: bool = False) -> bool:
+    """Whether the strings ``keys`` are all plain valid keys (no part empty or starting
+    with a dot, no NUL), in a few string tests over them joined (a batch of chunk keys);
+    False sends the caller to the full check of each."""
+    joined = "\n" + "\n".join(keys) + "\n"
+    return not any(bad in joined for bad in (_SUSPECT_PORTABLE if portable else _SUSPECT))
+
+
 def check_keys(keys: Any, *, portable: bool = False) -> list[Any]:
     """``keys`` as a list, checked as :func:`check_key` checks one, in a few string
     tests when all are plain (a batch of chunk keys)."""
     keys = list(keys)
-    if all(type(k) is str for k in keys):
-        joined = "\n" + "\n".join(keys) + "\n"
-        if not any(bad in joined for bad in (_SUSPECT_PORTABLE if portable else _SUSPECT)):
-            return keys
+    if all(type(k) is str for k in keys) and all_plain(keys, portable=portable):
+        return keys
     for key in keys:
         check_key(key, portable=portable)
     return keys

@@ -14,11 +14,9 @@ from typing import Any
 
 from exzarr.storage._leftovers import is_leftover, is_temp_name, sweep_folder, temp_tag
 from exzarr.storage._locks import LOCK_NAME, file_lock
-from exzarr.storage.base import Store, check_key, make_folders, storage_error, sync_folder
+from exzarr.storage.base import (Store, all_plain, check_key, make_folders, storage_error,
+                                 sync_folder)
 
-# Keys joined by newlines with one of these in them are not all plain: an empty part,
-# a part starting with a dot, a leading or trailing slash, an empty key, a NUL.
-_NOT_PLAIN = ("//", "/.", "\n.", "/\n", "\n/", "\n\n", "\0")
 # O_NONBLOCK: a FIFO at a key's path must not block the open (it is refused after).
 _READ_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | \
     getattr(os, "O_BINARY", 0)
@@ -75,11 +73,8 @@ class DirectoryStore(Store):
         """The folder a listing prefix names (its empty parts ignored, as a prefix may
         start or end with "/"); InvalidKeyError for one that would leave the root."""
         parts = [p for p in prefix.split("/") if p]
-        if any(p in (".", "..") or "\0" in p for p in parts):
-            from exzarr.errors import InvalidKeyError
-
-            raise InvalidKeyError(f"invalid store prefix {prefix!r}: it has a '.', '..' or "
-                                  "NUL part", prefix)
+        if parts:
+            check_key("/".join(parts), what="store prefix")
         return os.path.join(self.root, *parts)
 
     # -- direct file access for the core (reads and writes without the GIL) ------------
@@ -87,8 +82,7 @@ class DirectoryStore(Store):
         """The file path of every key. Where all are plain, as a write's or read's keys
         are (no part empty or starting with a dot), they are checked at once and joined
         to the root as they are; otherwise each goes through the full check."""
-        joined = "\n" + "\n".join(keys) + "\n"
-        if os.sep == "/" and not any(bad in joined for bad in _NOT_PLAIN):
+        if os.sep == "/" and all_plain(keys):
             root = self.root + "/"
             return [root + k for k in keys]
         return [self._path(k) for k in keys]
