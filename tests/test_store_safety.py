@@ -954,3 +954,34 @@ def test_a_move_refuses_before_moving_when_target_lock_files_are_in_the_way(tmp_
         store.move_prefix("a/", "b/")
     assert sorted(store.list_prefix("")) == ["a/0", "a/z/1"]  # nothing moved
     assert (tmp_path / "b" / "0" / ".exzarr.lock").exists()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork")
+def test_a_folder_lock_is_not_kept_by_a_forked_child(tmp_path):
+    """The flock on a folder (zip commits) is fork-safe as process locks are."""
+    import fcntl
+
+    from exzarr.storage._locks import folder_lock
+
+    r, w = os.pipe()
+    ready_r, ready_w = os.pipe()
+    with folder_lock(str(tmp_path)) as locked:
+        assert locked
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = os.fork()
+        if pid == 0:
+            os.close(w)
+            os.write(ready_w, b"r")
+            os.read(r, 1)
+            os._exit(0)
+        os.close(r)
+        os.close(ready_w)
+        assert os.read(ready_r, 1) == b"r"
+    probe = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free, the child still running
+    finally:
+        os.close(probe)
+        os.close(w)
+        os.waitpid(pid, 0)
