@@ -985,3 +985,28 @@ def test_a_folder_lock_is_not_kept_by_a_forked_child(tmp_path):
         os.close(probe)
         os.close(w)
         os.waitpid(pid, 0)
+
+
+def test_lock_files_are_removed_only_when_free_and_never_split_a_lock(tmp_path, monkeypatch):
+    from exzarr.storage import _locks
+
+    store = DirectoryStore(tmp_path)
+    lock_file = tmp_path / "a" / ".exzarr.lock"
+    with store.process_lock("a/0"):
+        assert not _locks.remove_lock_files(str(tmp_path / "a"))  # held: kept
+        assert lock_file.exists()
+    assert _locks.remove_lock_files(str(tmp_path / "a")) and not lock_file.exists()
+    # A locker that opened the file before it was removed, and got its lock after:
+    # it locks the file at the path instead, which everyone else opens.
+    real = _locks._ofd_lock
+    removed = []
+
+    def remove_first(fd, start, shared):
+        if not removed:
+            removed.append(_locks.remove_lock_files(str(tmp_path / "a")))
+        return real(fd, start, shared)
+
+    monkeypatch.setattr(_locks, "_ofd_lock", remove_first)
+    with store.process_lock("a/0"):
+        assert removed == [True] and lock_file.exists()
+        assert not _free_now(store, "a/0")

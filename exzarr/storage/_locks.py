@@ -111,17 +111,71 @@ def file_lock(folder: str, name: str, what: str, *, shared: bool = False) -> Ite
                            f"{path!r} cannot be made); locking needs a writable store",
                            path) from exc
     try:
-        if not _ofd_lock(fd, _slot(name), shared):
-            import fcntl
+        while True:
+            if _ofd_lock(fd, _slot(name), shared):
+                locked = path
+            else:
+                import fcntl
 
+                _close_held(fd, pid)
+                fd = -1
+                locked = f"{path}.{_slot(name):016x}"
+                fd, pid = _open_held(locked, flags)
+                fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+            if _names(locked, fd):
+                break
+            # remove_lock_files unlinked the file before this lock was granted: the
+            # lock is on a file nobody else opens now; lock the one at the path.
             _close_held(fd, pid)
             fd = -1
-            fd, pid = _open_held(f"{path}.{_slot(name):016x}", flags)
-            fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+            fd, pid = _open_held(path, flags)
         yield
     finally:
         if fd >= 0:
             _close_held(fd, pid)  # releases the lock
+
+
+def _names(path: str, fd: int) -> bool:
+    """Whether ``path`` is still the file open as ``fd``."""
+    try:
+        at = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (at.st_ino, at.st_dev) == (held.st_ino, held.st_dev)
+
+
+def remove_lock_files(folder: str) -> bool:
+    """Remove the lock files of ``folder`` if nobody holds or waits for a lock in
+    them; whether none is left. Each is unlinked while this call holds all of it, and
+    :func:`file_lock` re-opens a lock file that was unlinked before it got its lock,
+    so no two holders ever lock two files of one name."""
+    import fcntl
+
+    try:
+        names = [n for n in os.listdir(folder) if n.startswith(LOCK_NAME)]
+    except OSError:
+        return True  # no folder: no lock files
+    whole = struct.pack(_FLOCK, fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0)  # length 0: all
+    left = False
+    for name in names:
+        path = os.path.join(folder, name)
+        try:
+            fd, pid = _open_held(path, os.O_RDWR | getattr(os, "O_CLOEXEC", 0))
+        except OSError:
+            continue  # removed meanwhile
+        try:
+            if name == LOCK_NAME and hasattr(fcntl, "F_OFD_SETLK"):
+                fcntl.fcntl(fd, fcntl.F_OFD_SETLK, whole)
+            else:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if _names(path, fd):
+                os.unlink(path)
+        except OSError:  # held (EAGAIN, EWOULDBLOCK), or not ours to remove
+            left = True
+        finally:
+            _close_held(fd, pid)
+    return not left
 
 
 @contextlib.contextmanager
