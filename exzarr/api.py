@@ -38,7 +38,7 @@ from exzarr.metadata import (
     normalize_dtype,
     normalize_shape,
 )
-from exzarr.storage._locks import LOCK_NAME
+from exzarr.storage._locks import remove_lock_files
 from exzarr.storage.base import Store, place
 from exzarr.storage.memory import MemoryStore
 from exzarr.storage.registry import open_store
@@ -371,10 +371,9 @@ def _remove_new_dirs(store: Store, new_dirs: list[str]) -> None:
     """Remove the folders a failed :func:`create` made (deepest first), where nothing
     but its own chunks' empty folders and lock file is left in them."""
     for folder in new_dirs:
-        for dirpath, _, files in os.walk(folder, topdown=False):
+        for dirpath, _, _ in os.walk(folder, topdown=False):
             try:
-                if LOCK_NAME in files:  # the lock file of this call's own lock
-                    os.unlink(os.path.join(dirpath, LOCK_NAME))
+                remove_lock_files(dirpath)  # this call's own, unless someone holds it now
                 os.rmdir(dirpath)
             except OSError:
                 pass  # not empty: something else was written there meanwhile
