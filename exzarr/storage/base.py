@@ -260,6 +260,8 @@ def storage_error(err: int | None, reason: str, doing: str,
         _errno.EACCES: "check the permissions of the store's files and folders",
         _errno.EPERM: "check the permissions of the store's files and folders",
         _errno.EIO: "the device reported an error: check the disk",
+        _errno.EFBIG: "the file would pass a size limit (ulimit -f, or the file system's): "
+                      "write less or raise the limit",
     }.get(err or 0, "")
     message = f"{doing} failed: {reason}" + (f"; {hint}" if hint else "")
     return StorageError(err, message, filename)
