@@ -331,7 +331,7 @@ def test_files_of_another_kind_are_named_as_such(tmp_path):
         exzarr.open(str(text), storage="sqlite")
     with pytest.raises(InvalidMetadataError, match="a directory, not a database file"):
         exzarr.open(str(folder), storage="sqlite")
-    with pytest.raises(MetadataNotFoundError, match="is a directory, not a zip store"):
+    with pytest.raises(InvalidMetadataError, match="it is a folder: open a directory store"):
         exzarr.open(str(folder), storage="zip")
     notzip = tmp_path / "x.zip"
     notzip.write_text("text")

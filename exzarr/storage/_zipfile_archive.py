@@ -195,7 +195,7 @@ def special_kind(mode: int) -> str | None:
     if stat.S_ISREG(mode):
         return None
     if stat.S_ISDIR(mode):
-        return "it is a folder"
+        return "it is a folder: open a directory store with storage='filesystem'"
     if stat.S_ISFIFO(mode):
         return "it is a FIFO, not a regular file"
     if stat.S_ISSOCK(mode):
