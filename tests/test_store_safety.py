@@ -16,6 +16,7 @@ import pytest
 import exzarr
 from exzarr.errors import (ExZarrError, InvalidKeyError, LockNotSupportedError, StorageError)
 from exzarr.storage import DirectoryStore, MemoryStore, SQLiteStore
+from tests.mounts import remount_ro, tmpfs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -407,22 +408,8 @@ def test_sqlite_full_sync_when_fsync_is_on(tmp_path):
 @pytest.fixture
 def small_tmpfs(tmp_path):
     """A 1 MiB tmpfs at tmp_path/m, unmounted afterwards (skips where mounting is refused)."""
-    mnt = tmp_path / "m"
-    mnt.mkdir()
-    run = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)],
-                         capture_output=True, text=True)
-    if run.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {run.stderr.strip()}")
-    try:
+    with tmpfs(tmp_path / "m", "1m") as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
-
-
-def _remount_ro(mnt) -> None:
-    run = subprocess.run(["mount", "-o", "remount,ro", str(mnt)], capture_output=True, text=True)
-    if run.returncode != 0:
-        pytest.skip(f"cannot remount read-only here: {run.stderr.strip()}")
 
 
 # -- point 3: I/O failures as StorageError ----------------------------------------------------
@@ -634,7 +621,7 @@ def test_stores_on_a_read_only_mount(small_tmpfs):
     s[:] = np.arange(16)
     s.store.close()
     assert sorted(os.listdir(small_tmpfs)) == ["d", "s.db"]  # no -wal, -shm: closed
-    _remount_ro(small_tmpfs)
+    remount_ro(small_tmpfs)
     np.testing.assert_array_equal(exzarr.open(str(small_tmpfs / "d"), mode="r")[:], np.arange(16))
     np.testing.assert_array_equal(
         exzarr.open(str(small_tmpfs / "s.db"), mode="r", storage="sqlite")[:], np.arange(16))

@@ -7,7 +7,6 @@ runs 100).
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import random
@@ -25,6 +24,7 @@ import pytest
 import exzarr
 from exzarr import errors
 from exzarr.storage import ZipStore
+from tests.mounts import remount_ro, tmpfs
 
 ROOT = Path(__file__).resolve().parent.parent
 CRASH_RUNS = int(os.environ.get("EXZARR_CRASH_RUNS", "5"))
@@ -195,22 +195,6 @@ def test_zip_readers_see_whole_commits_while_a_writer_works(tmp_path):
 
 
 # -- full disks and file size limits ------------------------------------------------------
-@contextlib.contextmanager
-def _tmpfs(where: Path, size: str):
-    where.mkdir()
-    try:
-        r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
-                           capture_output=True, text=True)
-    except FileNotFoundError:
-        pytest.skip("no mount command: cannot make a small file system for this test")
-    if r.returncode != 0:
-        pytest.skip(f"mounting a tmpfs is not allowed here ({r.stderr.strip()})")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
-
-
 def _committed(path: Path, n: int, size: int) -> dict[str, bytes]:
     data = {f"c/{j}": os.urandom(size) for j in range(n)}
     with ZipStore(path, "w") as s:
@@ -220,7 +204,7 @@ def _committed(path: Path, n: int, size: int) -> dict[str, bytes]:
 
 
 def test_zip_full_disk_raises_storage_error_and_keeps_the_archive(tmp_path):
-    with _tmpfs(tmp_path / "mnt", "1m") as mnt:
+    with tmpfs(tmp_path / "mnt", "1m") as mnt:
         path = mnt / "a.zip"
         data = _committed(path, 4, 64 << 10)
         s = ZipStore(path, "a")
@@ -243,7 +227,7 @@ def test_zip_full_disk_raises_storage_error_and_keeps_the_archive(tmp_path):
 
 
 def test_zip_no_room_for_the_copy_then_room_again(tmp_path):
-    with _tmpfs(tmp_path / "mnt", "1m") as mnt:
+    with tmpfs(tmp_path / "mnt", "1m") as mnt:
         filler = mnt / "filler"
         filler.write_bytes(b"f" * (400 << 10))
         path = mnt / "a.zip"
@@ -321,14 +305,12 @@ def test_zip_file_size_limit_keeps_the_archive(tmp_path):
 
 # -- read-only media ------------------------------------------------------------------------
 def test_zip_on_a_read_only_mount_reads_and_refuses_writes(tmp_path):
-    with _tmpfs(tmp_path / "mnt", "4m") as mnt:
+    with tmpfs(tmp_path / "mnt", "4m") as mnt:
         path = str(mnt / "a.zip")
         a = exzarr.create(shape=(64,), chunks=(16,), dtype="i4", storage="zip", path=path)
         a[...] = np.arange(64)
         a.store.close()
-        r = subprocess.run(["mount", "-o", "remount,ro", str(mnt)], capture_output=True, text=True)
-        if r.returncode != 0:
-            pytest.skip(f"remounting read-only is not allowed here ({r.stderr.strip()})")
+        remount_ro(mnt)
         np.testing.assert_array_equal(exzarr.open(path, mode="r", storage="zip")[...], np.arange(64))
         s = ZipStore(path, "a")
         with pytest.raises(errors.StorageError) as exc:
