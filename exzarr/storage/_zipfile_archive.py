@@ -98,6 +98,12 @@ class Snapshot:
         self._spans[info.filename] = span
         return span
 
+    def locate(self, fd: int, info: zipfile.ZipInfo) -> Any:
+        """Where member ``info`` is read from: a span of ``fd`` to pread, or its bytes
+        read through zipfile (a compressed member)."""
+        span = self.span(fd, info)
+        return self.zf.read(info) if span is None else span
+
     def plan(self, keys: list[str]) -> tuple[int, list[Any]]:
         """A descriptor of this archive (the caller closes it) and, per key, None
         (absent), bytes (read through zipfile) or a span to pread."""
@@ -109,8 +115,7 @@ class Snapshot:
                 if info is None:
                     out.append(None)
                     continue
-                span = self.span(fd, info)
-                out.append(self.zf.read(info) if span is None else span)
+                out.append(self.locate(fd, info))
             return fd, out
         except BaseException:
             os.close(fd)

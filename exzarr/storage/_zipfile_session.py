@@ -142,8 +142,7 @@ class Session:
                     plan.append(None)
                 elif isinstance(entry, zipfile.ZipInfo):  # at the same offset in the copy
                     assert base is not None
-                    span = base.span(fd, entry)
-                    plan.append(base.zf.read(entry) if span is None else span)
+                    plan.append(base.locate(fd, entry))
                 else:
                     member, data_at = entry
                     plan.append((data_at, member.size, member.crc))
