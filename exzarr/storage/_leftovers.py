@@ -12,7 +12,9 @@ from typing import Any
 #: made it (a writer on another host, whose life this host cannot see).
 LEFTOVER_AGE = 3600.0
 
-_PREFIX, _SUFFIX = ".tmp-", ".partial"
+#: How every temporary file name starts and ends: ``.tmp-{tag}[...].partial`` (the
+#: directory store's chunk files, the zip store's archives).
+TEMP_PREFIX, TEMP_SUFFIX = ".tmp-", ".partial"
 _host: tuple[int, str] | None = None  # (pid it was computed in, identity)
 
 
@@ -46,7 +48,7 @@ def temp_tag(counter: Any) -> str:
 
 def is_temp_name(name: str) -> bool:
     """Whether ``name`` is a temporary chunk file's."""
-    return name.startswith(_PREFIX) and name.endswith(_SUFFIX)
+    return name.startswith(TEMP_PREFIX) and name.endswith(TEMP_SUFFIX)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -63,7 +65,7 @@ def is_leftover(folder: str, name: str, now: float) -> bool:
     """Whether the temporary file ``name`` in ``folder`` is safe to remove: made by a
     process of this host that is dead, or unchanged for :data:`LEFTOVER_AGE` seconds.
     A live writer's file is neither (its pid is alive, and it is being written)."""
-    fields = name[len(_PREFIX):].split("-")
+    fields = name[len(TEMP_PREFIX):].split("-")
     if len(fields) >= 3 and fields[0] == host_id() and fields[1].isdigit():
         if not _pid_alive(int(fields[1])):
             return True
@@ -77,7 +79,7 @@ def is_leftover(folder: str, name: str, now: float) -> bool:
 def sweep_folder(folder: str) -> int:
     """Remove the leftover temporary files in ``folder`` (not below it); how many."""
     try:
-        names = [n for n in os.listdir(folder) if n.startswith(_PREFIX)]
+        names = [n for n in os.listdir(folder) if n.startswith(TEMP_PREFIX)]
     except OSError:
         return 0  # missing, or not ours to read: nothing to do
     removed = 0

@@ -16,7 +16,8 @@ import time
 import zipfile
 from typing import Any
 
-from exzarr.storage._leftovers import LEFTOVER_AGE, is_leftover, temp_tag
+from exzarr.storage._leftovers import (LEFTOVER_AGE, TEMP_PREFIX, TEMP_SUFFIX, is_leftover,
+                                       temp_tag)
 from exzarr.storage._locks import folder_lock
 from exzarr.storage._zipfile_archive import Snapshot, copy_range, pwrite_all, read_planned
 from exzarr.storage._zipfile_format import central_directory, from_zipinfo, record_size, stored_member
@@ -31,14 +32,15 @@ def temp_name(path: str) -> str:
     """A new temporary archive's path beside ``path``: ``.tmp-{tag}.{name}.partial``,
     the tag being the one temporary chunk files have (see ``_leftovers.temp_tag``)."""
     folder, name = os.path.split(path)
-    return os.path.join(folder, f".tmp-{temp_tag(_counter)}.{name}.partial")
+    return os.path.join(folder, f"{TEMP_PREFIX}{temp_tag(_counter)}.{name}{TEMP_SUFFIX}")
 
 
 def _temp_of(entry: str, name: str) -> bool:
     """Whether ``entry`` is a temporary archive of the archive ``name``."""
-    if not (entry.startswith(".tmp-") and entry.endswith(f".{name}.partial")):
+    end = f".{name}{TEMP_SUFFIX}"
+    if not (entry.startswith(TEMP_PREFIX) and entry.endswith(end)):
         return False
-    tag = entry[len(".tmp-"):-len(f".{name}.partial")]
+    tag = entry[len(TEMP_PREFIX):-len(end)]
     return tag != "" and "." not in tag
 
 

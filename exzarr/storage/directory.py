@@ -12,7 +12,8 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from exzarr.storage._leftovers import is_leftover, is_temp_name, sweep_folder, temp_tag
+from exzarr.storage._leftovers import (TEMP_PREFIX, TEMP_SUFFIX, is_leftover, is_temp_name,
+                                       sweep_folder, temp_tag)
 from exzarr.storage._locks import LOCK_NAME, file_lock
 from exzarr.storage.base import (Store, all_plain, check_key, make_folders, storage_error,
                                  sync_folder)
@@ -36,7 +37,7 @@ def _sync_wanted() -> bool:
 def _not_data(name: str) -> bool:
     """Whether a file name is one of the store's own (temporary chunk files, lock
     files), never a key."""
-    return name.startswith((".tmp-", LOCK_NAME))
+    return name.startswith((TEMP_PREFIX, LOCK_NAME))
 
 
 class DirectoryStore(Store):
@@ -106,14 +107,15 @@ class DirectoryStore(Store):
         fit too. Built in one pass: a full-array write of 4,096 chunks spends its
         Python time here.
         """
-        enc, errors, sep, tag = _FS_ENCODING, _FS_ERRORS, os.sep, self._temp_tag()
+        enc, errors, sep = _FS_ENCODING, _FS_ERRORS, os.sep
+        head, tail = f"{TEMP_PREFIX}{self._temp_tag()}-", TEMP_SUFFIX
         paths = self._file_path_list(keys)
         try:
             folders = self._make_dirs(paths)
         except OSError as exc:
             raise self._error(exc, "making the folders of a write") from exc
         return ([p.encode(enc, errors) for p in paths],
-                [f"{f}{sep}.tmp-{tag}-{i}.partial".encode(enc, errors)
+                [f"{f}{sep}{head}{i}{tail}".encode(enc, errors)
                  for i, f in enumerate(folders)])
 
     def forget_dirs(self) -> None:
@@ -225,7 +227,7 @@ class DirectoryStore(Store):
             if folder not in self._made_dirs:
                 self._new_folders([folder])
             # A name unique to this write: no two writers share it.
-            tmp = os.path.join(folder, f".tmp-{self._temp_tag()}.partial")
+            tmp = os.path.join(folder, f"{TEMP_PREFIX}{self._temp_tag()}{TEMP_SUFFIX}")
             try:
                 fd = os.open(tmp, _WRITE_FLAGS, 0o666)
             except FileNotFoundError:  # the directory was removed behind our back
