@@ -554,25 +554,10 @@ def open(  # noqa: A001 - the original's name
             raise MetadataNotFoundError(
                 f"{path!s} holds a Zarr group, not an array; open it with exzarr.open_group()")
         raise MetadataNotFoundError(f"{path!s} exists but has no .zarray: it is not a Zarr array")
-    array = Array(store, inner, meta=_read_meta(store, prefix + ZARRAY), read_only=(mode == "r"),
+    array = Array(store, inner, read_only=(mode == "r"),
                   write_empty_chunks=write_empty_chunks, cache_bytes=cache_bytes, lock=lock)
     len(array.attrs)  # a malformed .zattrs is refused at open, as a malformed .zarray is
     return array
-
-
-def _read_meta(store: Store, key: str) -> ArrayMeta:
-    """The ``.zarray`` at ``key``; a malformed one raises the InvalidMetadataError (or
-    its subclass) that names the store, the document and the field."""
-    doc = getattr(store, "get_document", lambda key: None)(key)
-    try:
-        if doc is not None:
-            return ArrayMeta.from_json(doc)
-        raw = store.get(key)
-        if raw is None:
-            raise MetadataNotFoundError(f"no array at {key!r} in {store!r}")
-        return ArrayMeta.decode(raw)
-    except InvalidMetadataError as exc:
-        raise type(exc)(f"{key} in {store!r}: {exc}") from None
 
 
 _OPEN_ONLY = ("write_empty_chunks", "cache_bytes", "lock")
