@@ -18,7 +18,6 @@ from exzarr.errors import (
     ExZarrError,
     InvalidArgumentError,
     InvalidFilterConfigError,
-    InvalidMetadataError,
     MetadataNotFoundError,
     PathNotFoundError,
     ShapeRequiredError,
