@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dbm.dumb
 import os
+import threading
 from typing import Any
 
 from exzarr.codecs import Codec
@@ -37,7 +38,11 @@ class XorCodec(Codec):
 
 
 class DbmStore(Store):
-    """Keys and values in a ``dbm.dumb`` database file."""
+    """Keys and values in a ``dbm.dumb`` database file.
+
+    exzarr calls a store from its worker threads at once, and dbm.dumb is not
+    thread-safe (two writers append at the same offset): every call holds a lock.
+    """
 
     backend = "dbm-demo"
 
@@ -45,23 +50,29 @@ class DbmStore(Store):
         super().__init__(read_only=read_only)
         self.path = os.fspath(path)
         self._db = dbm.dumb.open(self.path, "r" if read_only else "c")
+        self._lock = threading.Lock()
 
     def get(self, key: str) -> bytes | None:
-        try:
-            return self._db[key.encode()]
-        except KeyError:
-            return None
+        with self._lock:
+            try:
+                return self._db[key.encode()]
+            except KeyError:
+                return None
 
     def set(self, key: str, value: bytes) -> None:
         self._check_writable()
-        self._db[key.encode()] = bytes(value)
+        with self._lock:
+            self._db[key.encode()] = bytes(value)
 
     def delete(self, key: str) -> None:
         self._check_writable()
-        self._db.pop(key.encode(), None)
+        with self._lock:
+            self._db.pop(key.encode(), None)
 
     def list_prefix(self, prefix: str):
-        return iter(sorted(k.decode() for k in self._db.keys() if k.decode().startswith(prefix)))
+        with self._lock:
+            keys = [k.decode() for k in self._db.keys()]
+        return iter(sorted(k for k in keys if k.startswith(prefix)))
 
     def exists(self) -> bool:
         return os.path.exists(self.path + ".dat")
